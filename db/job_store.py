@@ -1,0 +1,403 @@
+"""The job store: the one owner of every job state change (enqueue, claim, heartbeat, finish, ...)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import Connection, Engine, Row, Table, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from db.engine import SQLITE_BEGIN_OPTION
+from db.errors import DatabaseUnavailable, InvalidTransition, JobNotFound, LeaseLost
+from db.models import Job, JobStatus, TranscriptRow
+from db.values import JobOptions, JobRecord, RetryPolicy
+from worker.transcript import Transcript
+
+LEASE_S = 60.0
+DEFAULT_MAX_ATTEMPTS = 3
+# Identity of a path that does not exist (yet): its job is recorded and fails with a readable reason.
+MISSING_SIZE = -1
+MISSING_MTIME_NS = -1
+
+JOBS = cast(Table, Job.__table__)
+TRANSCRIPTS = cast(Table, TranscriptRow.__table__)
+
+
+def _record(row: Row[Any]) -> JobRecord:
+    return JobRecord.from_row(row._mapping)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def file_identity(path: str | os.PathLike[str]) -> tuple[str, int, int]:
+    """The resolved path (symlinks followed) with size and mtime; a missing path gets -1, -1."""
+    resolved = Path(path).expanduser().resolve()
+    try:
+        stat = resolved.stat()
+    except OSError:
+        return str(resolved), MISSING_SIZE, MISSING_MTIME_NS
+    return str(resolved), stat.st_size, stat.st_mtime_ns
+
+
+class JobStore:
+    """Every statement that changes a job lives here; callers get JobRecord values back."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        lease_s: float = LEASE_S,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        retry_policy: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.lease = timedelta(seconds=lease_s)
+        self.max_attempts = max_attempts
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.clock = clock
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+                with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            raise DatabaseUnavailable(str(exc.orig).strip() or "database error") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise DatabaseUnavailable(str(exc.orig).strip() or "database error") from exc
+
+    @staticmethod
+    def _locked_job(conn: Connection, job_id: int) -> Row[Any]:
+        row = conn.execute(select(JOBS).where(JOBS.c.id == job_id).with_for_update()).first()
+        if row is None:
+            raise JobNotFound(job_id)
+        return row
+
+    # -- enqueue ------------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        path: str | os.PathLike[str],
+        options: JobOptions,
+        origin: str,
+        *,
+        max_attempts: int | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """Record a job for a file; the same unchanged file gives back its existing job (created=False)."""
+        source_path, size, mtime_ns = file_identity(path)
+        identity = (
+            (JOBS.c.source_path == source_path)
+            & (JOBS.c.source_size == size)
+            & (JOBS.c.source_mtime_ns == mtime_ns)
+        )
+        now = self.clock()
+        values = {
+            "source_path": source_path,
+            "source_size": size,
+            "source_mtime_ns": mtime_ns,
+            "origin": origin,
+            "options": options.model_dump(mode="json"),
+            "status": JobStatus.QUEUED.value,
+            "attempts": 0,
+            "max_attempts": max_attempts or self.max_attempts,
+            "run_after": now,
+            "progress": 0.0,
+            "outputs": [],
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            with self._write() as conn:
+                existing = conn.execute(select(JOBS).where(identity)).first()
+                if existing is not None:
+                    return _record(existing), False
+                row = conn.execute(insert(JOBS).values(values).returning(*JOBS.c)).one()
+                return _record(row), True
+        except IntegrityError:
+            # Another enqueuer recorded the same file between our check and our insert.
+            with self._read() as conn:
+                row = conn.execute(select(JOBS).where(identity)).one()
+                return _record(row), False
+
+    # -- the worker's side --------------------------------------------------------------------
+
+    def claim(self, worker_id: str) -> JobRecord | None:
+        """Take the oldest due job with a lease, or None. The attempt number is its fencing token."""
+        now = self.clock()
+        due = (
+            select(JOBS.c.id)
+            .where(JOBS.c.status == JobStatus.QUEUED.value, JOBS.c.run_after <= now)
+            .order_by(JOBS.c.run_after, JOBS.c.id)
+            .limit(1)
+            # PostgreSQL: concurrent claimers skip each other's rows. SQLite renders no FOR UPDATE;
+            # there BEGIN IMMEDIATE (see _write) serialises claimers instead.
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        claim = (
+            update(JOBS)
+            .where(JOBS.c.id == due, JOBS.c.status == JobStatus.QUEUED.value)
+            .values(
+                status=JobStatus.RUNNING.value,
+                attempts=JOBS.c.attempts + 1,
+                worker_id=worker_id,
+                lease_expires_at=now + self.lease,
+                progress=0.0,
+                started_at=now,
+                finished_at=None,
+                updated_at=now,
+            )
+            .returning(*JOBS.c)
+        )
+        with self._write() as conn:
+            row = conn.execute(claim).first()
+        return _record(row) if row is not None else None
+
+    def heartbeat(self, job_id: int, attempt: int, progress: float | None = None) -> bool:
+        """Extend the lease (and record progress); False when the attempt is no longer current."""
+        now = self.clock()
+        values: dict[str, Any] = {"lease_expires_at": now + self.lease, "updated_at": now}
+        if progress is not None:
+            values["progress"] = min(max(progress, 0.0), 1.0)
+        with self._write() as conn:
+            result = conn.execute(
+                update(JOBS)
+                .where(
+                    JOBS.c.id == job_id,
+                    JOBS.c.attempts == attempt,
+                    JOBS.c.status == JobStatus.RUNNING.value,
+                )
+                .values(values)
+            )
+        return result.rowcount == 1
+
+    def complete(
+        self,
+        job_id: int,
+        attempt: int,
+        transcript: Transcript,
+        publish: Callable[[], Sequence[str | os.PathLike[str]]] = tuple,
+    ) -> JobRecord:
+        """Mark the job done and store its transcript, fenced by the attempt.
+
+        `publish` makes the output files visible (renames them into place). It runs while this
+        attempt holds the job's row, so a worker that lost its lease never overwrites a file either.
+        """
+        now = self.clock()
+        with self._write() as conn:
+            row = self._current_attempt(conn, job_id, attempt)
+            outputs = [str(p) for p in publish()]
+            conn.execute(delete(TRANSCRIPTS).where(TRANSCRIPTS.c.job_id == job_id))
+            conn.execute(
+                insert(TRANSCRIPTS).values(
+                    job_id=job_id,
+                    language=transcript.language,
+                    language_probability=transcript.language_probability,
+                    duration=transcript.duration,
+                    text=transcript.text,
+                    segments=transcript.segments_as_dicts(),
+                    created_at=now,
+                )
+            )
+            row = conn.execute(
+                update(JOBS)
+                .where(JOBS.c.id == row.id)
+                .values(
+                    status=JobStatus.DONE.value,
+                    progress=1.0,
+                    error=None,
+                    outputs=outputs,
+                    worker_id=None,
+                    lease_expires_at=None,
+                    finished_at=now,
+                    updated_at=now,
+                )
+                .returning(*JOBS.c)
+            ).one()
+        return _record(row)
+
+    def fail(self, job_id: int, attempt: int, error: str, *, retryable: bool = True) -> JobRecord:
+        """Record a failed attempt: back to the queue after a backoff, or failed for good."""
+        with self._write() as conn:
+            row = self._current_attempt(conn, job_id, attempt)
+            return self._record_failure(conn, row, error, retryable=retryable)
+
+    def release(self, job_id: int, attempt: int) -> JobRecord:
+        """Hand a running job back untouched (shutdown): queued again, due now."""
+        now = self.clock()
+        with self._write() as conn:
+            row = self._current_attempt(conn, job_id, attempt)
+            row = conn.execute(
+                update(JOBS)
+                .where(JOBS.c.id == row.id)
+                # A handed-back attempt is not a failed one: it does not use up the allowance.
+                .values(
+                    status=JobStatus.QUEUED.value,
+                    max_attempts=JOBS.c.max_attempts + 1,
+                    run_after=now,
+                    worker_id=None,
+                    lease_expires_at=None,
+                    progress=0.0,
+                    updated_at=now,
+                )
+                .returning(*JOBS.c)
+            ).one()
+        return _record(row)
+
+    def _current_attempt(self, conn: Connection, job_id: int, attempt: int) -> Row[Any]:
+        row = self._locked_job(conn, job_id)
+        if row.attempts != attempt or row.status != JobStatus.RUNNING.value:
+            raise LeaseLost(job_id, attempt)
+        return row
+
+    def _record_failure(
+        self, conn: Connection, row: Row[Any], error: str, *, retryable: bool
+    ) -> JobRecord:
+        now = self.clock()
+        next_run = (
+            self.retry_policy.next_run(row.attempts, row.max_attempts, now) if retryable else None
+        )
+        values: dict[str, Any] = {
+            "error": error,
+            "worker_id": None,
+            "lease_expires_at": None,
+            "updated_at": now,
+        }
+        if next_run is None:
+            values.update(status=JobStatus.FAILED.value, finished_at=now)
+        else:
+            values.update(status=JobStatus.QUEUED.value, run_after=next_run, progress=0.0)
+        updated = conn.execute(
+            update(JOBS).where(JOBS.c.id == row.id).values(values).returning(*JOBS.c)
+        ).one()
+        return _record(updated)
+
+    # -- operators and the scheduler ----------------------------------------------------------
+
+    def recover_expired(self) -> list[JobRecord]:
+        """Running jobs whose lease ran out (worker or machine gone): a failed attempt each."""
+        now = self.clock()
+        with self._write() as conn:
+            expired = conn.execute(
+                select(JOBS)
+                .where(
+                    JOBS.c.status == JobStatus.RUNNING.value,
+                    JOBS.c.lease_expires_at < now,
+                )
+                .order_by(JOBS.c.id)
+                .with_for_update(skip_locked=True)
+            ).all()
+            return [
+                self._record_failure(
+                    conn,
+                    row,
+                    f"lease expired: worker {row.worker_id} stopped answering",
+                    retryable=True,
+                )
+                for row in expired
+            ]
+
+    def cancel(self, job_id: int) -> JobRecord:
+        """Cancel a queued or running job; a running worker sees it at its next heartbeat."""
+        now = self.clock()
+        with self._write() as conn:
+            row = self._locked_job(conn, job_id)
+            if row.status == JobStatus.CANCELLED.value:
+                return _record(row)
+            if row.status not in (JobStatus.QUEUED.value, JobStatus.RUNNING.value):
+                raise InvalidTransition(
+                    f"job {job_id} is {row.status}; only queued or running jobs can be cancelled"
+                )
+            row = conn.execute(
+                update(JOBS)
+                .where(JOBS.c.id == job_id)
+                .values(
+                    status=JobStatus.CANCELLED.value,
+                    worker_id=None,
+                    lease_expires_at=None,
+                    finished_at=now,
+                    updated_at=now,
+                )
+                .returning(*JOBS.c)
+            ).one()
+        return _record(row)
+
+    def retry(self, job_id: int) -> JobRecord:
+        """Queue a failed or cancelled job again, with a fresh allowance of attempts."""
+        now = self.clock()
+        with self._write() as conn:
+            row = self._locked_job(conn, job_id)
+            if row.status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
+                raise InvalidTransition(
+                    f"job {job_id} is {row.status}; only failed or cancelled jobs can be retried"
+                )
+            row = conn.execute(
+                update(JOBS)
+                .where(JOBS.c.id == job_id)
+                .values(
+                    status=JobStatus.QUEUED.value,
+                    # Attempts keep counting (they fence late workers); the allowance starts over.
+                    max_attempts=row.attempts + self.max_attempts,
+                    run_after=now,
+                    error=None,
+                    progress=0.0,
+                    finished_at=None,
+                    updated_at=now,
+                )
+                .returning(*JOBS.c)
+            ).one()
+        return _record(row)
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> JobRecord:
+        with self._read() as conn:
+            row = conn.execute(select(JOBS).where(JOBS.c.id == job_id)).first()
+        if row is None:
+            raise JobNotFound(job_id)
+        return _record(row)
+
+    def get_many(self, job_ids: Sequence[int]) -> list[JobRecord]:
+        with self._read() as conn:
+            rows = conn.execute(select(JOBS).where(JOBS.c.id.in_(job_ids)).order_by(JOBS.c.id))
+            return [_record(row) for row in rows]
+
+    def recent(self, limit: int = 20, status: JobStatus | None = None) -> list[JobRecord]:
+        query = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(JOBS.c.status == status.value)
+        with self._read() as conn:
+            return [_record(row) for row in conn.execute(query)]
+
+    def transcript(self, job_id: int) -> Transcript | None:
+        with self._read() as conn:
+            row = conn.execute(select(TRANSCRIPTS).where(TRANSCRIPTS.c.job_id == job_id)).first()
+        if row is None:
+            return None
+        return Transcript.from_dict(
+            {
+                "language": row.language,
+                "language_probability": row.language_probability,
+                "duration": row.duration,
+                "segments": row.segments,
+            }
+        )

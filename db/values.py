@@ -1,0 +1,89 @@
+"""What the queue hands out: immutable job values, job options, and the retry policy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from db.models import JobStatus
+
+OUTPUT_FORMATS: tuple[str, ...] = ("txt", "srt", "vtt", "json", "tsv")
+DEFAULT_BEAM_SIZE = 5  # faster-whisper's own default
+RETRY_BASE_DELAY_S = 30.0
+RETRY_MAX_DELAY_S = 3600.0
+
+
+class JobOptions(BaseModel):
+    """How one file is transcribed and where its transcripts go; stored with the job as JSON."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    language: str | None = Field(default=None, description="ISO code; None detects the language")
+    task: Literal["transcribe", "translate"] = "transcribe"
+    beam_size: int = Field(default=DEFAULT_BEAM_SIZE, ge=1, le=20)
+    vad_filter: bool = False
+    word_timestamps: bool = False
+    initial_prompt: str | None = None
+    formats: tuple[str, ...] = OUTPUT_FORMATS
+    output_dir: str | None = Field(default=None, description="None writes beside the source file")
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, formats: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [f for f in formats if f not in OUTPUT_FORMATS]
+        if unknown:
+            raise ValueError(
+                f"unknown format {', '.join(unknown)}; choose from {', '.join(OUTPUT_FORMATS)}"
+            )
+        if not formats:
+            raise ValueError("at least one output format is needed")
+        return tuple(dict.fromkeys(formats))
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: int
+    source_path: str
+    source_size: int
+    source_mtime_ns: int
+    origin: str
+    options: JobOptions
+    status: JobStatus
+    attempts: int
+    max_attempts: int
+    run_after: datetime
+    worker_id: str | None
+    lease_expires_at: datetime | None
+    progress: float
+    error: str | None
+    outputs: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
+        values = dict(row)
+        values["options"] = JobOptions.model_validate(values["options"])
+        values["status"] = JobStatus(values["status"])
+        values["outputs"] = tuple(values["outputs"] or ())
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff: attempt n failed -> wait base * 2**(n-1), capped; None means give up."""
+
+    base_delay_s: float = RETRY_BASE_DELAY_S
+    max_delay_s: float = RETRY_MAX_DELAY_S
+
+    def next_run(self, attempt: int, max_attempts: int, now: datetime) -> datetime | None:
+        if attempt >= max_attempts:
+            return None
+        delay = min(self.base_delay_s * 2 ** max(attempt - 1, 0), self.max_delay_s)
+        return now + timedelta(seconds=delay)

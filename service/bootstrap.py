@@ -1,0 +1,77 @@
+"""Turn settings into ready parts (database, store, model, layout), or one SettingError."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine as DbEngine
+
+from db.engine import check_connection, make_engine
+from db.errors import DatabaseUnavailable
+from db.job_store import JobStore
+from db.migrate import upgrade
+from service.settings import SettingError, Settings, usable_cores
+from worker.engine import (
+    ModelNotFound,
+    ModelSpec,
+    resolve_compute_type,
+    resolve_device,
+    resolve_model,
+)
+from worker.layout import Layout, default_layout
+from worker.process import WorkerConfig
+
+
+@dataclass(frozen=True)
+class Prepared:
+    settings: Settings
+    db: DbEngine
+    store: JobStore
+    model: ModelSpec
+    device: str
+    compute_type: str
+    layout: Layout
+
+    def worker_config(self) -> WorkerConfig:
+        return WorkerConfig(
+            database_url=self.settings.database_url,
+            model=self.model,
+            device=self.device,
+            compute_type=self.compute_type,
+            threads=self.layout.threads_per_worker,
+            lease_s=self.settings.lease_s,
+            poll_interval_s=self.settings.poll_interval_s,
+            log_level=self.settings.log_level,
+        )
+
+
+def open_database(settings: Settings, *, migrate: bool = True) -> DbEngine:
+    """Connect (and upgrade the schema): an unreachable database is a SettingError."""
+    try:
+        db = make_engine(settings.database_url)
+        check_connection(db)
+        if migrate:
+            upgrade(db)
+    except DatabaseUnavailable as exc:
+        raise SettingError("database_url", str(exc)) from exc
+    return db
+
+
+def prepare(settings: Settings) -> Prepared:
+    try:
+        model = resolve_model(settings.model, settings.model_cache_dir)
+    except ModelNotFound as exc:
+        raise SettingError("model", str(exc)) from exc
+    db = open_database(settings)
+    device = resolve_device(settings.device)
+    layout = default_layout(device, usable_cores(), settings.workers, settings.threads_per_worker)
+    store = JobStore(db, lease_s=settings.lease_s, max_attempts=settings.max_attempts)
+    return Prepared(
+        settings=settings,
+        db=db,
+        store=store,
+        model=model,
+        device=device,
+        compute_type=resolve_compute_type(settings.compute_type, device),
+        layout=layout,
+    )

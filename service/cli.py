@@ -1,0 +1,205 @@
+"""The `whisper-transcriber` command. Each flag is a setting (see service/settings.py)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from db.errors import QueueError
+from service.bootstrap import open_database, prepare
+from service.settings import SettingError, Settings, load_settings
+
+app = typer.Typer(
+    name="whisper-transcriber",
+    help="Self-hosted speech-to-text: watch folders, a durable queue and faster-whisper workers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+# Each option's parameter name is the setting it sets; _settings(ctx) collects them from the context.
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.")]
+DatabaseOpt = Annotated[
+    str | None, typer.Option("--database-url", help="sqlite:///file.db or postgresql://...")
+]
+InboxOpt = Annotated[
+    list[Path] | None, typer.Option("--inbox", help="Folder to watch (repeatable).")
+]
+OutputDirOpt = Annotated[
+    Path | None, typer.Option("--output-dir", help="Write transcripts here, not beside sources.")
+]
+FormatsOpt = Annotated[
+    str | None, typer.Option("--formats", help="Comma list of txt,srt,vtt,json,tsv.")
+]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Worker processes.")]
+ThreadsOpt = Annotated[
+    int | None, typer.Option("--threads-per-worker", help="CPU threads per worker.")
+]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="'bundled', a size name, or a model folder.")
+]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")]
+ComputeOpt = Annotated[str | None, typer.Option("--compute-type", help="auto, int8, float16, ...")]
+HostOpt = Annotated[str | None, typer.Option("--host", help="Address to listen on.")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="Port to listen on.")]
+TimeoutOpt = Annotated[float | None, typer.Option("--job-timeout", help="Seconds one job may run.")]
+AttemptsOpt = Annotated[
+    int | None, typer.Option("--max-attempts", help="Attempts before a job fails.")
+]
+LanguageOpt = Annotated[
+    str | None, typer.Option("--language", help="Language code; default detects it.")
+]
+TaskOpt = Annotated[str | None, typer.Option("--task", help="transcribe or translate.")]
+VadOpt = Annotated[
+    bool | None, typer.Option("--vad-filter/--no-vad-filter", help="Skip silence (Silero VAD).")
+]
+WordsOpt = Annotated[
+    bool | None,
+    typer.Option("--word-timestamps/--no-word-timestamps", help="Word times in the json output."),
+]
+BeamOpt = Annotated[int | None, typer.Option("--beam-size", help="Beam size (default 5).")]
+PromptOpt = Annotated[
+    str | None, typer.Option("--initial-prompt", help="Text that primes the model.")
+]
+LogLevelOpt = Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, ...")]
+
+# Flag parameters whose name is not the setting's.
+PARAM_TO_SETTING = {"config": "config_file"}
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    """Settings from this command's flags over the environment and config file."""
+    params = ctx.params
+    overrides: dict[str, Any] = {}
+    for name, value in params.items():
+        setting = PARAM_TO_SETTING.get(name, name)
+        if setting in Settings.model_fields and value not in (None, [], ()):
+            overrides[setting] = value
+    settings = load_settings(**overrides)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s [%(name)s] %(message)s"
+    )
+    return settings
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    inboxes: InboxOpt = None,
+    output_dir: OutputDirOpt = None,
+    formats: FormatsOpt = None,
+    workers: WorkersOpt = None,
+    threads_per_worker: ThreadsOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    compute_type: ComputeOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    job_timeout: TimeoutOpt = None,
+    max_attempts: AttemptsOpt = None,
+    language: LanguageOpt = None,
+    task: TaskOpt = None,
+    vad_filter: VadOpt = None,
+    word_timestamps: WordsOpt = None,
+    beam_size: BeamOpt = None,
+    initial_prompt: PromptOpt = None,
+    log_level: LogLevelOpt = None,
+) -> None:
+    """Run the service: workers, inbox watcher, scheduler and HTTP API."""
+    from service.inboxes import ensure_inboxes
+    from service.runner import serve as run_service
+
+    settings = _settings(ctx)
+    ensure_inboxes(settings)
+    run_service(prepare(settings))
+
+
+@app.command()
+def transcribe(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Audio or video files.")],
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    output_dir: OutputDirOpt = None,
+    formats: FormatsOpt = None,
+    workers: WorkersOpt = None,
+    threads_per_worker: ThreadsOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    compute_type: ComputeOpt = None,
+    job_timeout: TimeoutOpt = None,
+    max_attempts: AttemptsOpt = None,
+    language: LanguageOpt = None,
+    task: TaskOpt = None,
+    vad_filter: VadOpt = None,
+    word_timestamps: WordsOpt = None,
+    beam_size: BeamOpt = None,
+    initial_prompt: PromptOpt = None,
+    log_level: LogLevelOpt = None,
+) -> None:
+    """Transcribe files through the queue and worker processes; wait and print where each went."""
+    from service.batch import run_until_finished, submit
+
+    prepared = prepare(_settings(ctx))
+    finished = run_until_finished(prepared, submit(prepared, files))
+    failed = 0
+    for job in finished:
+        if job.status.value == "done":
+            typer.echo(f"done    {job.source_path}")
+            for output in job.outputs:
+                typer.echo(f"        -> {output}")
+        else:
+            failed += 1
+            typer.echo(f"{job.status.value:<7} {job.source_path}: {job.error}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def jobs(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    limit: Annotated[int, typer.Option("--limit", help="How many, newest first.")] = 20,
+) -> None:
+    """Recent jobs as a table."""
+    from db.job_store import JobStore
+
+    settings = _settings(ctx)
+    store = JobStore(open_database(settings))
+    rows = store.recent(limit)
+    typer.echo(f"{'ID':>6}  {'STATUS':<9} {'TRIES':>5}  {'CREATED':<19}  SOURCE")
+    for job in rows:
+        created = job.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        line = f"{job.id:>6}  {job.status.value:<9} {job.attempts:>5}  {created:<19}  {job.source_path}"
+        if job.error:
+            line += f"  ({job.error})"
+        typer.echo(line)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
+    """Bring the database schema to the newest version."""
+    settings = _settings(ctx)
+    open_database(settings, migrate=True).dispose()
+    typer.echo("database is up to date")
+
+
+def main() -> None:
+    """Console entry point: a bad setting or an unreachable database is one line, not a traceback."""
+    try:
+        app()
+    except SettingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except QueueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

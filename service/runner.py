@@ -1,0 +1,71 @@
+"""`serve`: the worker pool, the inbox watcher, the scheduler and the HTTP API in one command."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import uvicorn
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from api.app import create_app
+from api.app_context import ApiContext
+from db.job_store import JobStore
+from db.values import JobOptions
+from service.bootstrap import Prepared
+from watcher.inbox import InboxWatcher
+from worker.pool import WorkerPool
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_from_inbox(store: JobStore, options: JobOptions, inbox: Path, path: Path) -> None:
+    job, created = store.enqueue(path, options, origin=f"inbox:{inbox.name}")
+    if created:
+        log.info("job %s: queued %s", job.id, path)
+
+
+def serve(prepared: Prepared) -> None:
+    settings = prepared.settings
+    store = prepared.store
+    options = settings.job_options()
+    inboxes = [inbox.resolve() for inbox in settings.inboxes]
+
+    recovered = store.recover_expired()
+    if recovered:
+        log.info(
+            "recovered %s job(s) whose lease expired while the service was down", len(recovered)
+        )
+
+    pool = WorkerPool(prepared.worker_config(), prepared.layout.workers)
+    watcher = InboxWatcher(
+        inboxes,
+        lambda path: enqueue_from_inbox(store, options, _inbox_of(path, inboxes), path),
+        settle_s=settings.settle_s,
+    )
+    scheduler = BackgroundScheduler()
+    scheduler.add_job(
+        store.recover_expired, "interval", seconds=max(settings.lease_s / 2, 1.0), id="leases"
+    )
+    app = create_app(ApiContext(store=store, default_options=options, allowed_roots=inboxes))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+        )
+    )
+    pool.start()
+    try:
+        watcher.start()
+        scheduler.start()
+        server.run()  # returns on SIGINT or SIGTERM
+    finally:
+        log.info("shutting down")
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        watcher.stop()
+        pool.stop()
+        prepared.db.dispose()
+
+
+def _inbox_of(path: Path, inboxes: list[Path]) -> Path:
+    return next((inbox for inbox in inboxes if path.is_relative_to(inbox)), inboxes[0])

@@ -1,0 +1,232 @@
+"""Every setting of the service, in one place: defaults < config file < environment < flags.
+
+Environment variables carry the prefix WHISPER_TRANSCRIBER_ (WHISPER_TRANSCRIBER_DATABASE_URL, ...).
+The optional config file is TOML with the same names as keys (database_url = "..."); it is named by
+--config or WHISPER_TRANSCRIBER_CONFIG_FILE. Read in entry points only: everything below them takes
+plain arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from db.values import DEFAULT_BEAM_SIZE, OUTPUT_FORMATS, JobOptions
+
+ENV_PREFIX = "WHISPER_TRANSCRIBER_"
+DEFAULT_DATABASE_URL = "sqlite:///./data/whisper-transcriber.db"
+DEFAULT_INBOX = Path("inbox")
+# whisper-asr-webservice's port, so that clients such as Bazarr find us where they expect it.
+DEFAULT_PORT = 9000
+
+ComputeType = Literal[
+    "auto",
+    "default",
+    "int8",
+    "int8_float16",
+    "int8_float32",
+    "int8_bfloat16",
+    "int16",
+    "float16",
+    "bfloat16",
+    "float32",
+]
+
+
+class SettingError(Exception):
+    """A setting that stops start-up; the message names the setting and how to set it."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        self.setting = setting
+        super().__init__(f"setting {setting} ({describe_setting(setting)}): {message}")
+
+
+def describe_setting(name: str) -> str:
+    flag = FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+    return f"{flag} or {ENV_PREFIX}{name.upper()}"
+
+
+# Flags whose name differs from the setting's.
+FLAG_NAMES = {"inboxes": "--inbox", "config_file": "--config"}
+
+
+def _split_list(value: Any) -> Any:
+    """Lists from the environment or a flag come as 'a,b,c' (JSON lists are accepted too)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", env_ignore_empty=True, validate_default=True
+    )
+
+    config_file: Path | None = Field(default=None, description="TOML file with settings")
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL: sqlite:///path/to/file.db or postgresql://user@host/db",
+    )
+    inboxes: Annotated[list[Path], NoDecode] = Field(
+        default=[DEFAULT_INBOX], description="Folders watched for new audio and video files"
+    )
+    output_dir: Path | None = Field(
+        default=None, description="Folder for transcripts; unset writes them beside the source"
+    )
+    formats: Annotated[list[str], NoDecode] = Field(
+        default=list(OUTPUT_FORMATS), description="Transcript formats: txt, srt, vtt, json, tsv"
+    )
+    workers: int | None = Field(
+        default=None, ge=1, description="Worker processes; unset chooses from the machine"
+    )
+    threads_per_worker: int | None = Field(
+        default=None, ge=1, description="CPU threads of each worker; unset chooses from the machine"
+    )
+    model: str = Field(
+        default="bundled",
+        description="'bundled' (tiny.en, offline), a faster-whisper size name, or a CTranslate2 folder",
+    )
+    model_cache_dir: Path = Field(
+        default=Path("data/models"), description="Where faster-whisper size names are downloaded"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto, cpu or cuda")
+    compute_type: ComputeType = Field(
+        default="auto", description="CTranslate2 compute type; auto is int8 on CPU, float16 on GPU"
+    )
+    host: str = Field(default="127.0.0.1", description="Address the HTTP API listens on")
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="Port of the HTTP API")
+    job_timeout: float = Field(default=3600.0, gt=0, description="Seconds one job may run")
+    max_attempts: int = Field(default=3, ge=1, description="Attempts before a job is failed")
+    lease_s: float = Field(
+        default=60.0, gt=0, description="Seconds a claim lasts without a heartbeat"
+    )
+    poll_interval_s: float = Field(
+        default=1.0, gt=0, description="Seconds an idle worker waits between looks at the queue"
+    )
+    settle_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds a file's size and mtime must hold before it is taken",
+    )
+    language: str | None = Field(default=None, description="Language code; unset detects it")
+    task: Literal["transcribe", "translate"] = Field(default="transcribe")
+    beam_size: int = Field(default=DEFAULT_BEAM_SIZE, ge=1, le=20)
+    vad_filter: bool = Field(default=False, description="Skip silence with Silero VAD")
+    word_timestamps: bool = Field(default=False, description="Word-level times in the json output")
+    initial_prompt: str | None = Field(default=None)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+
+    @field_validator("inboxes", mode="before")
+    @classmethod
+    def _split_inboxes(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("formats", mode="before")
+    @classmethod
+    def _split_formats(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, formats: list[str]) -> list[str]:
+        normalized = [f.lower() for f in formats]
+        unknown = [f for f in normalized if f not in OUTPUT_FORMATS]
+        if unknown:
+            raise ValueError(
+                f"unknown format {', '.join(repr(f) for f in unknown)}; "
+                f"choose from {', '.join(OUTPUT_FORMATS)}"
+            )
+        if not normalized:
+            raise ValueError("at least one format is needed")
+        return list(dict.fromkeys(normalized))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            _ConfigFileSource(settings_cls, init_settings, env_settings),
+        )
+
+    def job_options(self) -> JobOptions:
+        """The options a job gets when its submitter says nothing else."""
+        return JobOptions(
+            language=self.language,
+            task=self.task,
+            beam_size=self.beam_size,
+            vad_filter=self.vad_filter,
+            word_timestamps=self.word_timestamps,
+            initial_prompt=self.initial_prompt,
+            formats=tuple(self.formats),
+            output_dir=str(self.output_dir.resolve()) if self.output_dir else None,
+        )
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """The TOML file named by the config_file setting (itself from a flag or the environment)."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        *locators: PydanticBaseSettingsSource,
+    ) -> None:
+        super().__init__(settings_cls)
+        self.locators = locators
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the whole file at once
+
+    def __call__(self) -> dict[str, Any]:
+        path = next(
+            (src().get("config_file") for src in self.locators if src().get("config_file")), None
+        )
+        if path is None:
+            return {}
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise SettingError("config_file", f"no such file: {path}")
+        try:
+            values: dict[str, Any] = TomlConfigSettingsSource(self.settings_cls, toml_file=path)()
+        except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
+            raise SettingError("config_file", f"{path} is not valid TOML: {exc}") from exc
+        return values
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from flags (overrides), environment and config file; SettingError when one is bad."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "?"
+        message = first["msg"].removeprefix("Value error, ")
+        if first.get("input") is not None and first["type"] not in ("value_error",):
+            message = f"{message} (got {first['input']!r})"
+        raise SettingError(name, message) from exc
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -1,0 +1,303 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from worker.outputs import FORMATS, output_paths, render, stage_outputs
+from worker.transcript import Segment, Transcript, Word
+
+TRANSCRIPT = Transcript(
+    language="en",
+    language_probability=0.98,
+    duration=5.2,
+    segments=(
+        Segment(
+            id=0,
+            start=0.0,
+            end=2.5,
+            text=" Hello world.",
+            words=(Word(0.0, 1.0, " Hello", 0.9), Word(1.0, 2.5, " world.", 0.8)),
+        ),
+        Segment(id=1, start=2.5, end=5.123, text=" Goodbye."),
+    ),
+)
+
+EXPECTED = {
+    "txt": "Hello world.\nGoodbye.\n",
+    "srt": (
+        "1\n00:00:00,000 --> 00:00:02,500\nHello world.\n\n"
+        "2\n00:00:02,500 --> 00:00:05,123\nGoodbye.\n\n"
+    ),
+    "vtt": (
+        "WEBVTT\n\n"
+        "00:00:00.000 --> 00:00:02.500\nHello world.\n\n"
+        "00:00:02.500 --> 00:00:05.123\nGoodbye.\n\n"
+    ),
+    "tsv": "start\tend\ttext\n0\t2500\tHello world.\n2500\t5123\tGoodbye.\n",
+    "json": """{
+  "text": "Hello world. Goodbye.",
+  "language": "en",
+  "language_probability": 0.98,
+  "duration": 5.2,
+  "segments": [
+    {
+      "id": 0,
+      "start": 0.0,
+      "end": 2.5,
+      "text": " Hello world.",
+      "words": [
+        {
+          "start": 0.0,
+          "end": 1.0,
+          "word": " Hello",
+          "probability": 0.9
+        },
+        {
+          "start": 1.0,
+          "end": 2.5,
+          "word": " world.",
+          "probability": 0.8
+        }
+      ]
+    },
+    {
+      "id": 1,
+      "start": 2.5,
+      "end": 5.123,
+      "text": " Goodbye."
+    }
+  ]
+}""",
+}
+
+UNICODE = Transcript(
+    language="de",
+    language_probability=0.5,
+    duration=2.0,
+    segments=(
+        Segment(
+            id=0,
+            start=0.0,
+            end=2.0,
+            text=" Grüße aus Köln, 世界 — café ✓",
+            words=(Word(0.0, 1.0, " Grüße", 0.75), Word(1.0, 2.0, " ✓", 0.25)),
+        ),
+    ),
+)
+
+
+def one_segment(start: float, end: float, text: str = " x") -> Transcript:
+    return Transcript("en", 1.0, end, (Segment(id=0, start=start, end=end, text=text),))
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_render_exact(fmt: str) -> None:
+    assert render(TRANSCRIPT, fmt) == EXPECTED[fmt]
+
+
+def test_formats_are_the_documented_ones() -> None:
+    assert FORMATS == ("txt", "srt", "vtt", "json", "tsv")
+    assert set(EXPECTED) == set(FORMATS)
+
+
+def test_render_unknown_format() -> None:
+    with pytest.raises(ValueError, match="unknown output format 'docx'"):
+        render(TRANSCRIPT, "docx")
+
+
+def test_json_words_only_when_present_and_round_trips() -> None:
+    data = json.loads(render(TRANSCRIPT, "json"))
+    assert "words" in data["segments"][0]
+    assert "words" not in data["segments"][1]
+    assert Transcript.from_dict(data) == TRANSCRIPT
+
+
+def test_empty_transcript() -> None:
+    empty = Transcript("en", 1.0, 0.0)
+    assert render(empty, "txt") == ""
+    assert render(empty, "srt") == ""
+    assert render(empty, "vtt") == "WEBVTT\n\n"
+    assert render(empty, "tsv") == "start\tend\ttext\n"
+    assert json.loads(render(empty, "json"))["segments"] == []
+
+
+@pytest.mark.parametrize(
+    ("seconds", "srt", "vtt", "millis"),
+    [
+        (0.0, "00:00:00,000", "00:00:00.000", 0),
+        (0.001, "00:00:00,001", "00:00:00.001", 1),
+        (1.0004, "00:00:01,000", "00:00:01.000", 1000),
+        (1.0006, "00:00:01,001", "00:00:01.001", 1001),
+        (59.9999, "00:01:00,000", "00:01:00.000", 60000),
+        (3599.9994, "00:59:59,999", "00:59:59.999", 3599999),
+        (3599.9996, "01:00:00,000", "01:00:00.000", 3600000),
+        (3661.25, "01:01:01,250", "01:01:01.250", 3661250),
+        (360000.0, "100:00:00,000", "100:00:00.000", 360000000),
+    ],
+)
+def test_timestamp_rounding(seconds: float, srt: str, vtt: str, millis: int) -> None:
+    transcript = one_segment(seconds, seconds)
+    assert render(transcript, "srt") == f"1\n{srt} --> {srt}\nx\n\n"
+    assert render(transcript, "vtt") == f"WEBVTT\n\n{vtt} --> {vtt}\nx\n\n"
+    assert render(transcript, "tsv") == f"start\tend\ttext\n{millis}\t{millis}\tx\n"
+
+
+def test_negative_timestamp_is_rejected() -> None:
+    with pytest.raises(ValueError, match="negative timestamp"):
+        render(one_segment(-0.5, 1.0), "srt")
+
+
+def test_tsv_flattens_tabs_and_newlines() -> None:
+    transcript = one_segment(0.0, 1.0, " a\tb\nc\r\nd ")
+    assert render(transcript, "tsv") == "start\tend\ttext\n0\t1000\ta b c  d\n"
+
+
+def test_cue_text_cannot_fake_a_timing_line() -> None:
+    transcript = one_segment(0.0, 1.0, " go --> there ")
+    assert render(transcript, "srt").splitlines()[2] == "go -> there"
+    assert render(transcript, "vtt").splitlines()[3] == "go -> there"
+    assert render(transcript, "txt") == "go --> there\n"
+
+
+def test_output_paths_beside_source() -> None:
+    source = Path("/media/show/my.talk.mp3")
+    assert output_paths(source, ["txt", "srt"], None) == {
+        "txt": Path("/media/show/my.talk.txt"),
+        "srt": Path("/media/show/my.talk.srt"),
+    }
+
+
+def test_output_paths_in_output_dir() -> None:
+    source = Path("/media/show/my.talk.mp3")
+    paths = output_paths(source, FORMATS, Path("/out/x"))
+    assert list(paths) == list(FORMATS)
+    assert paths == {fmt: Path(f"/out/x/my.talk.{fmt}") for fmt in FORMATS}
+
+
+def test_output_paths_rejects_unknown_format_and_overwriting_the_source() -> None:
+    with pytest.raises(ValueError, match="unknown output format 'mp3'"):
+        output_paths(Path("talk.wav"), ["txt", "mp3"], None)
+    with pytest.raises(ValueError, match="would overwrite its source"):
+        output_paths(Path("/media/notes.txt"), ["txt"], None)
+    with pytest.raises(ValueError, match="would overwrite its source"):
+        output_paths(Path("/media/notes.json"), ["json"], Path("/media"))
+
+
+def test_stage_then_publish(tmp_path: Path) -> None:
+    source = tmp_path / "talk.mp3"
+    source.write_bytes(b"audio")
+    staged = stage_outputs(TRANSCRIPT, source, ["srt", "txt", "json"], None)
+
+    # Nothing visible yet: only hidden temporaries beside the source.
+    names = files_in(tmp_path)
+    assert "talk.srt" not in names
+    assert len(names) == 4
+    for fmt in ("srt", "txt", "json"):
+        temporary = staged.temporaries[fmt]
+        assert temporary.parent == tmp_path
+        assert temporary.name.startswith(f".talk.{fmt}.")
+        assert temporary.name.endswith(".tmp")
+
+    published = staged.publish()
+
+    assert published == [tmp_path / "talk.srt", tmp_path / "talk.txt", tmp_path / "talk.json"]
+    assert files_in(tmp_path) == ["talk.json", "talk.mp3", "talk.srt", "talk.txt"]
+    for path, fmt in zip(published, ("srt", "txt", "json"), strict=True):
+        assert path.read_bytes() == EXPECTED[fmt].encode("utf-8")
+    assert staged.temporaries == {}
+    staged.discard()  # harmless after publish
+    assert files_in(tmp_path) == ["talk.json", "talk.mp3", "talk.srt", "talk.txt"]
+
+
+def test_published_files_get_the_usual_mode(tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    reference.write_text("x")
+    [path] = stage_outputs(TRANSCRIPT, tmp_path / "talk.mp3", ["txt"], None).publish()
+    assert path.stat().st_mode == reference.stat().st_mode
+
+
+def test_stage_into_new_output_dir_replaces_existing_files(tmp_path: Path) -> None:
+    output_dir = tmp_path / "a" / "b"
+    staged = stage_outputs(TRANSCRIPT, tmp_path / "talk.flac", FORMATS, output_dir)
+    assert output_dir.is_dir()
+    (output_dir / "talk.txt").write_text("old")  # an earlier run's output is replaced
+    staged.publish()
+    assert files_in(output_dir) == sorted(f"talk.{fmt}" for fmt in FORMATS)
+    assert (output_dir / "talk.txt").read_text(encoding="utf-8") == EXPECTED["txt"]
+
+
+def test_stage_then_discard_leaves_nothing(tmp_path: Path) -> None:
+    staged = stage_outputs(TRANSCRIPT, tmp_path / "talk.mp3", FORMATS, tmp_path / "out")
+    assert len(files_in(tmp_path / "out")) == len(FORMATS)
+    staged.discard()
+    assert files_in(tmp_path / "out") == []
+    staged.discard()
+    assert files_in(tmp_path / "out") == []
+    with pytest.raises(RuntimeError, match="already published or discarded"):
+        staged.publish()
+    assert files_in(tmp_path / "out") == []
+
+
+def test_unknown_format_fails_before_writing(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown output format"):
+        stage_outputs(TRANSCRIPT, tmp_path / "talk.mp3", ["txt", "pdf"], tmp_path / "out")
+    assert files_in(tmp_path) == []
+
+
+def test_output_dir_that_is_a_file_fails_cleanly(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "out"
+    not_a_dir.write_text("in the way")
+    with pytest.raises(OSError, match="out"):
+        stage_outputs(TRANSCRIPT, tmp_path / "talk.mp3", FORMATS, not_a_dir)
+    assert files_in(tmp_path) == ["out"]
+    assert not_a_dir.read_text() == "in the way"
+
+
+def test_failure_midway_removes_written_temporaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_fsync = os.fsync
+    calls: list[int] = []
+
+    def failing_fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="No space left"):
+        stage_outputs(TRANSCRIPT, tmp_path / "talk.mp3", FORMATS, tmp_path)
+    assert len(calls) == 3
+    assert files_in(tmp_path) == []
+
+
+def test_failed_publish_removes_remaining_temporaries(tmp_path: Path) -> None:
+    (tmp_path / "talk.srt").mkdir()  # the srt cannot be moved onto a folder
+    staged = stage_outputs(TRANSCRIPT, tmp_path / "talk.mp3", ["txt", "srt", "vtt"], None)
+    with pytest.raises(OSError, match=r"talk\.srt"):
+        staged.publish()
+    # txt came first and is published; srt and vtt are gone, temporaries included.
+    assert files_in(tmp_path) == ["talk.srt", "talk.txt"]
+    assert files_in(tmp_path / "talk.srt") == []
+    assert staged.temporaries == {}
+
+
+def test_unicode_round_trips(tmp_path: Path) -> None:
+    published = stage_outputs(UNICODE, tmp_path / "köln.ogg", FORMATS, None).publish()
+    assert [p.name for p in published] == [f"köln.{fmt}" for fmt in FORMATS]
+    for path, fmt in zip(published, FORMATS, strict=True):
+        raw = path.read_bytes()
+        assert b"\r" not in raw
+        assert raw.decode("utf-8") == render(UNICODE, fmt)
+    assert (tmp_path / "köln.txt").read_text(encoding="utf-8") == "Grüße aus Köln, 世界 — café ✓\n"
+    json_text = (tmp_path / "köln.json").read_text(encoding="utf-8")
+    assert "世界" in json_text  # not \u-escaped
+    assert Transcript.from_dict(json.loads(json_text)) == UNICODE

