@@ -186,7 +186,9 @@ def jobs(
 
 
 @db_app.command("upgrade")
-def db_upgrade(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
+def db_upgrade(
+    ctx: typer.Context, config: ConfigOpt = None, database_url: DatabaseOpt = None
+) -> None:
     """Bring the database schema to the newest version."""
     settings = _settings(ctx)
     open_database(settings, migrate=True).dispose()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -53,6 +56,7 @@ def serve(prepared: Prepared) -> None:
             app, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
         )
     )
+    _install_stop_handlers(pool)
     pool.start()
     try:
         watcher.start()
@@ -65,6 +69,24 @@ def serve(prepared: Prepared) -> None:
         watcher.stop()
         pool.stop()
         prepared.db.dispose()
+
+
+def _install_stop_handlers(pool: WorkerPool) -> None:
+    """uvicorn handles the first SIGINT/SIGTERM, then re-raises it to the handler found before it:
+    this one, which lets the graceful shutdown below run. A second signal ends everything at once."""
+    signalled: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if signalled:
+            log.warning(
+                "second signal: stopping now; running jobs return to the queue on next start"
+            )
+            pool.kill()
+            os._exit(1)
+        signalled.append(signum)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
 
 
 def _inbox_of(path: Path, inboxes: list[Path]) -> Path:

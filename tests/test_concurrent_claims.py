@@ -17,7 +17,9 @@ BATCH = 200
 EMPTY = Transcript(language="en", language_probability=1.0, duration=1.0)
 
 
-def claim_until_empty(database_url: str, name: str, start: Barrier, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def claim_until_empty(
+    database_url: str, name: str, start: Barrier, results: multiprocessing.Queue
+) -> None:  # type: ignore[type-arg]
     engine = make_engine(database_url)
     store = JobStore(engine)
     claimed = []
@@ -32,7 +34,8 @@ def claim_until_empty(database_url: str, name: str, start: Barrier, results: mul
 def test_concurrent_claimers_take_each_job_exactly_once(database_url: str, tmp_path: Path) -> None:
     store = JobStore(make_engine(database_url))
     ids = {
-        store.enqueue(tmp_path / f"file-{n:03}.wav", JobOptions(), "test")[0].id for n in range(BATCH)
+        store.enqueue(tmp_path / f"file-{n:03}.wav", JobOptions(), "test")[0].id
+        for n in range(BATCH)
     }
     assert len(ids) == BATCH
 

@@ -95,7 +95,9 @@ def test_missing_file_is_recorded_for_its_worker_to_fail(store: JobStore, tmp_pa
     assert created and job.source_size == MISSING_SIZE
 
 
-def test_claim_takes_oldest_with_a_lease(timed_store: JobStore, clock: Clock, tmp_path: Path) -> None:
+def test_claim_takes_oldest_with_a_lease(
+    timed_store: JobStore, clock: Clock, tmp_path: Path
+) -> None:
     first, _ = timed_store.enqueue(make_file(tmp_path, "1.wav"), OPTIONS, "cli")
     clock.advance(1)
     second, _ = timed_store.enqueue(make_file(tmp_path, "2.wav"), OPTIONS, "cli")
@@ -174,7 +176,9 @@ def test_publish_failure_rolls_back_completion(store: JobStore, tmp_path: Path) 
     assert store.transcript(job.id) is None
 
 
-def test_failures_back_off_then_give_up(timed_store: JobStore, clock: Clock, tmp_path: Path) -> None:
+def test_failures_back_off_then_give_up(
+    timed_store: JobStore, clock: Clock, tmp_path: Path
+) -> None:
     timed_store.enqueue(make_file(tmp_path, "a.wav"), OPTIONS, "cli")
     delays = []
     for attempt in (1, 2):

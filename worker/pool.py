@@ -42,6 +42,11 @@ class WorkerPool:
     def exit_codes(self) -> list[int | None]:
         return [process.exitcode for process in self._processes]
 
+    def kill(self) -> None:
+        for process in self._processes:
+            if process.is_alive():
+                process.kill()
+
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """Stop claiming; wait up to grace_s for jobs in hand, then terminate the rest."""
         self._stop.set()

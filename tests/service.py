@@ -1,0 +1,72 @@
+"""A real `whisper-transcriber serve` in a subprocess, for end-to-end tests."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.cli import COMMAND, clean_env
+from tests.waiting import wait_until
+
+START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Service:
+    def __init__(self, process: subprocess.Popen[str], port: int, log: Path) -> None:
+        self.process = process
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.client = httpx.Client(base_url=self.base_url, timeout=10)
+        self.log = log
+
+    def healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"service exited early:\n{self.log.read_text()}")
+        try:
+            return self.client.get("/health").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(STOP_TIMEOUT_S)
+        self.client.close()
+        return code
+
+
+@contextmanager
+def running_service(
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None
+) -> Iterator[Service]:
+    port = free_port()
+    log = cwd / "service.log"
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            [COMMAND, "serve", "--port", str(port), *map(str, args)],
+            cwd=cwd,
+            env=env or clean_env(),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    service = Service(process, port, log)
+    try:
+        wait_until(service.healthy, START_TIMEOUT_S, "the service to answer /health")
+        yield service
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,0 +1,94 @@
+"""`whisper-transcriber serve` end to end: inbox, HTTP API, worker processes, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tests.cli import clean_env
+from tests.conftest import FIXTURES
+from tests.service import running_service
+from tests.waiting import wait_until
+
+JOB_TIMEOUT_S = 120
+CHUNK = 16 * 1024
+
+
+def write_in_chunks(source: Path, target: Path) -> None:
+    with target.open("wb") as out:
+        data = source.read_bytes()
+        for start in range(0, len(data), CHUNK):
+            out.write(data[start : start + CHUNK])
+            out.flush()
+
+
+def test_file_dropped_into_inbox_is_transcribed(
+    database_url: str, tmp_path: Path, expected_speech: dict[str, dict[str, object]]
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    source = FIXTURES / "speech_b.flac"
+    with running_service("--database-url", database_url, "--inbox", inbox, cwd=tmp_path) as service:
+        write_in_chunks(source, inbox / source.name)
+        (inbox / "partial.wav.part").write_bytes(b"not yet")
+        srt = inbox / "speech_b.srt"
+        wait_until(srt.exists, JOB_TIMEOUT_S, "the inbox file's transcript")
+        keywords = expected_speech[source.name]["keywords"]
+        assert isinstance(keywords, list)
+        text = srt.read_text().lower()
+        assert all(keyword in text for keyword in keywords), text
+        for fmt in ("txt", "vtt", "json", "tsv"):
+            assert (inbox / f"speech_b.{fmt}").exists()
+        assert service.stop() == 0
+    assert not (inbox / "partial.srt").exists()
+
+
+def test_transcribe_by_server_path(database_url: str, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    outside = tmp_path / "private"
+    outside.mkdir()
+    shutil.copy(FIXTURES / "speech_a.wav", outside / "secret.wav")
+    (inbox / "escape.wav").symlink_to(outside / "secret.wav")
+    target = inbox / "talk.wav"
+    shutil.copy(FIXTURES / "speech_a.wav", target)
+    # A long settle time keeps the watcher out of the way: the API is what is tested here.
+    env = clean_env(WHISPER_TRANSCRIBER_SETTLE_S="600")
+    with running_service(
+        "--database-url", database_url, "--inbox", inbox, "--formats", "txt,json",
+        cwd=tmp_path, env=env,
+    ) as service:  # fmt: skip
+        client = service.client
+        created = client.post("/transcribe", json={"path": str(target), "language": "en"})
+        assert created.status_code == 202, created.text
+        job = created.json()
+        assert job["status"] == "queued" and job["id"] > 0
+        assert created.headers["location"] == f"/jobs/{job['id']}"
+        assert job["options"]["language"] == "en"
+
+        again = client.post("/transcribe", json={"path": str(target)})
+        assert again.status_code == 200 and again.json()["id"] == job["id"]
+
+        for path, status in [
+            (str(outside / "secret.wav"), 403),
+            (f"{inbox}/../private/secret.wav", 403),
+            (str(inbox / "escape.wav"), 403),
+            (str(inbox / "nope.wav"), 404),
+        ]:
+            response = client.post("/transcribe", json={"path": path})
+            assert response.status_code == status, (path, response.text)
+        assert client.post("/transcribe", json={"nopath": 1}).status_code == 422
+        assert client.post("/transcribe", content=b"{not json").status_code == 422
+
+        def finished() -> dict[str, object] | None:
+            current: dict[str, object] = client.get(f"/jobs/{job['id']}").json()
+            return current if current["status"] in ("done", "failed") else None
+
+        final = wait_until(finished, JOB_TIMEOUT_S, "the submitted job to finish")
+        assert final["status"] == "done", final
+        assert final["outputs"] == [str(inbox / "talk.txt"), str(inbox / "talk.json")]
+        data = json.loads((inbox / "talk.json").read_text())
+        assert "museum" in data["text"].lower()
+        assert client.get("/jobs/999999").status_code == 404
+        assert service.stop() == 0
