@@ -85,6 +85,8 @@ def _settings(ctx: typer.Context) -> Settings:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s [%(name)s] %(message)s"
     )
+    if settings.log_level != "DEBUG":  # migration chatter on every start says nothing useful
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     return settings
 
 

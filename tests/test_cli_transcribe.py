@@ -107,3 +107,16 @@ def test_db_upgrade_command(database_url: str, tmp_path: Path) -> None:
     result = run_cli("db", "upgrade", "--database-url", database_url, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "up to date" in result.stdout
+
+
+def test_word_timestamps_appear_in_json_when_asked(tmp_path: Path) -> None:
+    [source, *_] = copy_fixtures(tmp_path / "media")
+    result = run_cli(
+        "transcribe", source, "--formats", "json", "--word-timestamps", "--language", "en",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(source.with_suffix(".json").read_text())
+    words = [word for segment in data["segments"] for word in segment["words"]]
+    assert "museum" in "".join(word["word"] for word in words).lower()
+    assert all(word["start"] <= word["end"] for word in words)

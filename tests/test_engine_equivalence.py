@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import ctranslate2
 import pytest
 from faster_whisper import WhisperModel
 
@@ -14,7 +15,7 @@ from service.batch import run_until_finished
 from service.bootstrap import prepare
 from service.settings import load_settings
 from tests.conftest import FIXTURES
-from worker.engine import resolve_model, transcribe_kwargs
+from worker.engine import SAMPLING_SEED, resolve_model, transcribe_kwargs
 from worker.transcript import Transcript
 
 OPTION_SETS: list[dict[str, Any]] = [
@@ -32,6 +33,7 @@ def direct_model() -> WhisperModel:
 
 
 def direct(model: WhisperModel, path: Path, options: JobOptions) -> list[dict[str, Any]]:
+    ctranslate2.set_random_seed(SAMPLING_SEED)  # as the engine does before every job
     segments, _info = model.transcribe(str(path), **transcribe_kwargs(options))
     return [
         {

@@ -12,6 +12,9 @@ from db.values import JobOptions
 from worker.transcript import Segment, Transcript, Word
 
 BUNDLED_MODEL = "bundled"
+# faster-whisper falls back to sampling when a window decodes badly; a fixed seed per job makes the
+# transcript of a file the same whichever worker runs it and whatever it ran before.
+SAMPLING_SEED = 0
 # Files a CTranslate2 Whisper model folder must hold.
 MODEL_FILES = ("model.bin", "config.json")
 
@@ -118,6 +121,9 @@ class Engine:
     ) -> Transcript:
         check_source(path)
         import av.error
+        import ctranslate2
+
+        ctranslate2.set_random_seed(SAMPLING_SEED)
 
         try:
             segments_iter, info = self.model.transcribe(path, **transcribe_kwargs(options))
