@@ -67,6 +67,28 @@ def running_service(
         wait_until(service.healthy, START_TIMEOUT_S, "the service to answer /health")
         yield service
     finally:
+        service.client.close()
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def children_of(pid: int) -> list[int]:
+    """Live child processes of pid, read from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 from pathlib import Path
 
 from tests.cli import clean_env
 from tests.conftest import FIXTURES
-from tests.service import running_service
+from tests.service import children_of, is_alive, running_service
 from tests.waiting import wait_until
 
 JOB_TIMEOUT_S = 120
@@ -92,3 +93,20 @@ def test_transcribe_by_server_path(database_url: str, tmp_path: Path) -> None:
         assert "museum" in data["text"].lower()
         assert client.get("/jobs/999999").status_code == 404
         assert service.stop() == 0
+
+
+def test_workers_exit_when_the_service_is_killed(sqlite_url: str, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    with running_service("--database-url", sqlite_url, "--inbox", inbox, cwd=tmp_path) as service:
+        pid = service.process.pid
+        workers = wait_until(
+            lambda: len(children_of(pid)) >= 2 and children_of(pid), 30, "the worker processes"
+        )
+        service.process.send_signal(signal.SIGKILL)
+        service.process.wait()
+        wait_until(
+            lambda: not any(is_alive(worker) for worker in workers),
+            30,
+            "orphaned workers to notice their parent is gone",
+        )

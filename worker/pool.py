@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import time
 from multiprocessing.context import SpawnProcess
 
@@ -29,7 +30,7 @@ class WorkerPool:
         for index in range(self.size):
             process = self._context.Process(
                 target=worker_main,
-                args=(self.config, self._stop),
+                args=(self.config, self._stop, os.getpid()),
                 name=f"worker-{index + 1}",
             )
             process.start()

@@ -36,8 +36,8 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def worker_main(config: WorkerConfig, stop: Event) -> None:
-    """Entry point of a spawned worker process."""
+def worker_main(config: WorkerConfig, stop: Event, parent_pid: int) -> None:
+    """Entry point of a spawned worker process; it exits when stop is set or its parent is gone."""
     # Ctrl-C reaches the whole process group; the parent decides how workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
@@ -56,6 +56,9 @@ def worker_main(config: WorkerConfig, stop: Event) -> None:
     )
     try:
         while not stop.is_set():
+            if os.getppid() != parent_pid:  # the service died without stopping us (kill -9)
+                log.warning("worker %s: parent process is gone; exiting", me)
+                break
             try:
                 job = store.claim(me)
             except QueueError as exc:
