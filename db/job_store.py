@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Row, Table, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Table, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from db.engine import SQLITE_BEGIN_OPTION
@@ -19,6 +19,8 @@ from db.values import JobOptions, JobRecord, RetryPolicy
 from worker.transcript import Transcript
 
 LEASE_S = 60.0
+# PostgreSQL channel on which every newly due job is announced (NOTIFY is sent on commit).
+NOTIFY_CHANNEL = "whisper_transcriber_jobs"
 DEFAULT_MAX_ATTEMPTS = 3
 # Identity of a path that does not exist (yet): its job is recorded and fails with a readable reason.
 MISSING_SIZE = -1
@@ -63,6 +65,22 @@ class JobStore:
         self.max_attempts = max_attempts
         self.retry_policy = retry_policy or RetryPolicy()
         self.clock = clock
+        self._wake_listeners: list[Callable[[], None]] = []
+
+    # -- waking idle workers ------------------------------------------------------------------
+
+    def add_wake_listener(self, listener: Callable[[], None]) -> None:
+        """Called (in this process) after a job became due now: enqueue, retry, hand-back."""
+        self._wake_listeners.append(listener)
+
+    def _announce(self, conn: Connection) -> None:
+        """Tell other processes' listeners, on commit. SQLite has no such channel: they poll."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+    def _wake(self) -> None:
+        for listener in self._wake_listeners:
+            listener()
 
     # -- transactions -------------------------------------------------------------------------
 
@@ -131,7 +149,9 @@ class JobStore:
                 if existing is not None:
                     return _record(existing), False
                 row = conn.execute(insert(JOBS).values(values).returning(*JOBS.c)).one()
-                return _record(row), True
+                self._announce(conn)
+            self._wake()
+            return _record(row), True
         except IntegrityError:
             # Another enqueuer recorded the same file between our check and our insert.
             with self._read() as conn:
@@ -261,6 +281,8 @@ class JobStore:
                 )
                 .returning(*JOBS.c)
             ).one()
+            self._announce(conn)
+        self._wake()
         return _record(row)
 
     def _current_attempt(self, conn: Connection, job_id: int, attempt: int) -> Row[Any]:
@@ -365,6 +387,8 @@ class JobStore:
                 )
                 .returning(*JOBS.c)
             ).one()
+            self._announce(conn)
+        self._wake()
         return _record(row)
 
     # -- queries ------------------------------------------------------------------------------
@@ -380,6 +404,23 @@ class JobStore:
         with self._read() as conn:
             rows = conn.execute(select(JOBS).where(JOBS.c.id.in_(job_ids)).order_by(JOBS.c.id))
             return [_record(row) for row in rows]
+
+    def running(self) -> list[JobRecord]:
+        query = select(JOBS).where(JOBS.c.status == JobStatus.RUNNING.value).order_by(JOBS.c.id)
+        with self._read() as conn:
+            return [_record(row) for row in conn.execute(query)]
+
+    def next_due(self) -> datetime | None:
+        """When the earliest queued job becomes due (now or later); None when none is queued."""
+        query = (
+            select(JOBS.c.run_after)
+            .where(JOBS.c.status == JobStatus.QUEUED.value)
+            .order_by(JOBS.c.run_after)
+            .limit(1)
+        )
+        with self._read() as conn:
+            due: datetime | None = conn.execute(query).scalar()
+        return due
 
     def recent(self, limit: int = 20, status: JobStatus | None = None) -> list[JobRecord]:
         query = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from db.models import JobStatus
 from db.values import JobRecord
 from service.bootstrap import Prepared
-from worker.pool import WorkerPool
+from worker.supervisor import PoolFailed, hand_back_orphans
 
-WAIT_POLL_S = 0.2
+# How often the waiting command looks at its jobs when nothing woke it.
+WAIT_POLL_S = 0.5
 
 
 def submit(prepared: Prepared, files: Sequence[Path]) -> list[JobRecord]:
     """Queue each file; an unchanged file already done keeps its job, a failed one is tried again."""
     store = prepared.store
+    hand_back_orphans(store)
     jobs = []
     for file in files:
         job, _created = store.enqueue(file, prepared.settings.job_options(), origin="cli")
@@ -27,22 +29,23 @@ def submit(prepared: Prepared, files: Sequence[Path]) -> list[JobRecord]:
 
 
 def run_until_finished(prepared: Prepared, jobs: list[JobRecord]) -> list[JobRecord]:
-    """Run a worker pool until every job is final; returns the final records in order."""
-    pending = [job for job in jobs if not job.status.is_final]
-    if not pending:
+    """Run a supervised worker pool until every job is final; the final records, in order."""
+    if all(job.status.is_final for job in jobs):
         return jobs
-    size = min(prepared.layout.workers, len(pending))
-    pool = WorkerPool(prepared.worker_config(), size)
+    pending = sum(1 for job in jobs if not job.status.is_final)
+    changed = threading.Event()
+    pool = prepared.worker_pool(
+        size=min(prepared.layout.workers, pending), on_failure=lambda _reason: changed.set()
+    )
     pool.start()
+    ids = [job.id for job in jobs]
     try:
-        ids = [job.id for job in jobs]
         while True:
-            current = prepared.store.get_many(ids)
-            if all(job.status.is_final for job in current):
-                by_id = {job.id: job for job in current}
-                return [by_id[job_id] for job_id in ids]
-            if pool.alive() == 0:
-                raise RuntimeError(f"every worker process exited (exit codes {pool.exit_codes()})")
-            time.sleep(WAIT_POLL_S)
+            current = {job.id: job for job in prepared.store.get_many(ids)}
+            if all(job.status.is_final for job in current.values()):
+                return [current[job_id] for job_id in ids]
+            if pool.failure is not None:
+                raise PoolFailed(pool.failure)
+            changed.wait(WAIT_POLL_S)
     finally:
-        pool.stop()
+        pool.stop(prepared.settings.shutdown_grace_s)

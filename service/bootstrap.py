@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine as DbEngine
@@ -10,6 +11,7 @@ from db.engine import check_connection, make_engine
 from db.errors import DatabaseUnavailable
 from db.job_store import JobStore
 from db.migrate import upgrade
+from db.values import RetryPolicy
 from service.settings import SettingError, Settings, usable_cores
 from worker.engine import (
     ModelNotFound,
@@ -20,6 +22,7 @@ from worker.engine import (
 )
 from worker.layout import Layout, default_layout
 from worker.process import WorkerConfig
+from worker.supervisor import WorkerPool
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,24 @@ class Prepared:
             threads=self.layout.threads_per_worker,
             lease_s=self.settings.lease_s,
             poll_interval_s=self.settings.poll_interval_s,
+            retry_policy=retry_policy(self.settings),
             log_level=self.settings.log_level,
         )
+
+    def worker_pool(
+        self, size: int | None = None, on_failure: Callable[[str], None] | None = None
+    ) -> WorkerPool:
+        return WorkerPool(
+            self.worker_config(),
+            size or self.layout.workers,
+            self.store,
+            job_timeout_s=self.settings.job_timeout,
+            on_failure=on_failure,
+        )
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(base_delay_s=settings.retry_delay_s, max_delay_s=settings.retry_max_delay_s)
 
 
 def open_database(settings: Settings, *, migrate: bool = True) -> DbEngine:
@@ -65,7 +84,12 @@ def prepare(settings: Settings) -> Prepared:
     db = open_database(settings)
     device = resolve_device(settings.device)
     layout = default_layout(device, usable_cores(), settings.workers, settings.threads_per_worker)
-    store = JobStore(db, lease_s=settings.lease_s, max_attempts=settings.max_attempts)
+    store = JobStore(
+        db,
+        lease_s=settings.lease_s,
+        max_attempts=settings.max_attempts,
+        retry_policy=retry_policy(settings),
+    )
     return Prepared(
         settings=settings,
         db=db,

@@ -12,6 +12,7 @@ import typer
 from db.errors import QueueError
 from service.bootstrap import open_database, prepare
 from service.settings import SettingError, Settings, load_settings
+from worker.supervisor import PoolFailed
 
 app = typer.Typer(
     name="whisper-transcriber",
@@ -204,6 +205,6 @@ def main() -> None:
     except SettingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except QueueError as exc:
+    except (QueueError, PoolFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -13,11 +13,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from api.app import create_app
 from api.app_context import ApiContext
+from db.announcements import JobAnnouncements, listens
 from db.job_store import JobStore
 from db.values import JobOptions
 from service.bootstrap import Prepared
 from watcher.inbox import InboxWatcher
-from worker.pool import WorkerPool
+from worker.supervisor import PoolFailed, WorkerPool, hand_back_orphans
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +30,37 @@ def enqueue_from_inbox(store: JobStore, options: JobOptions, inbox: Path, path: 
 
 
 def serve(prepared: Prepared) -> None:
+    """Run until SIGINT/SIGTERM; PoolFailed when the workers cannot run at all."""
     settings = prepared.settings
     store = prepared.store
     options = settings.job_options()
     inboxes = [inbox.resolve() for inbox in settings.inboxes]
 
-    recovered = store.recover_expired()
-    if recovered:
+    handed_back = hand_back_orphans(store)
+    if handed_back:
         log.info(
-            "recovered %s job(s) whose lease expired while the service was down", len(recovered)
+            "handed back %s job(s) left running by a previous run: %s",
+            len(handed_back),
+            handed_back,
         )
 
-    pool = WorkerPool(prepared.worker_config(), prepared.layout.workers)
+    app = create_app(ApiContext(store=store, default_options=options, allowed_roots=inboxes))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+        )
+    )
+
+    def on_pool_failure(_reason: str) -> None:
+        server.should_exit = True
+
+    pool = prepared.worker_pool(on_failure=on_pool_failure)
+    store.add_wake_listener(pool.wake)
+    announcements = (
+        JobAnnouncements(settings.database_url, pool.wake)
+        if listens(settings.database_url)
+        else None
+    )
     watcher = InboxWatcher(
         inboxes,
         lambda path: enqueue_from_inbox(store, options, _inbox_of(path, inboxes), path),
@@ -50,36 +70,36 @@ def serve(prepared: Prepared) -> None:
     scheduler.add_job(
         store.recover_expired, "interval", seconds=max(settings.lease_s / 2, 1.0), id="leases"
     )
-    app = create_app(ApiContext(store=store, default_options=options, allowed_roots=inboxes))
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
-        )
-    )
     _install_stop_handlers(pool)
     pool.start()
     try:
+        if announcements is not None:
+            announcements.start()
         watcher.start()
         scheduler.start()
-        server.run()  # returns on SIGINT or SIGTERM
+        server.run()  # returns on SIGINT or SIGTERM, or when the pool fails
     finally:
         log.info("shutting down")
         if scheduler.running:
             scheduler.shutdown(wait=False)
         watcher.stop()
-        pool.stop()
+        if announcements is not None:
+            announcements.stop()
+        pool.stop(settings.shutdown_grace_s)
         prepared.db.dispose()
+    if pool.failure is not None:
+        raise PoolFailed(pool.failure)
 
 
 def _install_stop_handlers(pool: WorkerPool) -> None:
     """uvicorn handles the first SIGINT/SIGTERM, then re-raises it to the handler found before it:
-    this one, which lets the graceful shutdown below run. A second signal ends everything at once."""
+    this one, which lets the graceful shutdown run. A second signal ends everything at once."""
     signalled: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if signalled:
             log.warning(
-                "second signal: stopping now; running jobs return to the queue on next start"
+                "second signal: stopping now; running jobs go back to the queue on next start"
             )
             pool.kill()
             os._exit(1)

@@ -117,8 +117,17 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="Seconds a claim lasts without a heartbeat"
     )
     poll_interval_s: float = Field(
-        default=1.0, gt=0, description="Seconds an idle worker waits between looks at the queue"
+        default=5.0,
+        gt=0,
+        description="Fallback: seconds an idle worker waits before looking at the queue unprompted",
     )
+    shutdown_grace_s: float = Field(
+        default=30.0, ge=0, description="Seconds running jobs get to finish on SIGTERM"
+    )
+    retry_delay_s: float = Field(
+        default=30.0, ge=0, description="Backoff before the second attempt; doubles each time"
+    )
+    retry_max_delay_s: float = Field(default=3600.0, ge=0, description="Longest backoff")
     settle_s: float = Field(
         default=2.0,
         ge=0,

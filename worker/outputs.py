@@ -21,9 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from db.values import OUTPUT_FORMATS
 from worker.transcript import Segment, Transcript
 
-FORMATS: tuple[str, ...] = ("txt", "srt", "vtt", "json", "tsv")
+FORMATS: tuple[str, ...] = OUTPUT_FORMATS
 
 
 def _milliseconds(seconds: float) -> int:
@@ -188,6 +189,23 @@ def stage_outputs(
         staged.discard()
         raise
     return staged
+
+
+def remove_stale_temporaries(
+    source: Path, formats: Sequence[str], output_dir: Path | None
+) -> list[Path]:
+    """Removes temporaries a killed worker left for this source's outputs; returns what it removed."""
+    removed = []
+    for final in output_paths(source, formats, output_dir).values():
+        with contextlib.suppress(OSError):
+            for temporary in final.parent.glob(_glob_escape("." + final.name) + ".*.tmp"):
+                temporary.unlink(missing_ok=True)
+                removed.append(temporary)
+    return removed
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
 
 
 def _current_umask() -> int:

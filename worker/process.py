@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing.queues
+import multiprocessing.sharedctypes
+import multiprocessing.synchronize
 import os
 import signal
 import socket
+import sys
+import time
 from dataclasses import dataclass
-from multiprocessing.synchronize import Event
+from datetime import datetime
 
 from db.engine import make_engine
 from db.errors import QueueError
-from db.job_store import JobStore
+from db.job_store import JobStore, utcnow
+from db.values import RetryPolicy
 from worker.engine import Engine, ModelSpec
 from worker.job_runner import run_job
+
+# Exit status of a worker that could not load its model (its reason goes on the errors queue).
+START_FAILED_EXIT = 3
 
 log = logging.getLogger(__name__)
 
@@ -29,24 +38,68 @@ class WorkerConfig:
     threads: int
     lease_s: float
     poll_interval_s: float
+    retry_policy: RetryPolicy
     log_level: str = "INFO"
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+@dataclass(frozen=True)
+class WorkerLink:
+    """What a worker shares with its supervisor; handed over when the process is spawned."""
+
+    index: int
+    parent_pid: int
+    stop: multiprocessing.synchronize.Event
+    wake: multiprocessing.synchronize.Condition
+    wake_generation: multiprocessing.sharedctypes.Synchronized  # type: ignore[type-arg]
+    errors: multiprocessing.queues.Queue  # type: ignore[type-arg]
+    ready: multiprocessing.synchronize.Event
+    # The job in hand (0 when idle), for the supervisor's timeout and crash handling.
+    job_id: multiprocessing.sharedctypes.Synchronized  # type: ignore[type-arg]
+    attempt: multiprocessing.sharedctypes.Synchronized  # type: ignore[type-arg]
+    job_started: multiprocessing.sharedctypes.Synchronized  # type: ignore[type-arg]
+
+    def report_job(self, job_id: int, attempt: int) -> None:
+        with self.job_id.get_lock():
+            self.job_id.value = job_id
+            self.attempt.value = attempt
+            self.job_started.value = time.monotonic()
+
+    def wait_for_work(self, generation: int, timeout_s: float) -> None:
+        """Sleep until woken or timeout_s passes, unless a wake-up came since `generation`."""
+        with self.wake:
+            if self.wake_generation.value == generation and not self.stop.is_set():
+                self.wake.wait(timeout_s)
 
 
-def worker_main(config: WorkerConfig, stop: Event, parent_pid: int) -> None:
-    """Entry point of a spawned worker process; it exits when stop is set or its parent is gone."""
-    # Ctrl-C reaches the whole process group; the parent decides how workers stop.
+def worker_id_for(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}"
+
+
+def idle_wait_s(next_due: datetime | None, poll_interval_s: float, now: datetime) -> float:
+    """Until the next backed-off job is due, at most the fallback poll interval."""
+    if next_due is None:
+        return poll_interval_s
+    return min(max((next_due - now).total_seconds(), 0.0), poll_interval_s)
+
+
+def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
+    """Entry point of a spawned worker process; it exits when told to stop or its parent is gone."""
+    # Ctrl-C reaches the whole process group; the supervisor decides how workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s [%(processName)s] %(message)s"
     )
+    try:
+        engine = Engine(config.model, config.device, config.compute_type, config.threads)
+    except Exception as exc:
+        link.errors.put(str(exc))
+        link.errors.close()
+        link.errors.join_thread()
+        sys.exit(START_FAILED_EXIT)
     db_engine = make_engine(config.database_url)
-    store = JobStore(db_engine, lease_s=config.lease_s)
-    engine = Engine(config.model, config.device, config.compute_type, config.threads)
-    me = worker_id()
+    store = JobStore(db_engine, lease_s=config.lease_s, retry_policy=config.retry_policy)
+    me = worker_id_for(os.getpid())
+    link.ready.set()
     log.info(
         "worker %s ready: %s on %s/%s",
         me,
@@ -55,18 +108,26 @@ def worker_main(config: WorkerConfig, stop: Event, parent_pid: int) -> None:
         engine.compute_type,
     )
     try:
-        while not stop.is_set():
-            if os.getppid() != parent_pid:  # the service died without stopping us (kill -9)
+        while not link.stop.is_set():
+            if os.getppid() != link.parent_pid:  # the service died without stopping us (kill -9)
                 log.warning("worker %s: parent process is gone; exiting", me)
                 break
+            generation = link.wake_generation.value
             try:
                 job = store.claim(me)
+                next_due = None if job else store.next_due()
             except QueueError as exc:
                 log.warning("worker %s: cannot claim: %s", me, exc)
-                job = None
+                job, next_due = None, None
             if job is None:
-                stop.wait(config.poll_interval_s)
+                link.wait_for_work(
+                    generation, idle_wait_s(next_due, config.poll_interval_s, utcnow())
+                )
                 continue
-            run_job(store, engine, job)
+            link.report_job(job.id, job.attempts)
+            try:
+                run_job(store, engine, job)
+            finally:
+                link.report_job(0, 0)
     finally:
         db_engine.dispose()

@@ -1,0 +1,312 @@
+"""The worker pool and its supervisor: one-for-one restarts, job timeouts, wake-ups, shutdown.
+
+Like an OTP supervisor, it owns its children: a worker that dies is replaced at once and the job it
+held is given up right away (a failed attempt, retried after the backoff); a job that runs past the
+timeout has its worker killed and replaced. A worker that dies before it is ready, again and again,
+means the pool cannot work at all (a broken model): the pool stops with that reason instead of
+restarting forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait as wait_for_exits
+from multiprocessing.context import SpawnProcess
+from pathlib import Path
+from queue import Empty
+
+from db.errors import LeaseLost, QueueError
+from db.job_store import JobStore
+from worker.outputs import remove_stale_temporaries
+from worker.process import WorkerConfig, WorkerLink, worker_id_for, worker_main
+
+STOP_GRACE_S = 30.0
+MAX_START_FAILURES = 3  # consecutive deaths before a worker was ever ready
+SUPERVISE_TICK_S = 0.2
+KILL_WAIT_S = 10.0
+
+log = logging.getLogger(__name__)
+
+
+class PoolFailed(Exception):
+    """The workers cannot run at all; the message says why."""
+
+
+@dataclass
+class _Slot:
+    index: int
+    process: SpawnProcess
+    link: WorkerLink
+    restarts: int = 0
+    start_failures: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"worker-{self.index + 1}"
+
+    @property
+    def worker_id(self) -> str:
+        return worker_id_for(self.process.pid or 0)
+
+    def running_job(self) -> tuple[int, int, float] | None:
+        """(job id, attempt, monotonic start) of the job in hand, as the worker last reported it."""
+        with self.link.job_id.get_lock():
+            job_id = self.link.job_id.value
+            if not job_id:
+                return None
+            return job_id, self.link.attempt.value, self.link.job_started.value
+
+
+@dataclass
+class _Shared:
+    """Primitives every worker of the pool shares with the supervisor."""
+
+    stop: multiprocessing.synchronize.Event
+    wake: multiprocessing.synchronize.Condition
+    wake_generation: multiprocessing.sharedctypes.Synchronized  # type: ignore[type-arg]
+    errors: multiprocessing.queues.Queue  # type: ignore[type-arg]
+    slots: list[_Slot] = field(default_factory=list)
+
+
+class WorkerPool:
+    """Starts, supervises and stops the worker processes; the same for the CLI and the service."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        size: int,
+        store: JobStore,
+        *,
+        job_timeout_s: float,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.size = size
+        self.store = store
+        self.job_timeout_s = job_timeout_s
+        self.on_failure = on_failure
+        self.restarts = 0
+        self.failure: str | None = None
+        self._context = multiprocessing.get_context("spawn")  # no inherited threads or sockets
+        self._shared = _Shared(
+            stop=self._context.Event(),
+            wake=self._context.Condition(),
+            wake_generation=self._context.Value("q", 0),
+            errors=self._context.Queue(),
+        )
+        self._stopping = threading.Event()
+        self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._shared.slots = [self._spawn(index) for index in range(self.size)]
+        self._supervisor.start()
+        log.info("started %s worker process(es), %s thread(s) each", self.size, self.config.threads)
+
+    def wake(self) -> None:
+        """A job became due: idle workers look at the queue now (called from any thread)."""
+        with self._shared.wake:
+            self._shared.wake_generation.value += 1
+            self._shared.wake.notify_all()
+
+    def busy(self) -> int:
+        return sum(1 for slot in self._shared.slots if slot.running_job() is not None)
+
+    def alive(self) -> int:
+        return sum(1 for slot in self._shared.slots if slot.process.is_alive())
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop claiming; running jobs get grace_s to finish, the rest go back to the queue."""
+        self._stopping.set()
+        self._shared.stop.set()
+        self.wake()
+        if self._supervisor.is_alive():
+            self._supervisor.join()
+        deadline = time.monotonic() + grace_s
+        for slot in self._shared.slots:
+            slot.process.join(max(deadline - time.monotonic(), 0.0))
+        for slot in self._shared.slots:
+            if slot.process.is_alive():
+                log.warning("%s still busy after %.0f s; handing its job back", slot.name, grace_s)
+                self._kill(slot)
+                self._hand_back(slot)
+        self._shared.slots = []
+
+    def kill(self) -> None:
+        """Immediate stop: what was running is handed back on the next start."""
+        for slot in self._shared.slots:
+            if slot.process.is_alive():
+                slot.process.kill()
+
+    # -- supervision --------------------------------------------------------------------------
+
+    def _spawn(self, index: int, restarts: int = 0, start_failures: int = 0) -> _Slot:
+        link = WorkerLink(
+            index=index,
+            parent_pid=os.getpid(),
+            stop=self._shared.stop,
+            wake=self._shared.wake,
+            wake_generation=self._shared.wake_generation,
+            errors=self._shared.errors,
+            ready=self._context.Event(),
+            job_id=self._context.Value("q", 0),
+            attempt=self._context.Value("q", 0),
+            job_started=self._context.Value("d", 0.0),
+        )
+        process = self._context.Process(
+            target=worker_main, args=(self.config, link), name=f"worker-{index + 1}"
+        )
+        process.start()
+        return _Slot(index, process, link, restarts, start_failures)
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            slots = list(self._shared.slots)
+            wait_for_exits([slot.process.sentinel for slot in slots], timeout=SUPERVISE_TICK_S)
+            if self._stopping.is_set():
+                return
+            for slot in slots:
+                try:
+                    if not slot.process.is_alive():
+                        self._on_exit(slot)
+                    else:
+                        self._check_timeout(slot)
+                except PoolFailed as exc:
+                    self._fail(str(exc))
+                    return
+                except QueueError as exc:  # the database is away; try again next tick
+                    log.warning("supervisor: %s", exc)
+
+    def _on_exit(self, slot: _Slot) -> None:
+        code = slot.process.exitcode
+        start_failures = 0
+        if not slot.link.ready.is_set():
+            start_failures = slot.start_failures + 1
+            reason = self._start_error() or f"exit code {code}"
+            log.error(
+                "%s could not start (%s/%s): %s",
+                slot.name,
+                start_failures,
+                MAX_START_FAILURES,
+                reason,
+            )
+            if start_failures >= MAX_START_FAILURES:
+                raise PoolFailed(f"worker processes cannot start: {reason}")
+        else:
+            log.warning("%s (pid %s) died with exit code %s", slot.name, slot.process.pid, code)
+            self._give_up_jobs(slot, f"worker process died (exit code {code})")
+        self._replace(slot, start_failures)
+
+    def _check_timeout(self, slot: _Slot) -> None:
+        running = slot.running_job()
+        if running is None:
+            return
+        job_id, attempt, started = running
+        if time.monotonic() - started <= self.job_timeout_s:
+            return
+        log.warning(
+            "job %s: timed out after %g s; killing %s", job_id, self.job_timeout_s, slot.name
+        )
+        self._kill(slot)
+        self._give_up(job_id, attempt, f"timed out after {self.job_timeout_s:g} s")
+        self._give_up_jobs(slot, "worker process killed")
+        self._replace(slot, 0)
+
+    def _replace(self, slot: _Slot, start_failures: int) -> None:
+        self.restarts += 1
+        replacement = self._spawn(slot.index, slot.restarts + 1, start_failures)
+        self._shared.slots[self._shared.slots.index(slot)] = replacement
+        log.info(
+            "%s restarted (pid %s, restart #%s of the pool)",
+            slot.name,
+            replacement.process.pid,
+            self.restarts,
+        )
+
+    def _kill(self, slot: _Slot) -> None:
+        slot.process.kill()
+        slot.process.join(KILL_WAIT_S)
+
+    def _give_up_jobs(self, slot: _Slot, reason: str) -> None:
+        """Fail whatever the dead worker held, as the database knows it (a claim it never reported)."""
+        for job in self.store.running():
+            if job.worker_id == slot.worker_id:
+                self._give_up(job.id, job.attempts, reason)
+
+    def _give_up(self, job_id: int, attempt: int, reason: str) -> None:
+        try:
+            job = self.store.fail(job_id, attempt, reason)
+        except LeaseLost:
+            return  # it finished, or someone else already took it over
+        log.warning(
+            "job %s: attempt %s failed: %s (now %s)", job_id, attempt, reason, job.status.value
+        )
+        self._clean(job.source_path, job.options.formats, job.options.output_dir)
+
+    def _hand_back(self, slot: _Slot) -> None:
+        for job in self.store.running():
+            if job.worker_id == slot.worker_id:
+                try:
+                    self.store.release(job.id, job.attempts)
+                except LeaseLost:
+                    continue
+                log.info("job %s: handed back to the queue", job.id)
+                self._clean(job.source_path, job.options.formats, job.options.output_dir)
+
+    @staticmethod
+    def _clean(source: str, formats: tuple[str, ...], output_dir: str | None) -> None:
+        removed = remove_stale_temporaries(
+            Path(source), formats, Path(output_dir) if output_dir else None
+        )
+        for path in removed:
+            log.info("removed the temporary %s", path)
+
+    def _start_error(self) -> str | None:
+        try:
+            message: str = self._shared.errors.get(timeout=1.0)
+        except Empty:
+            return None
+        return message
+
+    def _fail(self, reason: str) -> None:
+        log.error("worker pool stopped: %s", reason)
+        self.failure = reason
+        if self.on_failure is not None:
+            self.on_failure(reason)
+
+
+def hand_back_orphans(store: JobStore) -> list[int]:
+    """Jobs left running by this machine's workers that no longer exist (the service was killed):
+    back to the queue now, instead of when their leases expire."""
+    handed_back = []
+    host_prefix = worker_id_for(0).rsplit(":", 1)[0] + ":"
+    for job in store.running():
+        if not job.worker_id or not job.worker_id.startswith(host_prefix):
+            continue
+        pid = int(job.worker_id.rsplit(":", 1)[1])
+        if _process_exists(pid):
+            continue
+        try:
+            store.release(job.id, job.attempts)
+        except LeaseLost:
+            continue
+        handed_back.append(job.id)
+        WorkerPool._clean(job.source_path, job.options.formats, job.options.output_dir)
+    return handed_back
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
