@@ -7,14 +7,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from db.values import JobOptions, JobRecord
+from db.values import JobOptions, JobRecord, OutputFormat
 
 
 class TranscribeRequest(BaseModel):
     path: str = Field(description="A file on the server, inside one of the allowed folders")
     language: str | None = None
     task: Literal["transcribe", "translate"] | None = None
-    formats: list[str] | None = None
+    formats: list[OutputFormat] | None = None
     beam_size: int | None = Field(default=None, ge=1, le=20)
     vad_filter: bool | None = None
     word_timestamps: bool | None = None
@@ -33,6 +33,7 @@ class JobOut(BaseModel):
     origin: str
     options: JobOptions
     attempts: int
+    worker_id: str | None
     progress: float
     error: str | None
     outputs: list[str]
@@ -50,6 +51,7 @@ class JobOut(BaseModel):
             origin=job.origin,
             options=job.options,
             attempts=job.attempts,
+            worker_id=job.worker_id,
             progress=job.progress,
             error=job.error,
             outputs=list(job.outputs),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Row, Table, delete, insert, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from db.engine import SQLITE_BEGIN_OPTION
 from db.errors import DatabaseUnavailable, InvalidTransition, JobNotFound, LeaseLost
@@ -28,6 +28,11 @@ MISSING_MTIME_NS = -1
 
 JOBS = cast(Table, Job.__table__)
 TRANSCRIPTS = cast(Table, TranscriptRow.__table__)
+
+
+def _reason(exc: DBAPIError) -> str:
+    lines = str(exc.orig).strip().splitlines()
+    return lines[0] if lines else type(exc.orig).__name__
 
 
 def _record(row: Row[Any]) -> JobRecord:
@@ -92,16 +97,18 @@ class JobStore:
                 conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
                 with conn.begin():
                     yield conn
-        except OperationalError as exc:
-            raise DatabaseUnavailable(str(exc.orig).strip() or "database error") from exc
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise DatabaseUnavailable(_reason(exc)) from exc
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn, conn.begin():
                 yield conn
-        except OperationalError as exc:
-            raise DatabaseUnavailable(str(exc.orig).strip() or "database error") from exc
+        except DBAPIError as exc:
+            raise DatabaseUnavailable(_reason(exc)) from exc
 
     @staticmethod
     def _locked_job(conn: Connection, job_id: int) -> Row[Any]:

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from db.models import JobStatus
 
-OUTPUT_FORMATS: tuple[str, ...] = ("txt", "srt", "vtt", "json", "tsv")
+OutputFormat = Literal["txt", "srt", "vtt", "json", "tsv"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("txt", "srt", "vtt", "json", "tsv")
 DEFAULT_BEAM_SIZE = 5  # faster-whisper's own default
 RETRY_BASE_DELAY_S = 30.0
 RETRY_MAX_DELAY_S = 3600.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,8 +40,14 @@ def run_until_finished(prepared: Prepared, jobs: list[JobRecord]) -> list[JobRec
     )
     pool.start()
     ids = [job.id for job in jobs]
+    recover_every_s = prepared.settings.lease_s / 2
+    last_recovery = time.monotonic()
     try:
         while True:
+            if time.monotonic() - last_recovery >= recover_every_s:
+                # Jobs whose worker vanished elsewhere (another machine, an earlier killed run).
+                prepared.store.recover_expired()
+                last_recovery = time.monotonic()
             current = {job.id: job for job in prepared.store.get_many(ids)}
             if all(job.status.is_final for job in current.values()):
                 return [current[job_id] for job_id in ids]

@@ -19,6 +19,7 @@ from worker.engine import (
     resolve_compute_type,
     resolve_device,
     resolve_model,
+    unsupported,
 )
 from worker.layout import Layout, default_layout
 from worker.process import WorkerConfig
@@ -81,8 +82,12 @@ def prepare(settings: Settings) -> Prepared:
         model = resolve_model(settings.model, settings.model_cache_dir)
     except ModelNotFound as exc:
         raise SettingError("model", str(exc)) from exc
-    db = open_database(settings)
     device = resolve_device(settings.device)
+    compute_type = resolve_compute_type(settings.compute_type, device)
+    problem = unsupported(device, compute_type)
+    if problem is not None:
+        raise SettingError(*problem)
+    db = open_database(settings)
     layout = default_layout(device, usable_cores(), settings.workers, settings.threads_per_worker)
     store = JobStore(
         db,
@@ -96,6 +101,6 @@ def prepare(settings: Settings) -> Prepared:
         store=store,
         model=model,
         device=device,
-        compute_type=resolve_compute_type(settings.compute_type, device),
+        compute_type=compute_type,
         layout=layout,
     )

@@ -9,6 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
+# Typer's own exceptions, caught to print one line instead of a usage box.
+from typer._click.exceptions import (
+    BadParameter,
+    ClickException,
+    MissingParameter,
+    NoArgsIsHelpError,
+)
+
 from db.errors import QueueError
 from service.bootstrap import open_database, prepare
 from service.settings import SettingError, Settings, load_settings
@@ -201,10 +209,25 @@ def db_upgrade(
 def main() -> None:
     """Console entry point: a bad setting or an unreachable database is one line, not a traceback."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(2)
+    except MissingParameter as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except BadParameter as exc:  # a flag's value Typer itself could not convert
+        name = exc.param.name if exc.param is not None and exc.param.name else "?"
+        setting = PARAM_TO_SETTING.get(name, name)
+        print(f"error: {SettingError(setting, exc.message)}", file=sys.stderr)
+        sys.exit(2)
+    except ClickException as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except SettingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except (QueueError, PoolFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

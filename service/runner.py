@@ -70,7 +70,7 @@ def serve(prepared: Prepared) -> None:
     scheduler.add_job(
         store.recover_expired, "interval", seconds=max(settings.lease_s / 2, 1.0), id="leases"
     )
-    _install_stop_handlers(pool)
+    _install_stop_handlers(pool, server)
     pool.start()
     try:
         if announcements is not None:
@@ -91,7 +91,7 @@ def serve(prepared: Prepared) -> None:
         raise PoolFailed(pool.failure)
 
 
-def _install_stop_handlers(pool: WorkerPool) -> None:
+def _install_stop_handlers(pool: WorkerPool, server: uvicorn.Server) -> None:
     """uvicorn handles the first SIGINT/SIGTERM, then re-raises it to the handler found before it:
     this one, which lets the graceful shutdown run. A second signal ends everything at once."""
     signalled: list[int] = []
@@ -104,6 +104,7 @@ def _install_stop_handlers(pool: WorkerPool) -> None:
             pool.kill()
             os._exit(1)
         signalled.append(signum)
+        server.should_exit = True  # a signal before uvicorn took over its handlers
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)

@@ -40,6 +40,14 @@ class Service:
         except httpx.TransportError:
             return False
 
+    def wait_for_workers(self, count: int) -> None:
+        """Until `count` workers have loaded their model (they log it)."""
+        wait_until(
+            lambda: self.log.read_text().count(" ready: ") >= count,
+            START_TIMEOUT_S,
+            f"{count} worker(s) to be ready",
+        )
+
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(STOP_TIMEOUT_S)
@@ -49,7 +57,7 @@ class Service:
 
 @contextmanager
 def running_service(
-    *args: str | Path, cwd: Path, env: dict[str, str] | None = None
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None, wait_healthy: bool = True
 ) -> Iterator[Service]:
     port = free_port()
     log = cwd / "service.log"
@@ -64,7 +72,8 @@ def running_service(
         )
     service = Service(process, port, log)
     try:
-        wait_until(service.healthy, START_TIMEOUT_S, "the service to answer /health")
+        if wait_healthy:
+            wait_until(service.healthy, START_TIMEOUT_S, "the service to answer /health")
         yield service
     finally:
         service.client.close()
@@ -84,6 +93,15 @@ def children_of(pid: int) -> list[int]:
         if int(fields[1]) == pid and fields[0] != "Z":
             found.append(int(stat.parent.name))
     return found
+
+
+def worker_processes(pid: int) -> list[int]:
+    """The service's worker processes (not multiprocessing's resource tracker)."""
+    return [
+        child
+        for child in children_of(pid)
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
 
 
 def is_alive(pid: int) -> bool:

@@ -21,6 +21,9 @@ from tests.cli import clean_env, run_cli
         (["--device", "gpu"], {}, "device", "'auto', 'cpu' or 'cuda'"),
         (["--workers", "0"], {}, "workers", "greater than or equal to 1"),
         (["--config", "missing.toml"], {}, "config_file", "no such file"),
+        (["--workers", "many"], {}, "workers", "valid integer"),
+        (["--compute-type", "float16", "--device", "cpu"], {}, "compute_type", "not supported on cpu"),
+        (["--device", "cuda"], {}, "device", "sees no CUDA device"),
     ],
 )  # fmt: skip
 def test_bad_setting_is_one_line(

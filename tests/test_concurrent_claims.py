@@ -56,7 +56,6 @@ def test_concurrent_claimers_take_each_job_exactly_once(database_url: str, tmp_p
     everything = [job_id for claimed in claims.values() for job_id in claimed]
     assert len(everything) == len(set(everything)), "a job was claimed twice"
     assert set(everything) == ids, "a job was lost"
-    assert sum(1 for claimed in claims.values() if claimed) > 1, "only one claimer ever won"
     final = store.get_many(sorted(ids))
     assert all(job.status is JobStatus.DONE and job.attempts == 1 for job in final)
     store.engine.dispose()

@@ -7,9 +7,13 @@ import shutil
 import signal
 from pathlib import Path
 
+from db.engine import make_engine
+from db.job_store import JobStore
+from db.models import JobStatus
+from db.values import JobRecord
 from tests.cli import clean_env
 from tests.conftest import FIXTURES
-from tests.service import children_of, is_alive, running_service
+from tests.service import is_alive, running_service, worker_processes
 from tests.waiting import wait_until
 
 JOB_TIMEOUT_S = 120
@@ -30,19 +34,27 @@ def test_file_dropped_into_inbox_is_transcribed(
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     source = FIXTURES / "speech_b.flac"
+    store = JobStore(make_engine(database_url))
+
+    def finished_jobs() -> list[JobRecord]:
+        jobs = store.recent()
+        return jobs if jobs and all(job.status.is_final for job in jobs) else []
+
     with running_service("--database-url", database_url, "--inbox", inbox, cwd=tmp_path) as service:
-        write_in_chunks(source, inbox / source.name)
         (inbox / "partial.wav.part").write_bytes(b"not yet")
-        srt = inbox / "speech_b.srt"
-        wait_until(srt.exists, JOB_TIMEOUT_S, "the inbox file's transcript")
+        write_in_chunks(source, inbox / source.name)
+        [job] = wait_until(finished_jobs, JOB_TIMEOUT_S, "the inbox file's job to finish")
+        assert job.status is JobStatus.DONE, job.error
+        assert job.source_path == str(inbox / source.name)
+        assert job.origin == "inbox:inbox"
         keywords = expected_speech[source.name]["keywords"]
         assert isinstance(keywords, list)
-        text = srt.read_text().lower()
-        assert all(keyword in text for keyword in keywords), text
-        for fmt in ("txt", "vtt", "json", "tsv"):
-            assert (inbox / f"speech_b.{fmt}").exists()
+        for fmt in ("txt", "srt", "vtt", "json", "tsv"):
+            text = (inbox / f"speech_b.{fmt}").read_text().lower()
+            assert all(keyword in text for keyword in keywords), (fmt, text)
         assert service.stop() == 0
-    assert not (inbox / "partial.srt").exists()
+    assert [job.source_path for job in store.recent()] == [str(inbox / source.name)]
+    store.engine.dispose()
 
 
 def test_transcribe_by_server_path(database_url: str, tmp_path: Path) -> None:
@@ -98,10 +110,12 @@ def test_transcribe_by_server_path(database_url: str, tmp_path: Path) -> None:
 def test_workers_exit_when_the_service_is_killed(sqlite_url: str, tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    with running_service("--database-url", sqlite_url, "--inbox", inbox, cwd=tmp_path) as service:
+    with running_service(
+        "--database-url", sqlite_url, "--inbox", inbox, "--workers", "2", cwd=tmp_path
+    ) as service:
         pid = service.process.pid
         workers = wait_until(
-            lambda: len(children_of(pid)) >= 2 and children_of(pid), 30, "the worker processes"
+            lambda: len(found := worker_processes(pid)) == 2 and found, 30, "the worker processes"
         )
         service.process.send_signal(signal.SIGKILL)
         service.process.wait()

@@ -91,4 +91,5 @@ class InboxWatcher:
                 try:
                     self.on_stable(path)
                 except Exception:  # one bad file or a database hiccup must not end the watch
-                    log.exception("could not enqueue %s", path)
+                    log.exception("could not enqueue %s; will try again", path)
+                    self.tracker.mark(path)

@@ -83,6 +83,23 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
     return "float16" if device == "cuda" else "int8"
 
 
+def unsupported(device: str, compute_type: str) -> tuple[str, str] | None:
+    """(setting, reason) when this machine cannot run that device or compute type, else None."""
+    import ctranslate2
+
+    if device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
+        return "device", "cuda was asked for, but CTranslate2 sees no CUDA device"
+    try:
+        supported = ctranslate2.get_supported_compute_types(device)
+    except RuntimeError as exc:
+        return "device", f"cannot use {device}: {exc}"
+    if compute_type != "default" and compute_type not in supported:
+        return "compute_type", (
+            f"{compute_type} is not supported on {device}; choose from {', '.join(sorted(supported))}"
+        )
+    return None
+
+
 def transcribe_kwargs(options: JobOptions) -> dict[str, Any]:
     """The job's options as WhisperModel.transcribe arguments; everything else is faster-whisper's default."""
     return {

@@ -53,6 +53,9 @@ class Heartbeat:
             except QueueError as exc:  # the database is away: keep working, the lease may hold
                 log.warning("job %s: heartbeat failed: %s", self.job_id, exc)
                 continue
+            except Exception:  # never let the beat die silently: the job would run twice
+                log.exception("job %s: heartbeat failed", self.job_id)
+                continue
             last_write = time.monotonic()
             self._written_progress = progress
             if not current:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
-from db.errors import LeaseLost
+from db.errors import LeaseLost, QueueError
 from db.job_store import JobStore
 from db.values import JobRecord
 from worker.engine import Engine, MediaError
@@ -13,6 +14,24 @@ from worker.heartbeat import Heartbeat
 from worker.outputs import stage_outputs
 
 log = logging.getLogger(__name__)
+
+
+class SourceChanged(MediaError):
+    """The file is not the one that was queued any more (a job is one version of a file)."""
+
+
+def verify_source(job: JobRecord) -> None:
+    if job.source_size < 0:
+        return  # it was missing when queued; the engine says whether it is there now
+    try:
+        stat = os.stat(job.source_path)
+    except OSError:
+        return  # the engine reports it with a plain reason
+    if (stat.st_size, stat.st_mtime_ns) != (job.source_size, job.source_mtime_ns):
+        raise SourceChanged(
+            f"the file changed after it was queued: {job.source_path} (the new version "
+            "is a job of its own when submitted or seen again)"
+        )
 
 
 class Abandoned(Exception):
@@ -31,7 +50,9 @@ def run_job(store: JobStore, engine: Engine, job: JobRecord) -> None:
                     raise Abandoned
                 heartbeat.set_progress(fraction)
 
+            verify_source(job)
             transcript = engine.transcribe(job.source_path, job.options, on_progress)
+            verify_source(job)  # an older version must never publish over a newer one's outputs
             output_dir = Path(job.options.output_dir) if job.options.output_dir else None
             try:
                 staged = stage_outputs(
@@ -60,3 +81,5 @@ def _fail(store: JobStore, job: JobRecord, error: str, *, retryable: bool) -> No
         store.fail(job.id, job.attempts, error, retryable=retryable)
     except LeaseLost:
         log.info("job %s: attempt %s is no longer current", job.id, job.attempts)
+    except QueueError as exc:  # the database is away: the lease runs out and recovery retries it
+        log.warning("job %s: could not record the failure (%s): %s", job.id, exc, error)

@@ -21,6 +21,7 @@ from db.values import RetryPolicy
 from worker.engine import Engine, ModelSpec
 from worker.job_runner import run_job
 
+ORPHAN_CHECK_S = 1.0
 # Exit status of a worker that could not load its model (its reason goes on the errors queue).
 START_FAILED_EXIT = 3
 
@@ -65,10 +66,22 @@ class WorkerLink:
             self.job_started.value = time.monotonic()
 
     def wait_for_work(self, generation: int, timeout_s: float) -> None:
-        """Sleep until woken or timeout_s passes, unless a wake-up came since `generation`."""
-        with self.wake:
-            if self.wake_generation.value == generation and not self.stop.is_set():
-                self.wake.wait(timeout_s)
+        """Sleep until woken or timeout_s passes, unless a wake-up came since `generation`.
+
+        Wakes up every ORPHAN_CHECK_S (without touching the database) to notice a dead parent."""
+        deadline = time.monotonic() + timeout_s
+        while not self.orphaned():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            with self.wake:
+                if self.wake_generation.value != generation or self.stop.is_set():
+                    return
+                self.wake.wait(min(remaining, ORPHAN_CHECK_S))
+
+    def orphaned(self) -> bool:
+        """The service died without stopping us (kill -9): we were handed to another parent."""
+        return os.getppid() != self.parent_pid
 
 
 def worker_id_for(pid: int) -> str:
@@ -84,8 +97,10 @@ def idle_wait_s(next_due: datetime | None, poll_interval_s: float, now: datetime
 
 def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
     """Entry point of a spawned worker process; it exits when told to stop or its parent is gone."""
-    # Ctrl-C reaches the whole process group; the supervisor decides how workers stop.
+    # Ctrl-C (and systemd's SIGTERM to the whole group) reach every process; the supervisor
+    # decides how workers stop, and kills them with SIGKILL when it must.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s [%(processName)s] %(message)s"
     )
@@ -109,7 +124,7 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
     )
     try:
         while not link.stop.is_set():
-            if os.getppid() != link.parent_pid:  # the service died without stopping us (kill -9)
+            if link.orphaned():
                 log.warning("worker %s: parent process is gone; exiting", me)
                 break
             generation = link.wake_generation.value

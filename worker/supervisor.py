@@ -303,6 +303,15 @@ def hand_back_orphans(store: JobStore) -> list[int]:
 
 
 def _process_exists(pid: int) -> bool:
+    """A live process (a zombie nobody reaped yet is dead: it will never finish its job)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        pass  # no /proc: ask the kernel instead
+    else:
+        return state != "Z"
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

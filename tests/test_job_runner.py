@@ -1,0 +1,93 @@
+"""One job through the real engine in this process: changed sources, cancellation mid-run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import wave
+from pathlib import Path
+
+import pytest
+
+from db.job_store import JobStore
+from db.models import JobStatus
+from db.values import JobOptions
+from tests.conftest import FIXTURES
+from tests.waiting import wait_until
+from worker.engine import Engine, resolve_model
+from worker.job_runner import run_job
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(resolve_model("bundled"), "cpu", "int8", cpu_threads=1)
+
+
+def long_copy(folder: Path, repeats: int = 15) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / "long.wav"
+    with wave.open(str(FIXTURES / "speech_a.wav"), "rb") as source:
+        params, frames = source.getparams(), source.readframes(source.getnframes())
+    with wave.open(str(path), "wb") as out:
+        out.setparams(params)
+        for _ in range(repeats):
+            out.writeframes(frames)
+    return path
+
+
+def test_a_file_changed_since_queued_fails_its_job(
+    store: JobStore, engine: Engine, tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    source = Path(shutil.copy(FIXTURES / "speech_a.wav", media))
+    store.enqueue(source, JobOptions(), "test")
+    with source.open("ab") as f:
+        f.write(b"\0" * 1024)
+    job = store.claim("w1")
+    assert job is not None
+    run_job(store, engine, job)
+    failed = store.get(job.id)
+    assert failed.status is JobStatus.FAILED
+    assert "changed after it was queued" in (failed.error or "")
+    assert sorted(p.name for p in media.iterdir()) == ["speech_a.wav"]
+
+
+def test_cancel_stops_a_running_transcription(
+    store: JobStore, engine: Engine, tmp_path: Path
+) -> None:
+    source = long_copy(tmp_path / "media")
+    store.enqueue(source, JobOptions(), "test")
+    job = store.claim("w1")
+    assert job is not None
+    runner = threading.Thread(target=run_job, args=(store, engine, job))
+    runner.start()
+    wait_until(lambda: store.get(job.id).progress > 0, 120, "the job to make progress")
+    store.cancel(job.id)
+    runner.join(120)
+    assert not runner.is_alive()
+    assert store.get(job.id).status is JobStatus.CANCELLED
+    assert store.transcript(job.id) is None
+    assert sorted(os.listdir(tmp_path / "media")) == ["long.wav"]
+
+
+def test_progress_is_recorded_while_running(
+    store: JobStore, engine: Engine, tmp_path: Path
+) -> None:
+    source = long_copy(tmp_path / "media")
+    store.enqueue(source, JobOptions(formats=("txt",)), "test")
+    job = store.claim("w1")
+    assert job is not None
+    seen: list[float] = []
+    runner = threading.Thread(target=run_job, args=(store, engine, job))
+    runner.start()
+    while runner.is_alive():
+        progress = store.get(job.id).progress
+        if not seen or progress != seen[-1]:
+            seen.append(progress)
+        runner.join(0.05)
+    done = store.get(job.id)
+    assert done.status is JobStatus.DONE and done.progress == 1.0
+    assert any(0 < value < 1 for value in seen), seen
+    assert seen == sorted(seen)

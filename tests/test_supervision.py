@@ -1,0 +1,270 @@
+"""The supervised pool with real worker processes and real signals, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from db.engine import make_engine
+from db.job_store import JobStore
+from db.values import JobOptions
+from tests.cli import clean_env, run_cli
+from tests.conftest import FIXTURES
+from tests.service import Service, running_service
+from tests.waiting import wait_until
+from worker.engine import resolve_model
+
+JOB_DEADLINE_S = 180
+REPEATS = 15  # ~63 s of speech: long enough to catch a job while it runs
+
+
+@pytest.fixture(scope="session")
+def long_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A minute of real speech, made from a committed fixture."""
+    path = tmp_path_factory.mktemp("audio") / "long.wav"
+    with wave.open(str(FIXTURES / "speech_a.wav"), "rb") as source:
+        params = source.getparams()
+        frames = source.readframes(source.getnframes())
+    with wave.open(str(path), "wb") as out:
+        out.setparams(params)
+        for _ in range(REPEATS):
+            out.writeframes(frames)
+    return path
+
+
+def service_env(**settings: str) -> dict[str, str]:
+    defaults = {
+        "SETTLE_S": "600",  # the watcher stays out of the way: jobs come through the API
+        "RETRY_DELAY_S": "0.2",
+        "POLL_INTERVAL_S": "600",  # only wake-ups get work to idle workers
+    }
+    defaults.update(settings)
+    return clean_env(**{f"WHISPER_TRANSCRIBER_{k}": v for k, v in defaults.items()})
+
+
+def place(source: Path, inbox: Path, name: str | None = None) -> Path:
+    inbox.mkdir(exist_ok=True)
+    return Path(shutil.copy(source, inbox / (name or source.name)))
+
+
+def submit(service: Service, path: Path) -> int:
+    response = service.client.post("/transcribe", json={"path": str(path)})
+    assert response.status_code == 202, response.text
+    job_id: int = response.json()["id"]
+    return job_id
+
+
+def job(service: Service, job_id: int) -> dict[str, Any]:
+    data: dict[str, Any] = service.client.get(f"/jobs/{job_id}").json()
+    return data
+
+
+def wait_status(service: Service, job_id: int, *statuses: str) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        current = job(service, job_id)
+        return current if current["status"] in statuses else None
+
+    return wait_until(reached, JOB_DEADLINE_S, f"job {job_id} to be {' or '.join(statuses)}")
+
+
+def outputs_of(source: Path) -> list[str]:
+    return sorted(
+        p.name for p in source.parent.iterdir() if p.name != source.name and source.stem in p.name
+    )
+
+
+def test_killed_worker_is_replaced_and_its_job_runs_again(
+    database_url: str, tmp_path: Path, long_speech: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    source = place(long_speech, inbox)
+    with running_service(
+        "--database-url", database_url, "--inbox", inbox, "--workers", "1",
+        cwd=tmp_path, env=service_env(),
+    ) as service:  # fmt: skip
+        job_id = submit(service, source)
+        running = wait_until(
+            lambda: (current := job(service, job_id))["progress"] > 0 and current,
+            JOB_DEADLINE_S,
+            "the job to be part-way through",
+        )
+        assert running["status"] == "running" and running["attempts"] == 1
+        os.kill(int(running["worker_id"].rsplit(":", 1)[1]), signal.SIGKILL)
+
+        done = wait_status(service, job_id, "done", "failed")
+        assert done["status"] == "done", done
+        assert done["attempts"] == 2
+        assert service.stop() == 0
+    assert outputs_of(source) == sorted(
+        f"long.{fmt}" for fmt in ("txt", "srt", "vtt", "json", "tsv")
+    )
+    assert not [p for p in inbox.iterdir() if p.name.endswith(".tmp")]
+    log = service.log.read_text()
+    assert "died with exit code -9" in log and "restarted" in log
+
+
+def test_job_past_timeout_fails_its_attempts_and_pool_goes_on(
+    database_url: str, tmp_path: Path, long_speech: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    slow = place(long_speech, inbox)
+    quick = place(FIXTURES / "speech_a.wav", inbox)
+    with running_service(
+        "--database-url", database_url, "--inbox", inbox, "--workers", "1",
+        "--job-timeout", "1", "--max-attempts", "2", cwd=tmp_path, env=service_env(),
+    ) as service:  # fmt: skip
+        slow_id = submit(service, slow)
+        failed = wait_status(service, slow_id, "done", "failed")
+        assert failed["status"] == "failed"
+        assert failed["error"] == "timed out after 1 s"
+        assert failed["attempts"] == 2
+        quick_id = submit(service, quick)
+        assert wait_status(service, quick_id, "done", "failed")["status"] == "done"
+        assert service.stop() == 0
+    assert not [p for p in inbox.iterdir() if p.name.endswith(".tmp")]
+    assert not (inbox / "long.txt").exists()
+    assert service.log.read_text().count("timed out after 1 s; killing") == 2
+
+
+def broken_model(folder: Path) -> Path:
+    """A folder that looks like a model (so start-up checks pass) but cannot be loaded."""
+    folder.mkdir()
+    shutil.copy(Path(resolve_model("bundled").name_or_path) / "config.json", folder)
+    (folder / "model.bin").write_bytes(b"not a model")
+    return folder
+
+
+def test_worker_that_cannot_start_stops_the_service(database_url: str, tmp_path: Path) -> None:
+    model = broken_model(tmp_path / "broken-model")
+    with running_service(
+        "--database-url", database_url, "--inbox", tmp_path, "--model", model, "--workers", "1",
+        cwd=tmp_path, env=service_env(), wait_healthy=False,
+    ) as service:  # fmt: skip
+        code = service.process.wait(JOB_DEADLINE_S)
+    assert code == 1
+    log = service.log.read_text()
+    assert "error: worker processes cannot start: cannot load model" in log
+    assert log.count("could not start") == 3
+
+
+def test_transcribe_with_a_broken_model_is_one_error_line(
+    database_url: str, tmp_path: Path
+) -> None:
+    model = broken_model(tmp_path / "broken-model")
+    source = place(FIXTURES / "speech_a.wav", tmp_path / "media")
+    result = run_cli(
+        "transcribe", source, "--model", model, "--database-url", database_url,
+        "--log-level", "ERROR", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "worker processes cannot start: cannot load model" in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_sigterm_lets_running_jobs_finish_within_grace(
+    database_url: str, tmp_path: Path, long_speech: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    first = place(long_speech, inbox, "first.wav")
+    second = place(long_speech, inbox, "second.wav")
+    with running_service(
+        "--database-url", database_url, "--inbox", inbox, "--workers", "1",
+        cwd=tmp_path, env=service_env(SHUTDOWN_GRACE_S="120"),
+    ) as service:  # fmt: skip
+        first_id = submit(service, first)
+        second_id = submit(service, second)
+        wait_status(service, first_id, "running")
+        assert service.stop() == 0
+    store = JobStore(make_engine(database_url))
+    assert store.get(first_id).status.value == "done"
+    assert store.get(second_id).status.value == "queued"
+    assert (inbox / "first.txt").exists() and not (inbox / "second.txt").exists()
+    store.engine.dispose()
+
+
+def test_sigterm_hands_back_what_cannot_finish_in_grace(
+    database_url: str, tmp_path: Path, long_speech: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    source = place(long_speech, inbox)
+    args = ("--database-url", database_url, "--inbox", inbox, "--workers", "1")
+    with running_service(*args, cwd=tmp_path, env=service_env(SHUTDOWN_GRACE_S="0")) as service:
+        job_id = submit(service, source)
+        wait_status(service, job_id, "running")
+        assert service.stop() == 0
+    store = JobStore(make_engine(database_url))
+    handed_back = store.get(job_id)
+    assert handed_back.status.value == "queued" and handed_back.attempts == 1
+    assert handed_back.max_attempts - handed_back.attempts == 3  # the attempt was not used up
+    assert not [p for p in inbox.iterdir() if p.name.endswith(".tmp")]
+
+    with running_service(*args, cwd=tmp_path, env=service_env()) as service:
+        assert wait_status(service, job_id, "done", "failed")["status"] == "done"
+        assert service.stop() == 0
+    store.engine.dispose()
+
+
+def test_second_signal_ends_at_once_and_next_start_resumes(
+    database_url: str, tmp_path: Path, long_speech: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    source = place(long_speech, inbox)
+    args = ("--database-url", database_url, "--inbox", inbox, "--workers", "1")
+    # A lease far longer than the test: only the hand-back at start can bring the job back in time.
+    env = service_env(LEASE_S="3600", SHUTDOWN_GRACE_S="600")
+    with running_service(*args, cwd=tmp_path, env=env) as service:
+        job_id = submit(service, source)
+        wait_status(service, job_id, "running")
+        service.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: "shutting down" in service.log.read_text(), 30, "shutdown to begin")
+        service.process.send_signal(signal.SIGTERM)
+        assert service.process.wait(30) == 1
+    store = JobStore(make_engine(database_url))
+    assert store.get(job_id).status.value == "running"  # nobody handed it back yet
+
+    with running_service(*args, cwd=tmp_path, env=env) as service:
+        assert wait_status(service, job_id, "done", "failed")["status"] == "done"
+        assert service.stop() == 0
+    assert "handed back 1 job(s)" in service.log.read_text()
+    store.engine.dispose()
+
+
+def test_idle_worker_is_woken_by_an_enqueue_in_the_service(
+    database_url: str, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    source = place(FIXTURES / "speech_a.wav", inbox)
+    with running_service(
+        "--database-url", database_url, "--inbox", inbox, "--workers", "1",
+        cwd=tmp_path, env=service_env(),
+    ) as service:  # fmt: skip
+        service.wait_for_workers(1)
+        job_id = submit(service, source)  # no poll for 600 s: only the wake-up can get it done
+        assert wait_status(service, job_id, "done", "failed")["status"] == "done"
+        assert service.stop() == 0
+
+
+def test_idle_worker_is_woken_by_an_enqueue_on_another_machine(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL only: NOTIFY carries another process's enqueue to this service's workers."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    source = place(FIXTURES / "speech_c.ogg", tmp_path / "elsewhere")
+    with running_service(
+        "--database-url", postgres_url, "--inbox", inbox, "--workers", "1",
+        cwd=tmp_path, env=service_env(),
+    ) as service:  # fmt: skip
+        service.wait_for_workers(1)
+        store = JobStore(make_engine(postgres_url))
+        queued, _ = store.enqueue(source, JobOptions(formats=("txt",)), "another-machine")
+        assert wait_status(service, queued.id, "done", "failed")["status"] == "done"
+        assert service.stop() == 0
+        store.engine.dispose()
