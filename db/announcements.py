@@ -11,7 +11,7 @@ import psycopg
 from db.engine import normalize_url
 from db.job_store import NOTIFY_CHANNEL
 
-CHECK_STOP_S = 0.5
+CHECK_STOP_S = 1.0
 RECONNECT_S = 2.0
 
 log = logging.getLogger(__name__)

@@ -44,7 +44,9 @@ def serve(prepared: Prepared) -> None:
             handed_back,
         )
 
-    app = create_app(ApiContext(store=store, default_options=options, allowed_roots=inboxes))
+    app = create_app(
+        ApiContext(store=store, default_options=options, allowed_roots=settings.api_roots())
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app, host=settings.host, port=settings.port, log_level=settings.log_level.lower()

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     inboxes: Annotated[list[Path], NoDecode] = Field(
         default=[DEFAULT_INBOX], description="Folders watched for new audio and video files"
     )
+    allowed_roots: Annotated[list[Path], NoDecode] = Field(
+        default=[],
+        description="Folders whose files POST /transcribe may name; empty means the inboxes",
+    )
     output_dir: Path | None = Field(
         default=None, description="Folder for transcripts; unset writes them beside the source"
     )
@@ -141,9 +145,9 @@ class Settings(BaseSettings):
     initial_prompt: str | None = Field(default=None)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
 
-    @field_validator("inboxes", mode="before")
+    @field_validator("inboxes", "allowed_roots", mode="before")
     @classmethod
-    def _split_inboxes(cls, value: Any) -> Any:
+    def _split_paths(cls, value: Any) -> Any:
         return _split_list(value)
 
     @field_validator("formats", mode="before")
@@ -179,6 +183,10 @@ class Settings(BaseSettings):
             env_settings,
             _ConfigFileSource(settings_cls, init_settings, env_settings),
         )
+
+    def api_roots(self) -> list[Path]:
+        """Where files named over HTTP may live (symlinks resolved): the inboxes unless set."""
+        return [root.resolve() for root in (self.allowed_roots or self.inboxes)]
 
     def job_options(self) -> JobOptions:
         """The options a job gets when its submitter says nothing else."""

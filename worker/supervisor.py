@@ -28,7 +28,7 @@ from worker.process import WorkerConfig, WorkerLink, worker_id_for, worker_main
 
 STOP_GRACE_S = 30.0
 MAX_START_FAILURES = 3  # consecutive deaths before a worker was ever ready
-SUPERVISE_TICK_S = 0.2
+SUPERVISE_TICK_S = 1.0  # deaths wake it at once (sentinels); this paces timeout checks
 KILL_WAIT_S = 10.0
 
 log = logging.getLogger(__name__)
