@@ -273,7 +273,8 @@ class WorkerPool:
             message: str = self._shared.errors.get(timeout=1.0)
         except Empty:
             return None
-        return message
+        lines = message.strip().splitlines()
+        return lines[0] if lines else None  # the reason goes on one line of the CLI's output
 
     def _fail(self, reason: str) -> None:
         log.error("worker pool stopped: %s", reason)
