@@ -23,6 +23,7 @@ from queue import Empty
 
 from db.errors import LeaseLost, QueueError
 from db.job_store import JobStore
+from db.values import JobRecord
 from worker.outputs import remove_stale_temporaries
 from worker.process import WorkerConfig, WorkerLink, worker_id_for, worker_main
 
@@ -234,11 +235,13 @@ class WorkerPool:
         slot.process.kill()
         slot.process.join(KILL_WAIT_S)
 
+    def _jobs_held_by(self, slot: _Slot) -> list[JobRecord]:
+        """What the worker held, as the database knows it (also a claim it never reported)."""
+        return [job for job in self.store.running() if job.worker_id == slot.worker_id]
+
     def _give_up_jobs(self, slot: _Slot, reason: str) -> None:
-        """Fail whatever the dead worker held, as the database knows it (a claim it never reported)."""
-        for job in self.store.running():
-            if job.worker_id == slot.worker_id:
-                self._give_up(job.id, job.attempts, reason)
+        for job in self._jobs_held_by(slot):
+            self._give_up(job.id, job.attempts, reason)
 
     def _give_up(self, job_id: int, attempt: int, reason: str) -> None:
         try:
@@ -248,25 +251,12 @@ class WorkerPool:
         log.warning(
             "job %s: attempt %s failed: %s (now %s)", job_id, attempt, reason, job.status.value
         )
-        self._clean(job.source_path, job.options.formats, job.options.output_dir)
+        _remove_temporaries(job)
 
     def _hand_back(self, slot: _Slot) -> None:
-        for job in self.store.running():
-            if job.worker_id == slot.worker_id:
-                try:
-                    self.store.release(job.id, job.attempts)
-                except LeaseLost:
-                    continue
+        for job in self._jobs_held_by(slot):
+            if _release(self.store, job):
                 log.info("job %s: handed back to the queue", job.id)
-                self._clean(job.source_path, job.options.formats, job.options.output_dir)
-
-    @staticmethod
-    def _clean(source: str, formats: tuple[str, ...], output_dir: str | None) -> None:
-        removed = remove_stale_temporaries(
-            Path(source), formats, Path(output_dir) if output_dir else None
-        )
-        for path in removed:
-            log.info("removed the temporary %s", path)
 
     def _start_error(self) -> str | None:
         try:
@@ -294,13 +284,25 @@ def hand_back_orphans(store: JobStore) -> list[int]:
         pid = int(job.worker_id.rsplit(":", 1)[1])
         if _process_exists(pid):
             continue
-        try:
-            store.release(job.id, job.attempts)
-        except LeaseLost:
-            continue
-        handed_back.append(job.id)
-        WorkerPool._clean(job.source_path, job.options.formats, job.options.output_dir)
+        if _release(store, job):
+            handed_back.append(job.id)
     return handed_back
+
+
+def _release(store: JobStore, job: JobRecord) -> bool:
+    """Back to the queue without using up an attempt, and its half-written files gone."""
+    try:
+        store.release(job.id, job.attempts)
+    except LeaseLost:
+        return False
+    _remove_temporaries(job)
+    return True
+
+
+def _remove_temporaries(job: JobRecord) -> None:
+    output_dir = Path(job.options.output_dir) if job.options.output_dir else None
+    for path in remove_stale_temporaries(Path(job.source_path), job.options.formats, output_dir):
+        log.info("job %s: removed the temporary %s", job.id, path)
 
 
 def _process_exists(pid: int) -> bool:
