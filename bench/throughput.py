@@ -79,7 +79,11 @@ class Service:
     """A real `serve` on a temporary folder: SQLite unless a database URL is given."""
 
     def __init__(
-        self, workdir: Path, database_url: str | None, settings: dict[str, str] | None = None
+        self,
+        workdir: Path,
+        database_url: str | None,
+        settings: dict[str, str] | None = None,
+        inbox_options: str = "",
     ) -> None:
         self.inbox = workdir / "inbox"  # watched, and left empty: files come by path
         self.inbox.mkdir()
@@ -93,7 +97,8 @@ class Service:
             env[f"WHISPER_TRANSCRIBER_{name.upper()}"] = value
         self.log = (workdir / "service.log").open("w")
         self.process = subprocess.Popen(
-            [COMMAND, "serve", "--port", str(self.port), "--inbox", str(self.inbox),
+            [COMMAND, "serve", "--port", str(self.port),
+             "--inbox", f"{self.inbox}?{inbox_options}" if inbox_options else str(self.inbox),
              "--database-url", self.database_url, "--log-level", "WARNING"],
             cwd=workdir, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip

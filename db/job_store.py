@@ -126,8 +126,13 @@ class JobStore:
         origin: str,
         *,
         max_attempts: int | None = None,
+        move_on_done: str | os.PathLike[str] | None = None,
+        move_on_failure: str | os.PathLike[str] | None = None,
     ) -> tuple[JobRecord, bool]:
-        """Record a job for a file; the same unchanged file gives back its existing job (created=False)."""
+        """Record a job for a file; the same unchanged file gives back its existing job (created=False).
+
+        move_on_done / move_on_failure: where the original goes once the job is done or has failed
+        for good (see originals_to_move)."""
         source_path, size, mtime_ns = file_identity(path)
         identity = (
             (JOBS.c.source_path == source_path)
@@ -149,6 +154,8 @@ class JobStore:
             "outputs": [],
             "created_at": now,
             "updated_at": now,
+            "move_on_done": str(move_on_done) if move_on_done else None,
+            "move_on_failure": str(move_on_failure) if move_on_failure else None,
         }
         try:
             with self._write() as conn:
@@ -252,7 +259,31 @@ class JobStore:
                     status=JobStatus.DONE.value,
                     progress=1.0,
                     error=None,
+                    note=None,
                     outputs=outputs,
+                    worker_id=None,
+                    lease_expires_at=None,
+                    finished_at=now,
+                    updated_at=now,
+                )
+                .returning(*JOBS.c)
+            ).one()
+        return _record(row)
+
+    def skip(self, job_id: int, attempt: int, note: str, outputs: Sequence[str] = ()) -> JobRecord:
+        """Finish the job as done without a transcript of ours (the result already existed)."""
+        now = self.clock()
+        with self._write() as conn:
+            row = self._current_attempt(conn, job_id, attempt)
+            row = conn.execute(
+                update(JOBS)
+                .where(JOBS.c.id == row.id)
+                .values(
+                    status=JobStatus.DONE.value,
+                    progress=1.0,
+                    error=None,
+                    note=note,
+                    outputs=[str(p) for p in outputs],
                     worker_id=None,
                     lease_expires_at=None,
                     finished_at=now,
@@ -388,8 +419,10 @@ class JobStore:
                     max_attempts=row.attempts + self.max_attempts,
                     run_after=now,
                     error=None,
+                    note=None,
                     progress=0.0,
                     finished_at=None,
+                    original_moved_to=None,
                     updated_at=now,
                 )
                 .returning(*JOBS.c)
@@ -397,6 +430,52 @@ class JobStore:
             self._announce(conn)
         self._wake()
         return _record(row)
+
+    # -- originals of inbox jobs ----------------------------------------------------------------
+
+    def originals_to_move(self, limit: int = 100) -> list[JobRecord]:
+        """Ended jobs whose original should have moved (to done/ or failed/) and has not yet."""
+        waiting = ((JOBS.c.status == JobStatus.DONE.value) & JOBS.c.move_on_done.is_not(None)) | (
+            (JOBS.c.status == JobStatus.FAILED.value) & JOBS.c.move_on_failure.is_not(None)
+        )
+        query = (
+            select(JOBS)
+            .where(waiting, JOBS.c.original_moved_to.is_(None))
+            .order_by(JOBS.c.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [_record(row) for row in conn.execute(query)]
+
+    def original_moved(self, job_id: int, destination: str | os.PathLike[str]) -> None:
+        with self._write() as conn:
+            conn.execute(
+                update(JOBS)
+                .where(JOBS.c.id == job_id)
+                .values(original_moved_to=str(destination), updated_at=self.clock())
+            )
+
+    def known_files(self, folder: str | os.PathLike[str]) -> dict[str, set[tuple[int, int]]]:
+        """Every (size, mtime_ns) with a job, by path, for the files under a folder: one query,
+        so that a rescan of a large tree costs no statement per file."""
+        prefix = str(folder).rstrip(os.sep) + os.sep
+        # A range in byte order instead of LIKE, which needs escaping and is case-blind on SQLite.
+        # PostgreSQL compares in the database's collation unless told "C" (byte order).
+        upper = prefix[:-1] + chr(ord(os.sep) + 1)
+        path_column: Any = JOBS.c.source_path
+        if self.engine.dialect.name == "postgresql":
+            path_column = path_column.collate("C")
+        # A job whose original was moved away does not know a file at its old path: a file there
+        # now came back (put back from failed/, say), and the intake decides what that means.
+        stayed = JOBS.c.original_moved_to.is_(None) | (JOBS.c.original_moved_to == "")
+        query = select(JOBS.c.source_path, JOBS.c.source_size, JOBS.c.source_mtime_ns).where(
+            path_column >= prefix, path_column < upper, stayed
+        )
+        known: dict[str, set[tuple[int, int]]] = {}
+        with self._read() as conn:
+            for path, size, mtime_ns in conn.execute(query):
+                known.setdefault(path, set()).add((size, mtime_ns))
+        return known
 
     # -- queries ------------------------------------------------------------------------------
 

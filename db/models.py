@@ -105,6 +105,12 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Inbox jobs may move their original when they end: where to, and where it went.
+    move_on_done: Mapped[str | None] = mapped_column(Text)
+    move_on_failure: Mapped[str | None] = mapped_column(Text)
+    original_moved_to: Mapped[str | None] = mapped_column(Text)
+    # Why a job ended done without new transcripts (a media library already had the subtitle).
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class TranscriptRow(Base):

@@ -31,6 +31,11 @@ class JobOptions(BaseModel):
     initial_prompt: str | None = None
     formats: tuple[str, ...] = OUTPUT_FORMATS
     output_dir: str | None = Field(default=None, description="None writes beside the source file")
+    media_library: bool = Field(
+        default=False,
+        description="Name outputs <stem>.<language>.<format> (media-server sidecars) and skip a "
+        "file that already has a subtitle in its language",
+    )
 
     @field_validator("formats")
     @classmethod
@@ -66,6 +71,10 @@ class JobRecord:
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    move_on_done: str | None
+    move_on_failure: str | None
+    original_moved_to: str | None
+    note: str | None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:

@@ -38,7 +38,11 @@ DatabaseOpt = Annotated[
     str | None, typer.Option("--database-url", help="sqlite:///file.db or postgresql://...")
 ]
 InboxOpt = Annotated[
-    list[Path] | None, typer.Option("--inbox", help="Folder to watch (repeatable).")
+    list[str] | None,
+    typer.Option(
+        "--inbox",
+        help="Folder to watch (repeatable): PATH or 'PATH?observer=polling&language=de&...'.",
+    ),
 ]
 OutputDirOpt = Annotated[
     Path | None, typer.Option("--output-dir", help="Write transcripts here, not beside sources.")

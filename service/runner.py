@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from pathlib import Path
+from datetime import UTC, datetime
 from types import FrameType
 
 import uvicorn
@@ -14,19 +14,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from api.app import create_app
 from api.app_context import ApiContext
 from db.announcements import JobAnnouncements, listens
-from db.job_store import JobStore
-from db.values import JobOptions
 from service.bootstrap import Prepared
+from service.inboxes import file_filter, inboxes_from_settings
 from watcher.inbox import InboxWatcher
+from watcher.intake import Intake
+from worker.originals import move_originals
 from worker.supervisor import PoolFailed, WorkerPool, hand_back_orphans
 
 log = logging.getLogger(__name__)
-
-
-def enqueue_from_inbox(store: JobStore, options: JobOptions, inbox: Path, path: Path) -> None:
-    job, created = store.enqueue(path, options, origin=f"inbox:{inbox.name}")
-    if created:
-        log.info("job %s: queued %s", job.id, path)
 
 
 def serve(prepared: Prepared) -> None:
@@ -34,7 +29,7 @@ def serve(prepared: Prepared) -> None:
     settings = prepared.settings
     store = prepared.store
     options = settings.job_options()
-    inboxes = [inbox.resolve() for inbox in settings.inboxes]
+    intake = Intake(store, inboxes_from_settings(settings), file_filter(settings))
 
     handed_back = hand_back_orphans(store)
     if handed_back:
@@ -63,14 +58,21 @@ def serve(prepared: Prepared) -> None:
         if listens(settings.database_url)
         else None
     )
-    watcher = InboxWatcher(
-        inboxes,
-        lambda path: enqueue_from_inbox(store, options, _inbox_of(path, inboxes), path),
-        settle_s=settings.settle_s,
-    )
+    watcher = InboxWatcher(intake, settle_s=settings.settle_s)
     scheduler = BackgroundScheduler()
     scheduler.add_job(
         store.recover_expired, "interval", seconds=max(settings.lease_s / 2, 1.0), id="leases"
+    )
+    scheduler.add_job(watcher.rescan, "interval", seconds=settings.rescan_interval_s, id="rescan")
+    # Originals a worker could not move (killed first, or failed by the supervisor), and once
+    # right away for what a previous run left.
+    scheduler.add_job(
+        move_originals,
+        "interval",
+        args=[store],
+        seconds=settings.rescan_interval_s,
+        id="originals",
+        next_run_time=datetime.now(UTC),
     )
     _install_stop_handlers(pool, server)
     pool.start()
@@ -110,7 +112,3 @@ def _install_stop_handlers(pool: WorkerPool, server: uvicorn.Server) -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-
-
-def _inbox_of(path: Path, inboxes: list[Path]) -> Path:
-    return next((inbox for inbox in inboxes if path.is_relative_to(inbox)), inboxes[0])

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -23,6 +24,7 @@ from pydantic_settings import (
 )
 
 from db.values import DEFAULT_BEAM_SIZE, OUTPUT_FORMATS, JobOptions
+from watcher.filters import IGNORED_PATTERNS, MEDIA_EXTENSIONS
 
 ENV_PREFIX = "WHISPER_TRANSCRIBER_"
 DEFAULT_DATABASE_URL = "sqlite:///./data/whisper-transcriber.db"
@@ -73,6 +75,83 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+def _known_formats(formats: list[str]) -> list[str]:
+    normalized = [f.lower() for f in formats]
+    unknown = [f for f in normalized if f not in OUTPUT_FORMATS]
+    if unknown:
+        raise ValueError(
+            f"unknown format {', '.join(repr(f) for f in unknown)}; "
+            f"choose from {', '.join(OUTPUT_FORMATS)}"
+        )
+    if not normalized:
+        raise ValueError("at least one format is needed")
+    return list(dict.fromkeys(normalized))
+
+
+class InboxSettings(BaseModel):
+    """One watched folder and its own options; what it leaves unset comes from the service's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path = Field(description="The folder to watch")
+    name: str | None = Field(default=None, description="Shown in job history; the folder's name")
+    recursive: bool = Field(default=True, description="Watch sub-folders too")
+    observer: Literal["native", "polling"] = Field(
+        default="native",
+        description="native (inotify) for local disks; polling for SMB/NFS/CIFS mounts",
+    )
+    poll_interval_s: float = Field(
+        default=10.0, gt=0, description="Seconds between two looks at a polling inbox"
+    )
+    language: str | None = None
+    task: Literal["transcribe", "translate"] | None = None
+    formats: list[str] | None = None
+    outbox: Path | None = Field(
+        default=None, description="Transcripts go here, mirroring the inbox tree; unset: beside"
+    )
+    on_success: Literal["keep", "move"] = Field(
+        default="keep", description="keep the original, or move it into done_dir"
+    )
+    on_failure: Literal["keep", "move"] = Field(
+        default="keep", description="keep the original, or move it into failed_dir"
+    )
+    done_dir: Path | None = Field(default=None, description="Default: <inbox>/done")
+    failed_dir: Path | None = Field(default=None, description="Default: <inbox>/failed")
+    media_library: bool = Field(
+        default=False,
+        description="Read-only: never move originals; write Movie.en.srt sidecars; skip videos "
+        "that already have a subtitle in the language",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        """A bare path, or 'PATH?observer=polling&language=de' (a flag or environment item)."""
+        if isinstance(value, Path):
+            return {"path": value}
+        if not isinstance(value, str):
+            return value
+        path, _, query = value.partition("?")
+        fields: dict[str, Any] = {"path": path}
+        for key, item in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+            fields[key] = item.split() if key == "formats" else item
+        return fields
+
+    @field_validator("formats")
+    @classmethod
+    def _check_formats(cls, formats: list[str] | None) -> list[str] | None:
+        return None if formats is None else _known_formats(formats)
+
+    @model_validator(mode="after")
+    def _read_only_library(self) -> InboxSettings:
+        if self.media_library and "move" in (self.on_success, self.on_failure):
+            raise ValueError(
+                f"inbox {self.path}: a media library is read-only; on_success and on_failure "
+                "must be keep"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, extra="forbid", env_ignore_empty=True, validate_default=True
@@ -83,8 +162,22 @@ class Settings(BaseSettings):
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy URL: sqlite:///path/to/file.db or postgresql://user@host/db",
     )
-    inboxes: Annotated[list[Path], NoDecode] = Field(
-        default=[DEFAULT_INBOX], description="Folders watched for new audio and video files"
+    inboxes: Annotated[list[InboxSettings], NoDecode] = Field(
+        default=[InboxSettings(path=DEFAULT_INBOX)],
+        description="Folders watched for new audio and video files: paths, 'PATH?key=value&...', "
+        "or [[inboxes]] tables in the config file",
+    )
+    rescan_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds between full rescans of every inbox (catches events a NAS dropped)",
+    )
+    media_extensions: Annotated[list[str], NoDecode] = Field(
+        default=sorted(MEDIA_EXTENSIONS), description="File extensions taken from inboxes"
+    )
+    ignore_patterns: Annotated[list[str], NoDecode] = Field(
+        default=list(IGNORED_PATTERNS),
+        description="Names (glob patterns) of files and folders that inboxes ignore",
     )
     allowed_roots: Annotated[list[Path], NoDecode] = Field(
         default=[],
@@ -145,10 +238,27 @@ class Settings(BaseSettings):
     initial_prompt: str | None = Field(default=None)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
 
-    @field_validator("inboxes", "allowed_roots", mode="before")
+    @field_validator(
+        "inboxes", "allowed_roots", "media_extensions", "ignore_patterns", mode="before"
+    )
     @classmethod
-    def _split_paths(cls, value: Any) -> Any:
+    def _split_items(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("media_extensions")
+    @classmethod
+    def _dotted_extensions(cls, extensions: list[str]) -> list[str]:
+        return sorted({"." + e.lower().lstrip(".") for e in extensions if e.strip(". ")})
+
+    @field_validator("inboxes")
+    @classmethod
+    def _distinct_inboxes(cls, inboxes: list[InboxSettings]) -> list[InboxSettings]:
+        folders = [inbox.path.expanduser().resolve() for inbox in inboxes]
+        for i, folder in enumerate(folders):
+            for other in folders[i + 1 :]:
+                if folder == other or folder.is_relative_to(other) or other.is_relative_to(folder):
+                    raise ValueError(f"inboxes {folder} and {other} overlap; give each its own")
+        return inboxes
 
     @field_validator("formats", mode="before")
     @classmethod
@@ -157,17 +267,8 @@ class Settings(BaseSettings):
 
     @field_validator("formats")
     @classmethod
-    def _known_formats(cls, formats: list[str]) -> list[str]:
-        normalized = [f.lower() for f in formats]
-        unknown = [f for f in normalized if f not in OUTPUT_FORMATS]
-        if unknown:
-            raise ValueError(
-                f"unknown format {', '.join(repr(f) for f in unknown)}; "
-                f"choose from {', '.join(OUTPUT_FORMATS)}"
-            )
-        if not normalized:
-            raise ValueError("at least one format is needed")
-        return list(dict.fromkeys(normalized))
+    def _check_formats(cls, formats: list[str]) -> list[str]:
+        return _known_formats(formats)
 
     @classmethod
     def settings_customise_sources(
@@ -186,7 +287,8 @@ class Settings(BaseSettings):
 
     def api_roots(self) -> list[Path]:
         """Where files named over HTTP may live (symlinks resolved): the inboxes unless set."""
-        return [root.resolve() for root in (self.allowed_roots or self.inboxes)]
+        roots = self.allowed_roots or [inbox.path for inbox in self.inboxes]
+        return [root.expanduser().resolve() for root in roots]
 
     def job_options(self) -> JobOptions:
         """The options a job gets when its submitter says nothing else."""

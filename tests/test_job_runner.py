@@ -75,7 +75,8 @@ def test_cancel_stops_a_running_transcription(
 def test_progress_is_recorded_while_running(
     store: JobStore, engine: Engine, tmp_path: Path
 ) -> None:
-    source = long_copy(tmp_path / "media")
+    # Long enough (about two minutes of audio) that progress outlives the one-second write rate.
+    source = long_copy(tmp_path / "media", repeats=40)
     store.enqueue(source, JobOptions(formats=("txt",)), "test")
     job = store.claim("w1")
     assert job is not None

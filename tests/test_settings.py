@@ -13,7 +13,7 @@ from worker.layout import Layout, default_layout
 def test_defaults() -> None:
     settings = load_settings()
     assert settings.database_url == DEFAULT_DATABASE_URL
-    assert settings.inboxes == [Path("inbox")]
+    assert [inbox.path for inbox in settings.inboxes] == [Path("inbox")]
     assert settings.output_dir is None
     assert settings.formats == ["txt", "srt", "vtt", "json", "tsv"]
     assert settings.model == "bundled"
@@ -29,7 +29,7 @@ def test_environment_with_prefix_and_comma_lists(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("WHISPER_TRANSCRIBER_VAD_FILTER", "true")
     settings = load_settings()
     assert settings.formats == ["srt", "txt"]
-    assert settings.inboxes == [Path("/a"), Path("/b")]
+    assert [inbox.path for inbox in settings.inboxes] == [Path("/a"), Path("/b")]
     assert settings.workers == 3
     assert settings.job_options().vad_filter
 
@@ -93,3 +93,62 @@ def test_default_layout(
     device: str, cores: int, workers: int | None, threads: int | None, expected: Layout
 ) -> None:
     assert default_layout(device, cores, workers, threads) == expected
+
+
+def test_inboxes_with_their_own_options_from_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "settings.toml"
+    config.write_text(
+        'language = "en"\n'
+        "[[inboxes]]\n"
+        'path = "/srv/talks"\n'
+        "recursive = false\n"
+        'language = "de"\n'
+        'formats = ["srt", "vtt"]\n'
+        'outbox = "/srv/out"\n'
+        'on_success = "move"\n'
+        "[[inboxes]]\n"
+        'path = "/mnt/nas/films"\n'
+        'observer = "polling"\n'
+        "poll_interval_s = 30\n"
+        "media_library = true\n"
+    )
+    talks, films = load_settings(config_file=config).inboxes
+    assert (talks.recursive, talks.language, talks.formats) == (False, "de", ["srt", "vtt"])
+    assert (talks.outbox, talks.on_success, talks.on_failure) == (Path("/srv/out"), "move", "keep")
+    assert (films.observer, films.poll_interval_s, films.media_library) == ("polling", 30, True)
+    assert films.language is None  # the service's default (en) applies when the job is planned
+
+
+def test_inbox_options_in_a_flag_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "WHISPER_TRANSCRIBER_INBOXES", "/a?observer=polling&poll_interval_s=3,/b?formats=srt+txt"
+    )
+    a, b = load_settings().inboxes
+    assert (a.path, a.observer, a.poll_interval_s) == (Path("/a"), "polling", 3.0)
+    assert (b.path, b.formats) == (Path("/b"), ["srt", "txt"])
+    [flagged] = load_settings(inboxes=["/c?recursive=false&on_failure=move"]).inboxes
+    assert (flagged.recursive, flagged.on_failure) == (False, "move")
+
+
+@pytest.mark.parametrize(
+    ("inboxes", "detail"),
+    [
+        (["/a?colour=red"], "Extra inputs are not permitted"),
+        (["/a?observer=fsevents"], "'native' or 'polling'"),
+        (["/a?formats=srt+pdf"], "unknown format 'pdf'"),
+        (["/a?media_library=true&on_success=move"], "a media library is read-only"),
+        (["/a", "/a/sub"], "overlap"),
+    ],
+)
+def test_bad_inbox_options_name_the_setting(inboxes: list[str], detail: str) -> None:
+    with pytest.raises(SettingError, match="inboxes") as caught:
+        load_settings(inboxes=inboxes)
+    assert detail in str(caught.value)
+
+
+def test_media_extensions_and_ignore_patterns_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHISPER_TRANSCRIBER_MEDIA_EXTENSIONS", "WAV,.mka")
+    monkeypatch.setenv("WHISPER_TRANSCRIBER_IGNORE_PATTERNS", "*.skip,drafts")
+    settings = load_settings()
+    assert settings.media_extensions == [".mka", ".wav"]
+    assert settings.ignore_patterns == ["*.skip", "drafts"]

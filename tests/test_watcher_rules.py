@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from watcher.filters import is_candidate
-from watcher.inbox import scan
+from db.job_store import JobStore
+from db.values import JobOptions
+from service.inboxes import file_filter, inboxes_from_settings
+from service.settings import load_settings
+from watcher.filters import FileFilter, is_candidate
+from watcher.intake import Intake
+from watcher.spec import Inbox
 from watcher.stability import StabilityTracker
 
 ROOT = Path("/inbox")
@@ -62,11 +67,62 @@ def test_vanished_file_leaves_the_tracker(tmp_path: Path) -> None:
     assert tracker.pending() == 0
 
 
-def test_scan_finds_media_recursively(tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir()
-    for name in ("a/one.wav", "two.mp3", "skip.txt", "a/three.mp3.part"):
+def _walked(intake: Intake, inbox: Inbox) -> list[str]:
+    return sorted(p.relative_to(inbox.root).as_posix() for p in intake.walk(inbox))
+
+
+def test_walk_finds_media_and_skips_clutter_and_our_own_folders(
+    tmp_path: Path, store: JobStore
+) -> None:
+    settings = load_settings(inboxes=[f"{tmp_path}?on_success=move&on_failure=move&outbox=out"])
+    [inbox] = inboxes_from_settings(settings)
+    for name in (
+        "a/one.wav", "two.mp3", "skip.txt", "a/three.mp3.part", "@eaDir/x.wav", ".cache/y.wav",
+        "done/old.wav", "failed/bad.wav", "two.srt",
+    ):  # fmt: skip
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
-    assert sorted(p.relative_to(tmp_path).as_posix() for p in scan(tmp_path)) == [
-        "a/one.wav",
-        "two.mp3",
-    ]
+    intake = Intake(store, [inbox], file_filter(settings))
+    assert _walked(intake, inbox) == ["a/one.wav", "two.mp3"]
+    flat = Inbox(root=inbox.root, name="flat", options=JobOptions(), recursive=False)
+    assert _walked(intake, flat) == ["two.mp3"]
+
+
+def test_outbox_inside_the_inbox_is_not_input(tmp_path: Path, store: JobStore) -> None:
+    settings = load_settings(inboxes=[f"{tmp_path}?outbox={tmp_path / 'transcripts'}"])
+    [inbox] = inboxes_from_settings(settings)
+    intake = Intake(store, [inbox], file_filter(settings))
+    assert intake.wants(tmp_path / "talk.wav")
+    assert not intake.wants(tmp_path / "transcripts" / "talk.wav")
+    assert not intake.wants(tmp_path.parent / "elsewhere.wav")
+
+
+def test_plan_mirrors_the_tree_into_outbox_and_done(tmp_path: Path) -> None:
+    settings = load_settings(
+        inboxes=[f"{tmp_path / 'in'}?on_success=move&on_failure=move&language=de"],
+        output_dir=tmp_path / "out",
+    )
+    [inbox] = inboxes_from_settings(settings)
+    plan = inbox.plan(inbox.root / "2026" / "talk.wav")
+    assert plan.options.output_dir == str(tmp_path / "out" / "2026")
+    assert plan.options.language == "de"
+    assert plan.move_on_done == inbox.root / "done" / "2026" / "talk.wav"
+    assert plan.move_on_failure == inbox.root / "failed" / "2026" / "talk.wav"
+    # Without an outbox, "beside the file" is beside where the original ends up.
+    [moving] = inboxes_from_settings(load_settings(inboxes=[f"{tmp_path}?on_success=move"]))
+    assert moving.plan(moving.root / "a.wav").options.output_dir == str(moving.root / "done")
+
+
+def test_media_library_defaults_to_srt_sidecars(tmp_path: Path) -> None:
+    settings = load_settings(inboxes=[f"{tmp_path}?media_library=true"], language="en")
+    [library] = inboxes_from_settings(settings)
+    options = library.plan(library.root / "Movie (2020).mkv").options
+    assert (options.formats, options.media_library, options.language) == (("srt",), True, "en")
+    assert options.output_dir is None
+
+
+def test_extensions_and_patterns_from_settings() -> None:
+    custom = FileFilter.of([".mka"], ["drafts"])
+    assert custom.is_candidate(ROOT / "x.mka", ROOT)
+    assert not custom.is_candidate(ROOT / "x.wav", ROOT)
+    assert not custom.is_candidate(ROOT / "drafts" / "x.mka", ROOT)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -20,14 +22,37 @@ IGNORED_PATTERNS = (
 )  # fmt: skip
 
 
-def is_ignored(path: Path, root: Path) -> bool:
-    """True when the file or any folder between it and the inbox root matches an ignore pattern."""
-    try:
-        parts = path.relative_to(root).parts
-    except ValueError:
-        parts = (path.name,)
-    return any(fnmatch(part, pattern) for part in parts for pattern in IGNORED_PATTERNS)
+@dataclass(frozen=True)
+class FileFilter:
+    """Media extensions to take and name patterns to ignore (files and folders alike)."""
+
+    extensions: frozenset[str] = MEDIA_EXTENSIONS
+    ignored: tuple[str, ...] = IGNORED_PATTERNS
+
+    @classmethod
+    def of(cls, extensions: Iterable[str], ignored: Iterable[str]) -> FileFilter:
+        return cls(frozenset(e.lower() for e in extensions), tuple(ignored))
+
+    def ignores_name(self, name: str) -> bool:
+        return any(fnmatch(name, pattern) for pattern in self.ignored)
+
+    def is_ignored(self, path: Path, root: Path) -> bool:
+        """True when the file or any folder between it and the inbox root matches a pattern."""
+        try:
+            parts = path.relative_to(root).parts
+        except ValueError:
+            parts = (path.name,)
+        return any(self.ignores_name(part) for part in parts)
+
+    def is_media(self, path: Path) -> bool:
+        return path.suffix.lower() in self.extensions
+
+    def is_candidate(self, path: Path, root: Path) -> bool:
+        return self.is_media(path) and not self.is_ignored(path, root)
+
+
+DEFAULT_FILTER = FileFilter()
 
 
 def is_candidate(path: Path, root: Path) -> bool:
-    return path.suffix.lower() in MEDIA_EXTENSIONS and not is_ignored(path, root)
+    return DEFAULT_FILTER.is_candidate(path, root)

@@ -4,92 +4,147 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from watcher.filters import is_candidate
+from watcher.intake import Intake
+from watcher.spec import Inbox
 from watcher.stability import SETTLE_S, StabilityTracker
 
 SETTLE_CHECK_INTERVAL_S = 0.25
+# Events that say nothing about a file's content.
+_QUIET_EVENTS = frozenset({"opened", "closed_no_write"})
 
 log = logging.getLogger(__name__)
 
 
 class _RecordEvents(FileSystemEventHandler):
-    """Runs on the observer thread: only notes which path changed."""
+    """Runs on the observer thread: only notes which path changed, never touches disk or database."""
 
-    def __init__(self, root: Path, tracker: StabilityTracker) -> None:
-        self.root = root
+    def __init__(self, intake: Intake, tracker: StabilityTracker, folders: queue.Queue[Path]):
+        self.intake = intake
         self.tracker = tracker
+        self.folders = folders
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory:
+        if event.event_type in _QUIET_EVENTS:
             return
-        for raw in (event.src_path, getattr(event, "dest_path", "")):
-            if raw:
-                path = Path(os.fsdecode(raw))
-                if is_candidate(path, self.root):
-                    self.tracker.mark(path)
-
-
-def scan(root: Path) -> Iterator[Path]:
-    """Every candidate file under an inbox, for the start-up scan."""
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            path = Path(folder, name)
-            if is_candidate(path, root):
-                yield path
+        raw_paths = [p for p in (event.src_path, getattr(event, "dest_path", "")) if p]
+        paths = [Path(os.fsdecode(raw)) for raw in raw_paths]
+        if event.is_directory:
+            # A folder moved or copied in brings no events for the files already inside it.
+            if event.event_type in ("created", "moved"):
+                self.folders.put(paths[-1])
+            return
+        for path in paths:
+            if self.intake.wants(path):
+                self.tracker.mark(path)
 
 
 class InboxWatcher:
-    """Hands each stable file to on_stable (which enqueues it) off the observer thread."""
+    """Observers per inbox (inotify or polling), a start-up scan, rescans on demand, and a settle
+    thread that hands each file to the intake once its size and mtime have held still."""
 
-    def __init__(
-        self,
-        inboxes: list[Path],
-        on_stable: Callable[[Path], None],
-        *,
-        settle_s: float = SETTLE_S,
-        polling: bool = False,
-    ) -> None:
-        self.inboxes = [inbox.resolve() for inbox in inboxes]
-        self.on_stable = on_stable
+    def __init__(self, intake: Intake, *, settle_s: float = SETTLE_S) -> None:
+        self.intake = intake
         self.tracker = StabilityTracker(settle_s)
-        self._observer = PollingObserver() if polling else Observer()
+        self.last_scan: dict[str, datetime] = {}
+        self.settled = 0  # files handed to the intake so far, whatever it made of them
+        self._folders: queue.Queue[Path] = queue.Queue()
+        self._observers: list[BaseObserver] = []
         self._stop = threading.Event()
+        self._scan_lock = threading.Lock()
         self._settle_thread = threading.Thread(
             target=self._settle_loop, name="inbox-settle", daemon=True
         )
 
     def start(self) -> None:
-        for inbox in self.inboxes:
-            self._observer.schedule(_RecordEvents(inbox, self.tracker), str(inbox), recursive=True)
-        self._observer.start()
-        # After the observer starts, so that nothing arriving in between is missed.
-        for inbox in self.inboxes:
-            for path in scan(inbox):
-                self.tracker.mark(path)
+        handler = _RecordEvents(self.intake, self.tracker, self._folders)
+        native: BaseObserver | None = None
+        for inbox in self.intake.inboxes:
+            if inbox.observer == "polling":
+                observer: BaseObserver = PollingObserver(timeout=inbox.poll_interval_s)
+                self._observers.append(observer)
+            else:
+                if native is None:
+                    native = Observer()
+                    self._observers.append(native)
+                observer = native
+            observer.schedule(handler, str(inbox.root), recursive=inbox.recursive)
+        for observer in self._observers:
+            observer.start()
+        # After the observers start, so that nothing arriving in between is missed.
+        self.rescan()
         self._settle_thread.start()
-        log.info("watching %s", ", ".join(str(inbox) for inbox in self.inboxes))
+        log.info(
+            "watching %s",
+            ", ".join(f"{inbox.root} ({_describe(inbox)})" for inbox in self.intake.inboxes),
+        )
 
     def stop(self) -> None:
         self._stop.set()
-        self._observer.stop()
-        self._observer.join()
+        for observer in self._observers:
+            observer.stop()
+        for observer in self._observers:
+            if observer.is_alive():
+                observer.join()
         if self._settle_thread.is_alive():
             self._settle_thread.join()
 
+    def rescan(self) -> int:
+        """Look at every inbox for files no job knows (arrived while down, or events a NAS
+        dropped); they settle like any other. Returns how many were found."""
+        found = 0
+        with self._scan_lock:  # the scheduler's rescan and a slow start-up scan must not overlap
+            for inbox in self.intake.inboxes:
+                started = time.monotonic()
+                count = 0
+                for path in self.intake.new_files(inbox):
+                    self.tracker.mark(path)
+                    count += 1
+                self.last_scan[inbox.name] = datetime.now(UTC)
+                log.debug(
+                    "scanned %s in %.2f s: %s new", inbox.root, time.monotonic() - started, count
+                )
+                found += count
+        return found
+
     def _settle_loop(self) -> None:
         while not self._stop.wait(SETTLE_CHECK_INTERVAL_S):
+            self._mark_arrived_folders()
             for path in self.tracker.stable(time.monotonic()):
                 try:
-                    self.on_stable(path)
+                    self.intake.take(path)
                 except Exception:  # one bad file or a database hiccup must not end the watch
                     log.exception("could not enqueue %s; will try again", path)
                     self.tracker.mark(path)
+                    continue
+                self.settled += 1
+
+    def _mark_arrived_folders(self) -> None:
+        while True:
+            try:
+                folder = self._folders.get_nowait()
+            except queue.Empty:
+                return
+            inbox = self.intake.inbox_of(folder)
+            if inbox is None:
+                continue
+            for dirpath, _dirs, files in os.walk(folder):
+                for name in files:
+                    path = Path(dirpath, name)
+                    if self.intake.wants(path):
+                        self.tracker.mark(path)
+
+
+def _describe(inbox: Inbox) -> str:
+    how = f"polling every {inbox.poll_interval_s:g} s" if inbox.observer == "polling" else "inotify"
+    return f"{how}{'' if inbox.recursive else ', top folder only'}"

@@ -134,8 +134,14 @@ class Engine:
             raise ModelNotFound(f"cannot load model {spec.name_or_path}: {exc}") from exc
 
     def transcribe(
-        self, path: str, options: JobOptions, on_progress: ProgressCallback | None = None
+        self,
+        path: str,
+        options: JobOptions,
+        on_progress: ProgressCallback | None = None,
+        on_language: Callable[[str], None] | None = None,
     ) -> Transcript:
+        """The whole transcript. on_language hears the (given or detected) language before any
+        decoding: it may raise to stop there, having spent only the detection."""
         check_source(path)
         import av.error
         import ctranslate2
@@ -146,6 +152,8 @@ class Engine:
             segments_iter, info = self.model.transcribe(path, **transcribe_kwargs(options))
             if info.duration <= 0:
                 raise MediaError(f"no audio in {path}: the file has no samples")
+            if on_language is not None:
+                on_language(info.language)
             segments = []
             for raw in segments_iter:
                 segments.append(_segment(raw))

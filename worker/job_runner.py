@@ -11,7 +11,9 @@ from db.job_store import JobStore
 from db.values import JobRecord
 from worker.engine import Engine, MediaError
 from worker.heartbeat import Heartbeat
+from worker.originals import move_original
 from worker.outputs import stage_outputs
+from worker.sidecars import existing_subtitle
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,10 @@ def verify_source(job: JobRecord) -> None:
         return  # it was missing when queued; the engine says whether it is there now
     try:
         stat = os.stat(job.source_path)
+    except FileNotFoundError:
+        raise MediaError(
+            f"file not found (deleted or moved before its job ran): {job.source_path}"
+        ) from None
     except OSError:
         return  # the engine reports it with a plain reason
     if (stat.st_size, stat.st_mtime_ns) != (job.source_size, job.source_mtime_ns):
@@ -34,12 +40,32 @@ def verify_source(job: JobRecord) -> None:
         )
 
 
+class AlreadySubtitled(Exception):
+    """A media-library video that already has a subtitle in its language: nothing to do."""
+
+    def __init__(self, existing: Path, language: str) -> None:
+        self.existing = existing
+        super().__init__(f"skipped: {existing.name} already has {language} subtitles")
+
+
 class Abandoned(Exception):
     """The job was cancelled or its lease taken while it ran: stop and leave no trace."""
 
 
 def run_job(store: JobStore, engine: Engine, job: JobRecord) -> None:
-    """Run a claimed job; every outcome is recorded through the store, nothing escapes but bugs."""
+    """Run a claimed job; every outcome is recorded through the store, nothing escapes but bugs.
+
+    A job that ended (done, or failed for good) then moves its original where its inbox says."""
+    outcome = _attempt(store, engine, job)
+    if outcome is not None and outcome.status.is_final:
+        try:
+            move_original(store, outcome)
+        except OSError as exc:  # the service's sweep tries again
+            log.warning("job %s: cannot move %s: %s", job.id, job.source_path, exc)
+
+
+def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | None:
+    """The attempt's recorded outcome; None when nothing could be recorded (lease lost, ...)."""
     attempt = job.attempts
     log.info("job %s: attempt %s on %s", job.id, attempt, job.source_path)
     try:
@@ -50,36 +76,53 @@ def run_job(store: JobStore, engine: Engine, job: JobRecord) -> None:
                     raise Abandoned
                 heartbeat.set_progress(fraction)
 
-            verify_source(job)
-            transcript = engine.transcribe(job.source_path, job.options, on_progress)
-            verify_source(job)  # an older version must never publish over a newer one's outputs
+            source = Path(job.source_path)
             output_dir = Path(job.options.output_dir) if job.options.output_dir else None
+
+            def on_language(language: str) -> None:
+                if job.options.media_library:
+                    existing = existing_subtitle(source, language, output_dir)
+                    if existing is not None:
+                        raise AlreadySubtitled(existing, language)
+
+            verify_source(job)
+            transcript = engine.transcribe(job.source_path, job.options, on_progress, on_language)
+            verify_source(job)  # an older version must never publish over a newer one's outputs
+            language_tag = transcript.language if job.options.media_library else None
             try:
                 staged = stage_outputs(
-                    transcript, Path(job.source_path), job.options.formats, output_dir
+                    transcript, source, job.options.formats, output_dir, language_tag
                 )
             except OSError as exc:
-                store.fail(job.id, attempt, f"cannot write transcripts: {exc}")
-                return
+                return store.fail(job.id, attempt, f"cannot write transcripts: {exc}")
             try:
                 done = store.complete(job.id, attempt, transcript, publish=staged.publish)
             finally:
                 staged.discard()  # no-op after a publish; removes temporaries otherwise
         log.info("job %s: done, %.1f s of audio -> %s", job.id, transcript.duration, done.outputs)
+        return done
+    except AlreadySubtitled as exc:
+        log.info("job %s: %s", job.id, exc)
+        try:
+            return store.skip(job.id, attempt, str(exc), outputs=[str(exc.existing)])
+        except LeaseLost:
+            log.info("job %s: attempt %s is no longer current", job.id, attempt)
     except (Abandoned, LeaseLost):
         log.info("job %s: attempt %s is no longer current; dropped its work", job.id, attempt)
     except MediaError as exc:
         log.warning("job %s: failed: %s", job.id, exc)
-        _fail(store, job, str(exc), retryable=False)
+        return _fail(store, job, str(exc), retryable=False)
     except Exception as exc:
         log.exception("job %s: attempt %s crashed", job.id, attempt)
-        _fail(store, job, f"{type(exc).__name__}: {exc}", retryable=True)
+        return _fail(store, job, f"{type(exc).__name__}: {exc}", retryable=True)
+    return None
 
 
-def _fail(store: JobStore, job: JobRecord, error: str, *, retryable: bool) -> None:
+def _fail(store: JobStore, job: JobRecord, error: str, *, retryable: bool) -> JobRecord | None:
     try:
-        store.fail(job.id, job.attempts, error, retryable=retryable)
+        return store.fail(job.id, job.attempts, error, retryable=retryable)
     except LeaseLost:
         log.info("job %s: attempt %s is no longer current", job.id, job.attempts)
     except QueueError as exc:  # the database is away: the lease runs out and recovery retries it
         log.warning("job %s: could not record the failure (%s): %s", job.id, exc, error)
+    return None

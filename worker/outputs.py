@@ -104,19 +104,22 @@ def render(transcript: Transcript, fmt: str) -> str:
     return renderer(transcript)
 
 
-def output_paths(source: Path, formats: Sequence[str], output_dir: Path | None) -> dict[str, Path]:
+def output_paths(
+    source: Path, formats: Sequence[str], output_dir: Path | None, language_tag: str | None = None
+) -> dict[str, Path]:
     """Where each format goes: beside the source ("talk.mp3" -> "talk.txt"), or in output_dir.
 
+    With a language tag the name carries it as media servers expect sidecar subtitles:
+    "Movie (2020).mkv" -> "Movie (2020).en.srt".
     ValueError for an unknown format, or if an output would overwrite the source itself.
     """
     paths: dict[str, Path] = {}
+    folder = source.parent if output_dir is None else output_dir
+    stem = source.stem if language_tag is None else f"{source.stem}.{language_tag}"
     for fmt in formats:
         if fmt not in _RENDERERS:
             raise ValueError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
-        if output_dir is None:
-            path = source.with_suffix("." + fmt)
-        else:
-            path = output_dir / (source.stem + "." + fmt)
+        path = folder / f"{stem}.{fmt}"
         if path == source:
             raise ValueError(f"the {fmt} output would overwrite its source {source}")
         paths[fmt] = path
@@ -148,7 +151,7 @@ class StagedOutputs:
         finally:
             self.discard()
         for folder in {final.parent for final in self.targets.values()}:
-            _fsync_directory(folder)
+            fsync_directory(folder)
         return list(self.targets.values())
 
     def discard(self) -> None:
@@ -160,14 +163,18 @@ class StagedOutputs:
 
 
 def stage_outputs(
-    transcript: Transcript, source: Path, formats: Sequence[str], output_dir: Path | None
+    transcript: Transcript,
+    source: Path,
+    formats: Sequence[str],
+    output_dir: Path | None,
+    language_tag: str | None = None,
 ) -> StagedOutputs:
     """Renders each format and writes it to a temporary file in its target folder.
 
     Creates output_dir (with parents) if needed. On any error the temporaries already written are
     removed and the error is raised. Call ``publish`` on the result to make the files visible.
     """
-    targets = output_paths(source, formats, output_dir)
+    targets = output_paths(source, formats, output_dir, language_tag)
     texts = {fmt: render(transcript, fmt) for fmt in targets}
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -192,13 +199,18 @@ def stage_outputs(
 
 
 def remove_stale_temporaries(
-    source: Path, formats: Sequence[str], output_dir: Path | None
+    source: Path, formats: Sequence[str], output_dir: Path | None, language_tagged: bool = False
 ) -> list[Path]:
-    """Removes temporaries a killed worker left for this source's outputs; returns what it removed."""
+    """Removes temporaries a killed worker left for this source's outputs; returns what it removed.
+
+    language_tagged: the outputs carry a language tag, whichever it was ("talk.*.srt")."""
     removed = []
     for final in output_paths(source, formats, output_dir).values():
+        pattern = _glob_escape("." + final.name) + ".*.tmp"
+        if language_tagged:
+            pattern = _glob_escape(f".{final.stem}.") + "*" + _glob_escape(final.suffix) + ".*.tmp"
         with contextlib.suppress(OSError):
-            for temporary in final.parent.glob(_glob_escape("." + final.name) + ".*.tmp"):
+            for temporary in final.parent.glob(pattern):
                 temporary.unlink(missing_ok=True)
                 removed.append(temporary)
     return removed
@@ -219,7 +231,7 @@ def _current_umask() -> int:
     return umask
 
 
-def _fsync_directory(folder: Path) -> None:
+def fsync_directory(folder: Path) -> None:
     """Makes the renames in folder durable; best effort (not every platform can open a folder)."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)

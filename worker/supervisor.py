@@ -301,7 +301,9 @@ def _release(store: JobStore, job: JobRecord) -> bool:
 
 def _remove_temporaries(job: JobRecord) -> None:
     output_dir = Path(job.options.output_dir) if job.options.output_dir else None
-    for path in remove_stale_temporaries(Path(job.source_path), job.options.formats, output_dir):
+    for path in remove_stale_temporaries(
+        Path(job.source_path), job.options.formats, output_dir, job.options.media_library
+    ):
         log.info("job %s: removed the temporary %s", job.id, path)
 
 

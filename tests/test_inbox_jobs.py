@@ -1,0 +1,165 @@
+"""Inbox jobs through the real model in this process: media-library sidecars, moves of
+originals into done/ and failed/, and a file deleted before its job ran."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import av
+import pytest
+
+from db.job_store import JobStore
+from db.models import JobStatus
+from db.values import JobRecord
+from service.inboxes import inboxes_from_settings
+from service.settings import load_settings
+from tests.conftest import FIXTURES
+from watcher.spec import Inbox
+from worker.engine import Engine, resolve_model
+from worker.job_runner import run_job
+from worker.originals import move_originals
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(resolve_model("bundled"), "cpu", "int8", cpu_threads=1)
+
+
+def make_video(path: Path) -> Path:
+    """A Matroska file with the speech fixture as its AAC audio track, as a film would have."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(FIXTURES / "speech_a.wav")) as source, av.open(str(path), "w") as out:
+        audio = source.streams.audio[0]
+        encoded = out.add_stream("aac", rate=audio.rate, layout="mono")
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=audio.rate)
+        for frame in source.decode(audio):
+            for resampled in resampler.resample(frame):
+                out.mux(encoded.encode(resampled))
+        out.mux(encoded.encode(None))
+    return path
+
+
+def inbox_for(spec: str, **settings: object) -> Inbox:
+    [inbox] = inboxes_from_settings(load_settings(inboxes=[spec], **settings))
+    return inbox
+
+
+def enqueue_and_run(store: JobStore, engine: Engine, inbox: Inbox, path: Path) -> JobRecord:
+    plan = inbox.plan(path)
+    job, _ = store.enqueue(
+        path,
+        plan.options,
+        inbox.origin,
+        move_on_done=plan.move_on_done,
+        move_on_failure=plan.move_on_failure,
+    )
+    claimed = store.claim("test-worker")
+    assert claimed is not None and claimed.id == job.id
+    run_job(store, engine, claimed)
+    return store.get(job.id)
+
+
+def test_media_library_writes_language_tagged_sidecars_and_touches_nothing(
+    store: JobStore, engine: Engine, tmp_path: Path
+) -> None:
+    films = tmp_path / "films"
+    video = make_video(films / "Movie (2020)" / "Movie (2020).mkv")
+    before = video.stat()
+    job = enqueue_and_run(store, engine, inbox_for(f"{films}?media_library=true"), video)
+    assert job.status is JobStatus.DONE, job.error
+    sidecar = video.with_name("Movie (2020).en.srt")
+    assert job.outputs == (str(sidecar),)
+    assert "-->" in sidecar.read_text()
+    assert sorted(p.name for p in video.parent.iterdir()) == ["Movie (2020).en.srt", video.name]
+    after = video.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )
+
+
+@pytest.mark.parametrize("language", [None, "en"], ids=["detected", "configured"])
+def test_media_library_skips_a_video_with_a_subtitle_in_its_language(
+    store: JobStore, engine: Engine, tmp_path: Path, language: str | None
+) -> None:
+    films = tmp_path / "films"
+    video = make_video(films / "Show.S01E01.mkv")
+    existing = video.with_name("Show.S01E01.eng.forced.srt")
+    existing.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
+    other_language = video.with_name("Show.S01E01.de.srt")
+    other_language.write_text("1\n00:00:00,000 --> 00:00:01,000\nhallo\n")
+    inbox = inbox_for(f"{films}?media_library=true", language=language)
+    job = enqueue_and_run(store, engine, inbox, video)
+    assert job.status is JobStatus.DONE
+    assert job.note == "skipped: Show.S01E01.eng.forced.srt already has en subtitles"
+    assert job.outputs == (str(existing),)
+    assert store.transcript(job.id) is None
+    assert sorted(p.name for p in films.iterdir()) == sorted(
+        [video.name, existing.name, other_language.name]
+    )
+
+
+def test_originals_move_into_done_and_failed(
+    store: JobStore, engine: Engine, tmp_path: Path
+) -> None:
+    inbox_folder = tmp_path / "inbox"
+    (inbox_folder / "2026").mkdir(parents=True)
+    good = Path(shutil.copy(FIXTURES / "speech_a.wav", inbox_folder / "2026" / "talk.wav"))
+    bad = inbox_folder / "2026" / "notes.mp3"
+    bad.write_text("this is text, not audio\n")
+    inbox = inbox_for(f"{inbox_folder}?on_success=move&on_failure=move&formats=txt+srt")
+
+    done = enqueue_and_run(store, engine, inbox, good)
+    assert done.status is JobStatus.DONE
+    assert done.original_moved_to == str(inbox_folder / "done" / "2026" / "talk.wav")
+    assert sorted(p.name for p in (inbox_folder / "done" / "2026").iterdir()) == [
+        "talk.srt",
+        "talk.txt",
+        "talk.wav",
+    ]
+    failed = enqueue_and_run(store, engine, inbox, bad)
+    assert failed.status is JobStatus.FAILED
+    assert "cannot decode" in (failed.error or "")
+    assert failed.original_moved_to == str(inbox_folder / "failed" / "2026" / "notes.mp3")
+    assert (inbox_folder / "failed" / "2026" / "notes.mp3").read_text().startswith("this is")
+    assert list((inbox_folder / "2026").iterdir()) == []
+    assert move_originals(store) == 0  # nothing left for the sweep
+
+
+def test_the_sweep_moves_what_a_worker_did_not(
+    store: JobStore, engine: Engine, tmp_path: Path
+) -> None:
+    inbox_folder = tmp_path / "inbox"
+    inbox_folder.mkdir()
+    source = Path(shutil.copy(FIXTURES / "speech_a.wav", inbox_folder / "talk.wav"))
+    inbox = inbox_for(f"{inbox_folder}?on_failure=move")
+    plan = inbox.plan(source)
+    job, _ = store.enqueue(source, plan.options, inbox.origin, move_on_failure=plan.move_on_failure)
+    claimed = store.claim("w")
+    assert claimed is not None
+    # As when the supervisor fails the attempt of a worker killed mid-job, for the last time.
+    store.fail(job.id, claimed.attempts, "worker process died (exit code -9)", retryable=False)
+    assert move_originals(store) == 1
+    assert (inbox_folder / "failed" / "talk.wav").exists() and not source.exists()
+    assert store.get(job.id).original_moved_to == str(inbox_folder / "failed" / "talk.wav")
+
+
+def test_a_file_deleted_before_its_job_ran_fails_with_a_clear_reason(
+    store: JobStore, engine: Engine, tmp_path: Path
+) -> None:
+    inbox_folder = tmp_path / "inbox"
+    inbox_folder.mkdir()
+    source = Path(shutil.copy(FIXTURES / "speech_a.wav", inbox_folder / "gone.wav"))
+    inbox = inbox_for(str(inbox_folder))
+    plan = inbox.plan(source)
+    store.enqueue(source, plan.options, inbox.origin)
+    source.unlink()
+    claimed = store.claim("w")
+    assert claimed is not None
+    run_job(store, engine, claimed)
+    job = store.get(claimed.id)
+    assert job.status is JobStatus.FAILED
+    assert job.error == f"file not found (deleted or moved before its job ran): {source}"
+    assert job.attempts == 1  # a missing file is not retried

@@ -1,0 +1,89 @@
+"""From a settled file in an inbox to a job: the watcher's business logic, off the observer."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from db.job_store import JobStore
+from db.models import JobStatus
+from db.values import JobRecord
+from watcher.filters import FileFilter
+from watcher.spec import Inbox
+
+log = logging.getLogger(__name__)
+
+
+class Intake:
+    """Knows the inboxes; decides which files are input and records their jobs."""
+
+    def __init__(self, store: JobStore, inboxes: Sequence[Inbox], file_filter: FileFilter) -> None:
+        self.store = store
+        self.inboxes = tuple(inboxes)
+        self.file_filter = file_filter
+
+    def inbox_of(self, path: Path) -> Inbox | None:
+        return next((inbox for inbox in self.inboxes if inbox.holds(path)), None)
+
+    def wants(self, path: Path) -> bool:
+        """A media file inside an inbox (not in its outbox, done or failed folder), not clutter."""
+        inbox = self.inbox_of(path)
+        return inbox is not None and self.file_filter.is_candidate(path, inbox.root)
+
+    def take(self, path: Path) -> JobRecord | None:
+        """Record the job for a settled file; the job when one was created or requeued."""
+        inbox = self.inbox_of(path)
+        if inbox is None or not self.file_filter.is_candidate(path, inbox.root):
+            return None
+        plan = inbox.plan(path)
+        job, created = self.store.enqueue(
+            path,
+            plan.options,
+            inbox.origin,
+            move_on_done=plan.move_on_done,
+            move_on_failure=plan.move_on_failure,
+        )
+        if created:
+            log.info("job %s: queued %s", job.id, path)
+            return job
+        if job.status is JobStatus.FAILED and job.original_moved_to:
+            # It went to failed/ and someone put it back: that asks for another go.
+            job = self.store.retry(job.id)
+            log.info("job %s: %s is back in %s; queued again", job.id, path, inbox.name)
+            return job
+        return None
+
+    def new_files(self, inbox: Inbox) -> Iterator[Path]:
+        """Files of the inbox that no job knows in their current version (size and mtime).
+
+        One query for what is known, then a walk: a rescan costs no statement per old file."""
+        known = self.store.known_files(inbox.root)
+        for path in self.walk(inbox):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue  # gone since the walk listed it
+            if (stat.st_size, stat.st_mtime_ns) not in known.get(str(path), ()):
+                yield path
+
+    def walk(self, inbox: Inbox) -> Iterator[Path]:
+        """Candidate files under the inbox, not descending into ignored or excluded folders."""
+        excluded = {str(folder) for folder in inbox.excluded}
+        for folder, dirs, files in os.walk(inbox.root):
+            if inbox.recursive:
+                dirs[:] = [
+                    d
+                    for d in dirs
+                    if not self.file_filter.ignores_name(d)
+                    and os.path.join(folder, d) not in excluded
+                ]
+            else:
+                dirs.clear()
+            for name in files:
+                if self.file_filter.ignores_name(name):
+                    continue
+                path = Path(folder, name)
+                if self.file_filter.is_media(path):
+                    yield path

@@ -1,0 +1,65 @@
+"""One inbox as the watcher sees it: a resolved folder, its rules, and the plan for each file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from db.values import JobOptions
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What enqueueing one file of an inbox records: its options and where its original goes."""
+
+    options: JobOptions
+    move_on_done: Path | None
+    move_on_failure: Path | None
+
+
+@dataclass(frozen=True)
+class Inbox:
+    root: Path  # resolved
+    name: str
+    options: JobOptions  # the inbox's own, over the service's defaults; output_dir unset
+    recursive: bool = True
+    observer: Literal["native", "polling"] = "native"
+    poll_interval_s: float = 10.0
+    outbox: Path | None = None  # transcripts mirror the inbox tree here; None: beside the file
+    done_dir: Path | None = None  # originals move here once done; None: they stay
+    failed_dir: Path | None = None  # originals move here once failed for good; None: they stay
+
+    @property
+    def origin(self) -> str:
+        return f"inbox:{self.name}"
+
+    @property
+    def excluded(self) -> tuple[Path, ...]:
+        """Folders inside the inbox that hold our own results, never input."""
+        folders = (self.outbox, self.done_dir, self.failed_dir)
+        return tuple(f for f in folders if f is not None and f.is_relative_to(self.root))
+
+    def holds(self, path: Path) -> bool:
+        """True for a path the inbox watches: under its root (directly, unless recursive), and not
+        inside its outbox, done or failed folder."""
+        if not path.is_relative_to(self.root) or path == self.root:
+            return False
+        if not self.recursive and path.parent != self.root:
+            return False
+        return not any(path.is_relative_to(folder) for folder in self.excluded)
+
+    def plan(self, path: Path) -> JobPlan:
+        relative = path.relative_to(self.root)
+        # Beside the file means beside where it ends up: in done/ when originals move there.
+        output_folder = self.outbox or self.done_dir
+        options = self.options
+        if output_folder is not None:
+            options = options.model_copy(
+                update={"output_dir": str(output_folder / relative.parent)}
+            )
+        return JobPlan(
+            options=options,
+            move_on_done=self.done_dir / relative if self.done_dir else None,
+            move_on_failure=self.failed_dir / relative if self.failed_dir else None,
+        )

@@ -1,0 +1,95 @@
+"""Moving an inbox job's original into done/ or failed/ once the job has ended."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from db.errors import QueueError
+from db.job_store import JobStore
+from db.models import JobStatus
+from db.values import JobRecord
+from worker.outputs import fsync_directory
+
+# Recorded as original_moved_to when there was nothing of this job's to move (deleted, or
+# replaced by a newer version that is a job of its own).
+NOTHING_MOVED = ""
+
+log = logging.getLogger(__name__)
+
+
+def destination_of(job: JobRecord) -> str | None:
+    if job.original_moved_to is not None:
+        return None
+    if job.status is JobStatus.DONE:
+        return job.move_on_done
+    if job.status is JobStatus.FAILED:
+        return job.move_on_failure
+    return None
+
+
+def free_path(wanted: Path) -> Path:
+    """wanted, or "name (2).ext" and so on when a file of that name is already there."""
+    candidate, number = wanted, 1
+    while candidate.exists():
+        number += 1
+        candidate = wanted.with_name(f"{wanted.stem} ({number}){wanted.suffix}")
+    return candidate
+
+
+def move_original(store: JobStore, job: JobRecord) -> Path | None:
+    """Move the original if this ended job asks for it, and record where it went.
+
+    Safe to repeat: the service sweeps jobs whose move did not happen (a worker killed between
+    finishing and moving, or a job failed by the supervisor). Never moves a newer version."""
+    destination = destination_of(job)
+    if destination is None:
+        return None
+    source = Path(job.source_path)
+    try:
+        stat = source.stat()
+    except FileNotFoundError:
+        # Moved by an earlier try that could not record it, or deleted by someone.
+        if _same_file(Path(destination), job):
+            _record(store, job, destination)
+            return Path(destination)
+        _record(store, job, NOTHING_MOVED)
+        return None
+    if (stat.st_size, stat.st_mtime_ns) != (job.source_size, job.source_mtime_ns):
+        _record(store, job, NOTHING_MOVED)  # the file there now is another version, another job
+        return None
+    target = free_path(Path(destination))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(source, target)  # a rename on one file system; copy and delete across two
+    fsync_directory(target.parent)
+    _record(store, job, str(target))
+    log.info("job %s: moved %s to %s", job.id, source, target)
+    return target
+
+
+def move_originals(store: JobStore) -> int:
+    """The sweep: every ended job still waiting for its move; returns how many were settled."""
+    settled = 0
+    for job in store.originals_to_move():
+        try:
+            move_original(store, job)
+            settled += 1
+        except OSError as exc:
+            log.warning("job %s: cannot move %s: %s", job.id, job.source_path, exc)
+    return settled
+
+
+def _same_file(path: Path, job: JobRecord) -> bool:
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    return (stat.st_size, stat.st_mtime_ns) == (job.source_size, job.source_mtime_ns)
+
+
+def _record(store: JobStore, job: JobRecord, where: str) -> None:
+    try:
+        store.original_moved(job.id, where)
+    except QueueError as exc:  # the next sweep records it (the source is gone by then)
+        log.warning("job %s: could not record the move of its original: %s", job.id, exc)
