@@ -163,6 +163,7 @@ class JobStore:
                 if existing is not None:
                     return _record(existing), False
                 row = conn.execute(insert(JOBS).values(values).returning(*JOBS.c)).one()
+                self._supersede_queued(conn, source_path, row.id, now)
                 self._announce(conn)
             self._wake()
             return _record(row), True
@@ -171,6 +172,25 @@ class JobStore:
             with self._read() as conn:
                 row = conn.execute(select(JOBS).where(identity)).one()
                 return _record(row), False
+
+    @staticmethod
+    def _supersede_queued(conn: Connection, source_path: str, newer_id: int, now: datetime) -> None:
+        """Queued jobs of older versions of the file would only fail: cancel them, saying why.
+        (A running one finds out itself, before it publishes anything.)"""
+        conn.execute(
+            update(JOBS)
+            .where(
+                JOBS.c.source_path == source_path,
+                JOBS.c.status == JobStatus.QUEUED.value,
+                JOBS.c.id != newer_id,
+            )
+            .values(
+                status=JobStatus.CANCELLED.value,
+                note=f"superseded by job {newer_id}: the file changed",
+                finished_at=now,
+                updated_at=now,
+            )
+        )
 
     # -- the worker's side --------------------------------------------------------------------
 
@@ -252,45 +272,34 @@ class JobStore:
                     created_at=now,
                 )
             )
-            row = conn.execute(
-                update(JOBS)
-                .where(JOBS.c.id == row.id)
-                .values(
-                    status=JobStatus.DONE.value,
-                    progress=1.0,
-                    error=None,
-                    note=None,
-                    outputs=outputs,
-                    worker_id=None,
-                    lease_expires_at=None,
-                    finished_at=now,
-                    updated_at=now,
-                )
-                .returning(*JOBS.c)
-            ).one()
-        return _record(row)
+            return self._mark_done(conn, row.id, outputs, note=None, now=now)
 
     def skip(self, job_id: int, attempt: int, note: str, outputs: Sequence[str] = ()) -> JobRecord:
         """Finish the job as done without a transcript of ours (the result already existed)."""
-        now = self.clock()
         with self._write() as conn:
             row = self._current_attempt(conn, job_id, attempt)
-            row = conn.execute(
-                update(JOBS)
-                .where(JOBS.c.id == row.id)
-                .values(
-                    status=JobStatus.DONE.value,
-                    progress=1.0,
-                    error=None,
-                    note=note,
-                    outputs=[str(p) for p in outputs],
-                    worker_id=None,
-                    lease_expires_at=None,
-                    finished_at=now,
-                    updated_at=now,
-                )
-                .returning(*JOBS.c)
-            ).one()
+            return self._mark_done(conn, row.id, [str(p) for p in outputs], note, self.clock())
+
+    @staticmethod
+    def _mark_done(
+        conn: Connection, job_id: int, outputs: list[str], note: str | None, now: datetime
+    ) -> JobRecord:
+        row = conn.execute(
+            update(JOBS)
+            .where(JOBS.c.id == job_id)
+            .values(
+                status=JobStatus.DONE.value,
+                progress=1.0,
+                error=None,
+                note=note,
+                outputs=outputs,
+                worker_id=None,
+                lease_expires_at=None,
+                finished_at=now,
+                updated_at=now,
+            )
+            .returning(*JOBS.c)
+        ).one()
         return _record(row)
 
     def fail(self, job_id: int, attempt: int, error: str, *, retryable: bool = True) -> JobRecord:
@@ -433,15 +442,16 @@ class JobStore:
 
     # -- originals of inbox jobs ----------------------------------------------------------------
 
-    def originals_to_move(self, limit: int = 100) -> list[JobRecord]:
-        """Ended jobs whose original should have moved (to done/ or failed/) and has not yet."""
+    def originals_to_move(self, ended_before: datetime, limit: int = 100) -> list[JobRecord]:
+        """Jobs ended before a time whose original should have moved (to done/ or failed/) and
+        has not yet; the least recently tried first."""
         waiting = ((JOBS.c.status == JobStatus.DONE.value) & JOBS.c.move_on_done.is_not(None)) | (
             (JOBS.c.status == JobStatus.FAILED.value) & JOBS.c.move_on_failure.is_not(None)
         )
         query = (
             select(JOBS)
-            .where(waiting, JOBS.c.original_moved_to.is_(None))
-            .order_by(JOBS.c.id)
+            .where(waiting, JOBS.c.original_moved_to.is_(None), JOBS.c.finished_at < ended_before)
+            .order_by(JOBS.c.updated_at, JOBS.c.id)
             .limit(limit)
         )
         with self._read() as conn:
@@ -455,6 +465,11 @@ class JobStore:
                 .values(original_moved_to=str(destination), updated_at=self.clock())
             )
 
+    def original_move_failed(self, job_id: int) -> None:
+        """Remember the try (updated_at), so that moves that keep failing do not block others."""
+        with self._write() as conn:
+            conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(updated_at=self.clock()))
+
     def known_files(self, folder: str | os.PathLike[str]) -> dict[str, set[tuple[int, int]]]:
         """Every (size, mtime_ns) with a job, by path, for the files under a folder: one query,
         so that a rescan of a large tree costs no statement per file."""
@@ -465,9 +480,13 @@ class JobStore:
         path_column: Any = JOBS.c.source_path
         if self.engine.dialect.name == "postgresql":
             path_column = path_column.collate("C")
-        # A job whose original was moved away does not know a file at its old path: a file there
-        # now came back (put back from failed/, say), and the intake decides what that means.
-        stayed = JOBS.c.original_moved_to.is_(None) | (JOBS.c.original_moved_to == "")
+        # A failed job whose original was moved away does not know a file at its old path: a file
+        # there now was put back from failed/, and the intake queues it again.
+        stayed = (
+            JOBS.c.original_moved_to.is_(None)
+            | (JOBS.c.original_moved_to == "")
+            | (JOBS.c.status != JobStatus.FAILED.value)
+        )
         query = select(JOBS.c.source_path, JOBS.c.source_size, JOBS.c.source_mtime_ns).where(
             path_column >= prefix, path_column < upper, stayed
         )

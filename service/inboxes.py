@@ -41,6 +41,19 @@ def inboxes_from_settings(settings: Settings) -> list[Inbox]:
     duplicate = next((name for name in names if names.count(name) > 1), None)
     if duplicate is not None:
         raise SettingError("inboxes", f"two inboxes are named {duplicate!r}; give them names")
+    for inbox in inboxes:
+        for folder in (inbox.outbox, inbox.done_dir, inbox.failed_dir):
+            if folder is None:
+                continue
+            other = next(
+                (o for o in inboxes if o is not inbox and folder.is_relative_to(o.root)), None
+            )
+            if other is not None:
+                raise SettingError(
+                    "inboxes",
+                    f"{folder} (an output, done or failed folder of inbox {inbox.name}) lies "
+                    f"inside inbox {other.name}: what goes there would be taken as input",
+                )
     return inboxes
 
 
@@ -56,7 +69,9 @@ def _inbox(config: InboxSettings, settings: Settings) -> Inbox:
         overrides["formats"] = tuple(config.formats)
     elif config.media_library:
         overrides["formats"] = ("srt",)  # what media servers show; more when asked
-    outbox = config.outbox or settings.output_dir
+    # Sidecars belong beside the video, whatever the service's output_dir says.
+    outbox = config.outbox if config.media_library else config.outbox or settings.output_dir
+    moves_done, moves_failed = config.on_success == "move", config.on_failure == "move"
     return Inbox(
         root=root,
         name=config.name or root.name,
@@ -64,15 +79,12 @@ def _inbox(config: InboxSettings, settings: Settings) -> Inbox:
         recursive=config.recursive,
         observer=config.observer,
         poll_interval_s=config.poll_interval_s,
-        outbox=_resolve(outbox),
-        done_dir=_resolve(config.done_dir or root / "done")
-        if config.on_success == "move"
-        else None,
-        failed_dir=(
-            _resolve(config.failed_dir or root / "failed") if config.on_failure == "move" else None
-        ),
+        outbox=_resolve(root, outbox),
+        done_dir=_resolve(root, config.done_dir or Path("done")) if moves_done else None,
+        failed_dir=_resolve(root, config.failed_dir or Path("failed")) if moves_failed else None,
     )
 
 
-def _resolve(folder: Path | None) -> Path | None:
-    return folder.expanduser().resolve() if folder is not None else None
+def _resolve(root: Path, folder: Path | None) -> Path | None:
+    """An inbox's folder setting; a relative one is inside the inbox."""
+    return (root / folder.expanduser()).resolve() if folder is not None else None

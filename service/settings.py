@@ -131,7 +131,9 @@ class InboxSettings(BaseModel):
             return {"path": value}
         if not isinstance(value, str):
             return value
-        path, _, query = value.partition("?")
+        if "?" not in value or Path(value).expanduser().exists():
+            return {"path": value}  # a folder whose name has a "?" in it is taken whole
+        path, _, query = value.rpartition("?")
         fields: dict[str, Any] = {"path": path}
         for key, item in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
             fields[key] = item.split() if key == "formats" else item

@@ -3,7 +3,9 @@ originals into done/ and failed/, and a file deleted before its job ran."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import av
@@ -45,7 +47,8 @@ def inbox_for(spec: str, **settings: object) -> Inbox:
     return inbox
 
 
-def enqueue_and_run(store: JobStore, engine: Engine, inbox: Inbox, path: Path) -> JobRecord:
+def enqueue_and_claim(store: JobStore, inbox: Inbox, path: Path) -> JobRecord:
+    """What the intake records for the file, then claimed as a worker would."""
     plan = inbox.plan(path)
     job, _ = store.enqueue(
         path,
@@ -56,8 +59,13 @@ def enqueue_and_run(store: JobStore, engine: Engine, inbox: Inbox, path: Path) -
     )
     claimed = store.claim("test-worker")
     assert claimed is not None and claimed.id == job.id
+    return claimed
+
+
+def enqueue_and_run(store: JobStore, engine: Engine, inbox: Inbox, path: Path) -> JobRecord:
+    claimed = enqueue_and_claim(store, inbox, path)
     run_job(store, engine, claimed)
-    return store.get(job.id)
+    return store.get(claimed.id)
 
 
 def test_media_library_writes_language_tagged_sidecars_and_touches_nothing(
@@ -134,16 +142,13 @@ def test_the_sweep_moves_what_a_worker_did_not(
     inbox_folder = tmp_path / "inbox"
     inbox_folder.mkdir()
     source = Path(shutil.copy(FIXTURES / "speech_a.wav", inbox_folder / "talk.wav"))
-    inbox = inbox_for(f"{inbox_folder}?on_failure=move")
-    plan = inbox.plan(source)
-    job, _ = store.enqueue(source, plan.options, inbox.origin, move_on_failure=plan.move_on_failure)
-    claimed = store.claim("w")
-    assert claimed is not None
+    claimed = enqueue_and_claim(store, inbox_for(f"{inbox_folder}?on_failure=move"), source)
     # As when the supervisor fails the attempt of a worker killed mid-job, for the last time.
-    store.fail(job.id, claimed.attempts, "worker process died (exit code -9)", retryable=False)
-    assert move_originals(store) == 1
+    store.fail(claimed.id, claimed.attempts, "worker process died (exit code -9)", retryable=False)
+    assert move_originals(store) == 0  # just ended: left to its worker for a minute
+    assert move_originals(store, min_age_s=0) == 1
     assert (inbox_folder / "failed" / "talk.wav").exists() and not source.exists()
-    assert store.get(job.id).original_moved_to == str(inbox_folder / "failed" / "talk.wav")
+    assert store.get(claimed.id).original_moved_to == str(inbox_folder / "failed" / "talk.wav")
 
 
 def test_a_file_deleted_before_its_job_ran_fails_with_a_clear_reason(
@@ -152,14 +157,28 @@ def test_a_file_deleted_before_its_job_ran_fails_with_a_clear_reason(
     inbox_folder = tmp_path / "inbox"
     inbox_folder.mkdir()
     source = Path(shutil.copy(FIXTURES / "speech_a.wav", inbox_folder / "gone.wav"))
-    inbox = inbox_for(str(inbox_folder))
-    plan = inbox.plan(source)
-    store.enqueue(source, plan.options, inbox.origin)
+    claimed = enqueue_and_claim(store, inbox_for(str(inbox_folder)), source)
     source.unlink()
-    claimed = store.claim("w")
-    assert claimed is not None
     run_job(store, engine, claimed)
     job = store.get(claimed.id)
     assert job.status is JobStatus.FAILED
     assert job.error == f"file not found (deleted or moved before its job ran): {source}"
     assert job.attempts == 1  # a missing file is not retried
+
+
+def test_an_original_moves_across_file_systems(
+    store: JobStore, engine: Engine, tmp_path: Path
+) -> None:
+    inbox_folder = tmp_path / "inbox"
+    inbox_folder.mkdir()
+    source = Path(shutil.copy2(FIXTURES / "speech_a.wav", inbox_folder / "talk.wav"))
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as other_disk:  # tmpfs: another file system
+        assert os.stat(other_disk).st_dev != os.stat(tmp_path).st_dev
+        done_dir = Path(other_disk) / "done"
+        inbox = inbox_for(f"{inbox_folder}?on_success=move&done_dir={done_dir}&formats=txt")
+        job = enqueue_and_run(store, engine, inbox, source)
+        assert job.status is JobStatus.DONE
+        assert job.original_moved_to == str(done_dir / "talk.wav")
+        assert sorted(p.name for p in done_dir.iterdir()) == ["talk.txt", "talk.wav"]
+        assert (done_dir / "talk.wav").read_bytes() == (FIXTURES / "speech_a.wav").read_bytes()
+        assert not source.exists()

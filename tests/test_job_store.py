@@ -82,6 +82,27 @@ def test_changed_file_is_a_new_job(store: JobStore, tmp_path: Path) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     second, created = store.enqueue(path, OPTIONS, "cli")
     assert created and second.id != first.id
+    # The older version's queued job would only fail ("changed after it was queued"): it is
+    # cancelled with a note saying why.
+    superseded = store.get(first.id)
+    assert superseded.status is JobStatus.CANCELLED
+    assert superseded.note == f"superseded by job {second.id}: the file changed"
+    assert store.get(second.id).status is JobStatus.QUEUED
+
+
+def test_a_new_version_leaves_ended_and_running_jobs_alone(store: JobStore, tmp_path: Path) -> None:
+    path = make_file(tmp_path, "a.wav")
+    done, _ = store.enqueue(path, OPTIONS, "cli")
+    claimed = store.claim("w")
+    assert claimed is not None
+    store.complete(done.id, claimed.attempts, TRANSCRIPT)
+    path.write_bytes(b"second version")
+    running, _ = store.enqueue(path, OPTIONS, "cli")
+    assert store.claim("w") is not None
+    path.write_bytes(b"the third version")
+    store.enqueue(path, OPTIONS, "cli")
+    assert store.get(done.id).status is JobStatus.DONE
+    assert store.get(running.id).status is JobStatus.RUNNING  # its worker finds out itself
 
 
 def test_same_bytes_at_two_paths_are_two_jobs(store: JobStore, tmp_path: Path) -> None:

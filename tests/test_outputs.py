@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from worker.outputs import FORMATS, output_paths, render, stage_outputs
+from worker.outputs import (
+    FORMATS,
+    output_paths,
+    remove_stale_temporaries,
+    render,
+    stage_outputs,
+)
 from worker.transcript import Segment, Transcript, Word
 
 TRANSCRIPT = Transcript(
@@ -301,3 +307,22 @@ def test_unicode_round_trips(tmp_path: Path) -> None:
     json_text = (tmp_path / "köln.json").read_text(encoding="utf-8")
     assert "世界" in json_text  # not \u-escaped
     assert Transcript.from_dict(json.loads(json_text)) == UNICODE
+
+
+def test_stale_temporaries_of_one_source_only_are_removed(tmp_path: Path) -> None:
+    plain = stage_outputs(TRANSCRIPT, tmp_path / "Movie.mkv", ["srt"], None)
+    tagged = stage_outputs(TRANSCRIPT, tmp_path / "Movie.mkv", ["srt"], None, language_tag="en")
+    sibling = stage_outputs(
+        TRANSCRIPT, tmp_path / "Movie.Extended.mkv", ["srt"], None, language_tag="en"
+    )
+    # As a killed worker leaves them: nothing published, temporaries on disk.
+    left = [*plain.temporaries.values(), *tagged.temporaries.values()]
+    assert sorted(remove_stale_temporaries(tmp_path / "Movie.mkv", ["srt"], None)) == [
+        plain.temporaries["srt"]
+    ]
+    assert remove_stale_temporaries(tmp_path / "Movie.mkv", ["srt"], None, True) == [
+        tagged.temporaries["srt"]
+    ]
+    assert not any(path.exists() for path in left)
+    assert sibling.temporaries["srt"].exists()  # another video's work in progress
+    sibling.discard()

@@ -10,7 +10,7 @@ import pytest
 from db.job_store import JobStore
 from db.values import JobOptions
 from service.inboxes import file_filter, inboxes_from_settings
-from service.settings import load_settings
+from service.settings import SettingError, load_settings
 from watcher.filters import FileFilter, is_candidate
 from watcher.intake import Intake
 from watcher.spec import Inbox
@@ -126,3 +126,46 @@ def test_extensions_and_patterns_from_settings() -> None:
     assert custom.is_candidate(ROOT / "x.mka", ROOT)
     assert not custom.is_candidate(ROOT / "x.wav", ROOT)
     assert not custom.is_candidate(ROOT / "drafts" / "x.mka", ROOT)
+
+
+def test_a_symlinked_file_is_never_moved_and_its_transcripts_stay_in_the_inbox(
+    tmp_path: Path,
+) -> None:
+    library, inbox_folder = tmp_path / "library", tmp_path / "inbox"
+    for folder in (library, inbox_folder / "sub"):
+        folder.mkdir(parents=True)
+    (library / "real.wav").write_bytes(b"x")
+    (inbox_folder / "sub" / "link.wav").symlink_to(library / "real.wav")
+    spec = f"{inbox_folder}?on_success=move&on_failure=move"
+    [inbox] = inboxes_from_settings(load_settings(inboxes=[spec]))
+    plan = inbox.plan(inbox_folder / "sub" / "link.wav")
+    assert (plan.move_on_done, plan.move_on_failure) == (None, None)
+    assert plan.options.output_dir == str(inbox_folder / "sub")
+
+
+def test_an_outbox_that_is_the_inbox_itself_excludes_nothing(tmp_path: Path) -> None:
+    [inbox] = inboxes_from_settings(load_settings(inboxes=[str(tmp_path)], output_dir=tmp_path))
+    assert inbox.excluded == ()
+    assert inbox.holds(tmp_path / "talk.wav")
+
+
+def test_relative_done_and_failed_folders_are_inside_the_inbox(tmp_path: Path) -> None:
+    spec = f"{tmp_path}?on_success=move&on_failure=move&done_dir=processed&failed_dir=/srv/bad"
+    [inbox] = inboxes_from_settings(load_settings(inboxes=[spec]))
+    assert inbox.done_dir == tmp_path / "processed"
+    assert inbox.failed_dir == Path("/srv/bad")
+
+
+def test_an_inbox_writing_into_another_inbox_is_refused(tmp_path: Path) -> None:
+    talks, films = tmp_path / "talks", tmp_path / "films"
+    settings = load_settings(inboxes=[f"{talks}?outbox={films / 'subs'}", str(films)])
+    with pytest.raises(SettingError, match="lies inside inbox films"):
+        inboxes_from_settings(settings)
+
+
+def test_a_folder_with_a_question_mark_in_its_name(tmp_path: Path) -> None:
+    odd = tmp_path / "What?"
+    odd.mkdir()
+    assert [i.path for i in load_settings(inboxes=[str(odd)]).inboxes] == [odd]
+    [inbox] = load_settings(inboxes=[f"{odd}?recursive=false"]).inboxes
+    assert (inbox.path, inbox.recursive) == (odd, False)

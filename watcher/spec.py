@@ -38,7 +38,9 @@ class Inbox:
     def excluded(self) -> tuple[Path, ...]:
         """Folders inside the inbox that hold our own results, never input."""
         folders = (self.outbox, self.done_dir, self.failed_dir)
-        return tuple(f for f in folders if f is not None and f.is_relative_to(self.root))
+        return tuple(
+            f for f in folders if f is not None and f != self.root and f.is_relative_to(self.root)
+        )
 
     def holds(self, path: Path) -> bool:
         """True for a path the inbox watches: under its root (directly, unless recursive), and not
@@ -51,8 +53,13 @@ class Inbox:
 
     def plan(self, path: Path) -> JobPlan:
         relative = path.relative_to(self.root)
+        # A symlink's job is its target's, which may live anywhere: it is never moved, and its
+        # transcripts go beside the link, not beside the target.
+        linked = path.is_symlink()
+        done_dir = None if linked else self.done_dir
+        failed_dir = None if linked else self.failed_dir
         # Beside the file means beside where it ends up: in done/ when originals move there.
-        output_folder = self.outbox or self.done_dir
+        output_folder = self.outbox or done_dir or (self.root if linked else None)
         options = self.options
         if output_folder is not None:
             options = options.model_copy(
@@ -60,6 +67,6 @@ class Inbox:
             )
         return JobPlan(
             options=options,
-            move_on_done=self.done_dir / relative if self.done_dir else None,
-            move_on_failure=self.failed_dir / relative if self.failed_dir else None,
+            move_on_done=done_dir / relative if done_dir else None,
+            move_on_failure=failed_dir / relative if failed_dir else None,
         )

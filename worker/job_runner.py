@@ -13,7 +13,7 @@ from worker.engine import Engine, MediaError
 from worker.heartbeat import Heartbeat
 from worker.originals import move_original
 from worker.outputs import stage_outputs
-from worker.sidecars import existing_subtitle
+from worker.sidecars import existing_subtitle, subtitle_language
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +81,21 @@ def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | Non
 
             def on_language(language: str) -> None:
                 if job.options.media_library:
-                    existing = existing_subtitle(source, language, output_dir)
+                    written = subtitle_language(language, job.options.task)
+                    existing = existing_subtitle(source, written, output_dir)
                     if existing is not None:
-                        raise AlreadySubtitled(existing, language)
+                        raise AlreadySubtitled(existing, written)
 
             verify_source(job)
+            if job.options.language is not None:  # known already: skip before decoding anything
+                on_language(job.options.language)
             transcript = engine.transcribe(job.source_path, job.options, on_progress, on_language)
             verify_source(job)  # an older version must never publish over a newer one's outputs
-            language_tag = transcript.language if job.options.media_library else None
+            language_tag = (
+                subtitle_language(transcript.language, job.options.task)
+                if job.options.media_library
+                else None
+            )
             try:
                 staged = stage_outputs(
                     transcript, source, job.options.formats, output_dir, language_tag
@@ -107,6 +114,8 @@ def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | Non
             return store.skip(job.id, attempt, str(exc), outputs=[str(exc.existing)])
         except LeaseLost:
             log.info("job %s: attempt %s is no longer current", job.id, attempt)
+        except QueueError as db_error:  # the database is away: the lease runs out, it runs again
+            log.warning("job %s: could not record the skip: %s", job.id, db_error)
     except (Abandoned, LeaseLost):
         log.info("job %s: attempt %s is no longer current; dropped its work", job.id, attempt)
     except MediaError as exc:

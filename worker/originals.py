@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 from db.errors import QueueError
@@ -15,6 +18,8 @@ from worker.outputs import fsync_directory
 # Recorded as original_moved_to when there was nothing of this job's to move (deleted, or
 # replaced by a newer version that is a job of its own).
 NOTHING_MOVED = ""
+# The sweep leaves a just-ended job to its worker, which moves the original right after.
+SWEEP_MIN_AGE_S = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -61,22 +66,47 @@ def move_original(store: JobStore, job: JobRecord) -> Path | None:
         return None
     target = free_path(Path(destination))
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(source, target)  # a rename on one file system; copy and delete across two
+    _move(source, target)
     fsync_directory(target.parent)
     _record(store, job, str(target))
     log.info("job %s: moved %s to %s", job.id, source, target)
     return target
 
 
-def move_originals(store: JobStore) -> int:
-    """The sweep: every ended job still waiting for its move; returns how many were settled."""
+def _move(source: Path, target: Path) -> None:
+    """A rename; across file systems a copy to a hidden name, renamed into place, then the
+    source removed. Never leaves a second copy behind when a step fails."""
+    try:
+        os.rename(source, target)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    partial = target.with_name(f".{target.name}.moving")
+    try:
+        shutil.copy2(source, partial)
+        os.rename(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    try:
+        source.unlink()
+    except OSError:
+        target.unlink(missing_ok=True)  # the original stays where it was; the next sweep retries
+        raise
+
+
+def move_originals(store: JobStore, min_age_s: float = SWEEP_MIN_AGE_S) -> int:
+    """The sweep: ended jobs still waiting for their move (a worker moves its own right away,
+    so only jobs that ended min_age_s ago are taken); returns how many were settled."""
     settled = 0
-    for job in store.originals_to_move():
+    for job in store.originals_to_move(ended_before=store.clock() - timedelta(seconds=min_age_s)):
         try:
             move_original(store, job)
             settled += 1
         except OSError as exc:
             log.warning("job %s: cannot move %s: %s", job.id, job.source_path, exc)
+            store.original_move_failed(job.id)  # to the back of the sweep's line
     return settled
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -203,21 +204,23 @@ def remove_stale_temporaries(
 ) -> list[Path]:
     """Removes temporaries a killed worker left for this source's outputs; returns what it removed.
 
-    language_tagged: the outputs carry a language tag, whichever it was ("talk.*.srt")."""
+    language_tagged: the outputs carry a language tag, whichever it was ("talk.en.srt")."""
     removed = []
     for final in output_paths(source, formats, output_dir).values():
-        pattern = _glob_escape("." + final.name) + ".*.tmp"
-        if language_tagged:
-            pattern = _glob_escape(f".{final.stem}.") + "*" + _glob_escape(final.suffix) + ".*.tmp"
-        with contextlib.suppress(OSError):
-            for temporary in final.parent.glob(pattern):
-                temporary.unlink(missing_ok=True)
-                removed.append(temporary)
+        # stage_outputs names them "." + final name + "." + mkstemp's random part (no dots) + ".tmp"
+        name = (
+            re.escape(final.stem)
+            + (r"\.[^.]+" if language_tagged else "")
+            + re.escape(final.suffix)
+        )
+        pattern = re.compile(rf"\.{name}\.[^.]+\.tmp")
+        with contextlib.suppress(OSError), os.scandir(final.parent) as entries:
+            for entry in entries:
+                if pattern.fullmatch(entry.name):
+                    temporary = final.parent / entry.name
+                    temporary.unlink(missing_ok=True)
+                    removed.append(temporary)
     return removed
-
-
-def _glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
 
 
 def _current_umask() -> int:

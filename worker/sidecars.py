@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 
 # Subtitle files media servers read from beside a video.
@@ -12,12 +13,23 @@ SUBTITLE_EXTENSIONS = frozenset({".srt", ".vtt", ".ass", ".ssa", ".sub", ".smi"}
 SUBTITLE_FLAGS = frozenset({"forced", "default", "sdh", "cc", "hi", "foreign"})
 
 
+# Whisper's codes that are not ISO 639 (Javanese is jv).
+WHISPER_CODES = {"jw": "jv"}
+
+
+def subtitle_language(detected_or_given: str, task: str) -> str:
+    """The language of what we write: translation is always into English."""
+    return "en" if task == "translate" else detected_or_given
+
+
 def language_names(code: str) -> frozenset[str]:
     """Every spelling of a language a sidecar name may use: en, eng, english (de: deu, ger)."""
     import pycountry
 
     code = code.lower()
     names = {code}
+    code = WHISPER_CODES.get(code, code)
+    names.add(code)
     language = pycountry.languages.get(alpha_2=code) or pycountry.languages.get(alpha_3=code)
     if language is not None:
         for attribute in ("alpha_2", "alpha_3", "bibliographic", "name"):
@@ -27,20 +39,27 @@ def language_names(code: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def existing_subtitle(source: Path, language: str, folder: Path | None = None) -> Path | None:
-    """A subtitle for this video in this language, beside it (or in folder), if there is one."""
+def existing_subtitle(source: Path, language: str, output_dir: Path | None = None) -> Path | None:
+    """A subtitle for this video in this language beside it (or in output_dir), if any.
+
+    Matches "Movie.en.srt", "Movie.eng.forced.srt", "Movie.pt-BR.srt" (region tags count as
+    their language) and "Movie.English.srt"."""
     wanted = language_names(language)
-    folder = folder or source.parent
+    folders = (
+        [source.parent] if output_dir in (None, source.parent) else [source.parent, output_dir]
+    )
     prefix = source.stem + "."
-    with contextlib.suppress(OSError), os.scandir(folder) as entries:
-        for entry in entries:
-            name = entry.name
-            if not name.startswith(prefix):
-                continue
-            tags = name[len(prefix) :].lower().split(".")
-            if len(tags) < 2 or "." + tags[-1] not in SUBTITLE_EXTENSIONS:
-                continue
-            words = tags[:-1]
-            if words[0] in wanted and all(word in SUBTITLE_FLAGS for word in words[1:]):
-                return folder / name
+    for folder in folders:
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name
+                if not name.startswith(prefix):
+                    continue
+                tags = name[len(prefix) :].lower().split(".")
+                if len(tags) < 2 or "." + tags[-1] not in SUBTITLE_EXTENSIONS:
+                    continue
+                language_tag, *flags = tags[:-1]
+                base = re.split(r"[-_]", language_tag, maxsplit=1)[0]
+                if base in wanted and all(flag in SUBTITLE_FLAGS for flag in flags):
+                    return folder / name
     return None
