@@ -68,19 +68,8 @@ class InboxWatcher:
 
     def start(self) -> None:
         handler = _RecordEvents(self.intake, self.tracker, self._folders)
-        native: BaseObserver | None = None
         for inbox in self.intake.inboxes:
-            if inbox.observer == "polling":
-                observer: BaseObserver = PollingObserver(timeout=inbox.poll_interval_s)
-                self._observers.append(observer)
-            else:
-                if native is None:
-                    native = Observer()
-                    self._observers.append(native)
-                observer = native
-            observer.schedule(handler, str(inbox.root), recursive=inbox.recursive)
-        for observer in self._observers:
-            observer.start()
+            self._observers.append(self._observe(inbox, handler))
         # After the observers start, so that nothing arriving in between is missed.
         self.rescan()
         self._settle_thread.start()
@@ -88,6 +77,28 @@ class InboxWatcher:
             "watching %s",
             ", ".join(f"{inbox.root} ({_describe(inbox)})" for inbox in self.intake.inboxes),
         )
+
+    @staticmethod
+    def _observe(inbox: Inbox, handler: _RecordEvents) -> BaseObserver:
+        """A started observer of one inbox; polling when asked, or when inotify cannot watch it
+        (its watch limit reached, a file system without inotify)."""
+        if inbox.observer == "native":
+            native = Observer()
+            native.schedule(handler, str(inbox.root), recursive=inbox.recursive)
+            try:
+                native.start()
+                return native
+            except OSError as exc:
+                log.warning(
+                    "inotify cannot watch %s (%s); polling it every %g s instead",
+                    inbox.root,
+                    exc,
+                    inbox.poll_interval_s,
+                )
+        polling = PollingObserver(timeout=inbox.poll_interval_s)
+        polling.schedule(handler, str(inbox.root), recursive=inbox.recursive)
+        polling.start()
+        return polling
 
     def stop(self) -> None:
         self._stop.set()
