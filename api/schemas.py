@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from db.values import JobOptions, JobRecord, OutputFormat
+from db.models import JobStatus
+from db.values import OUTPUT_FORMATS, JobOptions, JobRecord, OutputFormat, TranscriptSummary
 
 
 class TranscribeRequest(BaseModel):
@@ -28,38 +29,64 @@ class TranscribeRequest(BaseModel):
 
 class JobOut(BaseModel):
     id: int
-    status: str
+    status: JobStatus
     source_path: str
-    origin: str
+    source: str = Field(description="Where the job came from: an inbox's name, api, upload or cli")
+    inbox: str | None = Field(description="The inbox's name, for jobs from an inbox")
+    origin: str = Field(description="inbox:NAME, api, upload or cli")
     options: JobOptions
     attempts: int
+    max_attempts: int
     worker_id: str | None
-    progress: float
-    error: str | None
-    outputs: list[str]
+    progress: float = Field(description="Fraction of the audio done, 0 to 1")
+    error: str | None = Field(description="Why the last attempt failed")
+    note: str | None = Field(description="Why a job ended without new transcripts")
+    outputs: list[str] = Field(description="Transcript files written")
+    language: str | None = Field(description="Detected or given language, once transcribed")
+    duration: float | None = Field(description="Seconds of audio, once transcribed")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    links: dict[str, str]
+    links: dict[str, str] = Field(description="self, and transcript.FORMAT once done")
 
     @classmethod
-    def from_record(cls, job: JobRecord) -> JobOut:
+    def from_record(cls, job: JobRecord, summary: TranscriptSummary | None = None) -> JobOut:
+        links = {"self": f"/jobs/{job.id}"}
+        if summary is not None:
+            for fmt in OUTPUT_FORMATS:
+                links[f"transcript.{fmt}"] = f"/jobs/{job.id}/transcript?format={fmt}"
+        inbox = job.origin.removeprefix("inbox:") if job.origin.startswith("inbox:") else None
         return cls(
             id=job.id,
-            status=job.status.value,
+            status=job.status,
             source_path=job.source_path,
+            source=inbox or job.origin,
+            inbox=inbox,
             origin=job.origin,
             options=job.options,
             attempts=job.attempts,
+            max_attempts=job.max_attempts,
             worker_id=job.worker_id,
             progress=job.progress,
             error=job.error,
+            note=job.note,
             outputs=list(job.outputs),
+            language=summary.language if summary else None,
+            duration=summary.duration if summary else None,
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
-            links={"self": f"/jobs/{job.id}"},
+            links=links,
         )
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None = Field(description="Pass as cursor for the next (older) page")
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="What went wrong, in words")
 
 
 class Health(BaseModel):

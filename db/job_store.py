@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from db.engine import SQLITE_BEGIN_OPTION
 from db.errors import DatabaseUnavailable, InvalidTransition, JobNotFound, LeaseLost
 from db.models import Job, JobStatus, TranscriptRow
-from db.values import JobOptions, JobRecord, RetryPolicy
+from db.values import JobOptions, JobQuery, JobRecord, RetryPolicy, TranscriptSummary
 from worker.transcript import Transcript
 
 LEASE_S = 60.0
@@ -526,6 +526,57 @@ class JobStore:
         with self._read() as conn:
             due: datetime | None = conn.execute(query).scalar()
         return due
+
+    def list_jobs(self, query: JobQuery, limit: int) -> list[JobRecord]:
+        """Jobs matching the query, newest first, at most `limit`."""
+        statement = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)
+        if query.status is not None:
+            statement = statement.where(JOBS.c.status == query.status.value)
+        if query.origin is not None:
+            statement = statement.where(JOBS.c.origin == query.origin)
+        if query.since is not None:
+            statement = statement.where(JOBS.c.created_at >= query.since)
+        if query.until is not None:
+            statement = statement.where(JOBS.c.created_at < query.until)
+        if query.before_id is not None:
+            statement = statement.where(JOBS.c.id < query.before_id)
+        if query.text:
+            in_transcript = (
+                select(TRANSCRIPTS.c.id)
+                .where(
+                    TRANSCRIPTS.c.job_id == JOBS.c.id,
+                    TRANSCRIPTS.c.text.icontains(query.text, autoescape=True),
+                )
+                .exists()
+            )
+            statement = statement.where(
+                JOBS.c.source_path.icontains(query.text, autoescape=True) | in_transcript
+            )
+        with self._read() as conn:
+            return [_record(row) for row in conn.execute(statement)]
+
+    def transcript_summaries(self, job_ids: Sequence[int]) -> dict[int, TranscriptSummary]:
+        """Language and duration of the jobs' transcripts, for listings (no segments read)."""
+        if not job_ids:
+            return {}
+        query = select(TRANSCRIPTS.c.job_id, TRANSCRIPTS.c.language, TRANSCRIPTS.c.duration).where(
+            TRANSCRIPTS.c.job_id.in_(job_ids)
+        )
+        with self._read() as conn:
+            return {
+                job_id: TranscriptSummary(language, duration)
+                for job_id, language, duration in conn.execute(query)
+            }
+
+    def is_current(self, job_id: int, attempt: int) -> bool:
+        """Whether this attempt still holds the job (not cancelled, not taken over)."""
+        query = select(JOBS.c.id).where(
+            JOBS.c.id == job_id,
+            JOBS.c.attempts == attempt,
+            JOBS.c.status == JobStatus.RUNNING.value,
+        )
+        with self._read() as conn:
+            return conn.execute(query).first() is not None
 
     def recent(self, limit: int = 20, status: JobStatus | None = None) -> list[JobRecord]:
         query = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)

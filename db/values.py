@@ -86,6 +86,24 @@ class JobRecord:
 
 
 @dataclass(frozen=True)
+class JobQuery:
+    """Which jobs a listing shows; every part optional. Newest first, paged by id."""
+
+    status: JobStatus | None = None
+    origin: str | None = None  # "inbox:NAME", "api", "upload" or "cli"
+    since: datetime | None = None  # created at or after
+    until: datetime | None = None  # created before
+    text: str | None = None  # in the source path or the transcript, case-blind
+    before_id: int | None = None  # the page after the one that ended at this id
+
+
+@dataclass(frozen=True)
+class TranscriptSummary:
+    language: str
+    duration: float
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff: attempt n failed -> wait base * 2**(n-1), capped; None means give up."""
 

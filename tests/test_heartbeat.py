@@ -19,8 +19,14 @@ class RecordingStore:
         self.current = current
         self.writes: list[tuple[float, float | None]] = []
 
+        self.reads = 0
+
     def heartbeat(self, job_id: int, attempt: int, progress: float | None = None) -> bool:
         self.writes.append((time.monotonic(), progress))
+        return self.current
+
+    def is_current(self, job_id: int, attempt: int) -> bool:
+        self.reads += 1
         return self.current
 
 
@@ -46,3 +52,11 @@ def test_lost_lease_is_signalled() -> None:
         heartbeat.set_progress(0.5)
         wait_until(heartbeat.lost.is_set, 10, "the heartbeat to notice the lost lease")
     assert len(store.writes) == 1
+
+
+def test_a_cancel_is_noticed_between_writes() -> None:
+    """No progress and a long lease: no write is due, yet the loss is seen within a beat."""
+    store = RecordingStore(current=False)
+    with Heartbeat(cast(JobStore, store), job_id=1, attempt=1) as heartbeat:
+        wait_until(heartbeat.lost.is_set, 10, "the heartbeat to notice the cancel")
+    assert store.writes == [] and store.reads == 1

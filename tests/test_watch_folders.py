@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,14 +31,18 @@ WAIT_S = 60
 
 @contextmanager
 def watching(
-    database_url: str, *inboxes: str | Path, settle_s: float = SETTLE_S, **settings: Any
+    database_url: str,
+    *inboxes: str | Path,
+    settle_s: float = SETTLE_S,
+    intake_class: type[Intake] = Intake,
+    **settings: Any,
 ) -> Iterator[tuple[InboxWatcher, JobStore]]:
     """The service's watcher, intake and job store, in this process (no workers)."""
     loaded = load_settings(inboxes=[str(inbox) for inbox in inboxes], settle_s=settle_s, **settings)
     engine = make_engine(database_url)
     store = JobStore(engine)
     watcher = InboxWatcher(
-        Intake(store, inboxes_from_settings(loaded), file_filter(loaded)), settle_s=settle_s
+        intake_class(store, inboxes_from_settings(loaded), file_filter(loaded)), settle_s=settle_s
     )
     watcher.start()
     try:
@@ -205,3 +210,20 @@ def test_a_file_back_from_failed_is_queued_again(tmp_path: Path, sqlite_url: str
         )
         assert len(jobs(store)) == 1
         assert store.get(job.id).original_moved_to is None
+
+
+def test_enqueueing_runs_off_the_observer_thread(tmp_path: Path, sqlite_url: str) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    takers: list[str] = []
+
+    class RecordingIntake(Intake):
+        def take(self, path: Path) -> JobRecord | None:
+            takers.append(threading.current_thread().name)
+            return super().take(path)
+
+    with watching(sqlite_url, inbox, intake_class=RecordingIntake) as (_watcher, store):
+        for n in range(3):
+            shutil.copy(FIXTURES / "speech_a.wav", inbox / f"{n}.wav")
+        wait_for_jobs(store, 3)
+    assert takers == ["inbox-settle"] * 3

@@ -46,9 +46,14 @@ class Heartbeat:
         while not self._stop.wait(MIN_WRITE_INTERVAL_S):
             progress = self._progress
             changed = progress is not None and progress != self._written_progress
-            if not changed and time.monotonic() - last_write < self.interval_s:
-                continue
+            write = changed or time.monotonic() - last_write >= self.interval_s
             try:
+                if not write:
+                    # A read, so that a cancel is noticed within a second even between writes.
+                    if not self.store.is_current(self.job_id, self.attempt):
+                        self.lost.set()
+                        return
+                    continue
                 current = self.store.heartbeat(self.job_id, self.attempt, progress)
             except QueueError as exc:  # the database is away: keep working, the lease may hold
                 log.warning("job %s: heartbeat failed: %s", self.job_id, exc)

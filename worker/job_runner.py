@@ -116,7 +116,9 @@ def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | Non
             log.info("job %s: attempt %s is no longer current", job.id, attempt)
         except QueueError as db_error:  # the database is away: the lease runs out, it runs again
             log.warning("job %s: could not record the skip: %s", job.id, db_error)
-    except (Abandoned, LeaseLost):
+    except Abandoned:
+        log.info("job %s: attempt %s was cancelled or taken over; stopped mid-way", job.id, attempt)
+    except LeaseLost:
         log.info("job %s: attempt %s is no longer current; dropped its work", job.id, attempt)
     except MediaError as exc:
         log.warning("job %s: failed: %s", job.id, exc)

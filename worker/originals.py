@@ -110,6 +110,20 @@ def move_originals(store: JobStore, min_age_s: float = SWEEP_MIN_AGE_S) -> int:
     return settled
 
 
+def requeue(store: JobStore, job_id: int) -> JobRecord:
+    """Queue a failed or cancelled job again. A failed one whose original went to failed/ gets
+    it back at its old place first, so that the new attempt finds it."""
+    job = store.get(job_id)
+    moved = Path(job.original_moved_to) if job.original_moved_to else None
+    source = Path(job.source_path)
+    back = job.status is JobStatus.FAILED and moved is not None and not source.exists()
+    if back and moved is not None and _same_file(moved, job):
+        source.parent.mkdir(parents=True, exist_ok=True)
+        _move(moved, source)
+        log.info("job %s: put %s back at %s for a retry", job.id, moved, source)
+    return store.retry(job_id)
+
+
 def _same_file(path: Path, job: JobRecord) -> bool:
     try:
         stat = path.stat()

@@ -1,0 +1,180 @@
+"""The jobs API on real jobs: listing with filters and cursors, transcripts, cancel and retry.
+
+The app runs in this process on a real database; its jobs are transcribed by the real model."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.app_context import ApiContext
+from db.job_store import JobStore
+from db.models import JobStatus
+from db.values import JobOptions, JobRecord
+from tests.conftest import FIXTURES
+from worker.engine import Engine, resolve_model
+from worker.job_runner import run_job
+from worker.originals import move_original
+from worker.outputs import render
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(resolve_model("bundled"), "cpu", "int8", cpu_threads=1)
+
+
+@pytest.fixture
+def media(tmp_path: Path) -> Path:
+    folder = tmp_path / "media"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def client(store: JobStore, media: Path) -> Iterator[TestClient]:
+    context = ApiContext(store=store, default_options=JobOptions(), allowed_roots=[media])
+    with TestClient(create_app(context)) as test_client:
+        yield test_client
+
+
+def queue(store: JobStore, media: Path, name: str, origin: str = "api") -> JobRecord:
+    fixture = {"wav": "speech_a.wav", "flac": "speech_b.flac", "ogg": "speech_c.ogg"}
+    path = Path(shutil.copy(FIXTURES / fixture[name.rsplit(".", 1)[1]], media / name))
+    job, _ = store.enqueue(path, JobOptions(formats=("txt",)), origin)
+    return job
+
+
+def run_next(store: JobStore, engine: Engine) -> JobRecord:
+    claimed = store.claim("test-worker")
+    assert claimed is not None
+    run_job(store, engine, claimed)
+    return store.get(claimed.id)
+
+
+def test_listing_filters_and_pages_newest_first(
+    client: TestClient, store: JobStore, engine: Engine, media: Path
+) -> None:
+    first = queue(store, media, "a.wav", "inbox:talks")
+    done = run_next(store, engine)
+    assert done.id == first.id and done.status is JobStatus.DONE
+    others = [
+        queue(store, media, "b.flac", "api"),
+        queue(store, media, "c.ogg", "cli"),
+        queue(store, media, "d.wav", "inbox:talks"),
+        queue(store, media, "e.wav", "api"),
+    ]
+    ids = [job.id for job in reversed([first, *others])]
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/jobs", params=params).json()
+        seen += [item["id"] for item in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ids and pages == 3
+
+    def listed(**params: object) -> list[int]:
+        response = client.get("/jobs", params=params)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    assert listed(status="done") == [first.id]
+    assert listed(inbox="talks") == [others[2].id, first.id]
+    assert listed(source="api") == [others[3].id, others[0].id]
+    assert listed(text="C.OGG") == [others[1].id]  # in the path, case-blind
+    assert listed(text="MUSEUM") == [first.id]  # in the transcript ("Welcome to the museum")
+    assert listed(text="100%_") == []  # wildcards are literal
+    created = store.get(others[1].id).created_at
+    assert listed(since=created.isoformat()) == [j.id for j in reversed(others[1:])]
+    assert listed(until=created.isoformat()) == [others[0].id, first.id]
+    assert listed(status="queued", limit=1) == [others[3].id]
+
+    [item] = client.get("/jobs", params={"status": "done"}).json()["items"]
+    assert item["source"] == "talks" and item["inbox"] == "talks"
+    assert item["language"] == "en" and item["duration"] > 1
+    assert item["links"]["transcript.srt"] == f"/jobs/{first.id}/transcript?format=srt"
+    assert client.get("/jobs", params={"cursor": "x"}).status_code == 400
+    assert client.get("/jobs", params={"limit": 501}).status_code == 422
+    assert client.get("/jobs", params={"status": "lost"}).status_code == 422
+
+
+def test_transcript_in_every_format(
+    client: TestClient, store: JobStore, engine: Engine, media: Path
+) -> None:
+    queue(store, media, "talk.flac")
+    job = run_next(store, engine)
+    transcript = store.transcript(job.id)
+    assert transcript is not None
+    for fmt, media_type in [
+        ("txt", "text/plain"),
+        ("srt", "application/x-subrip"),
+        ("vtt", "text/vtt"),
+        ("json", "application/json"),
+        ("tsv", "text/tab-separated-values"),
+    ]:
+        response = client.get(f"/jobs/{job.id}/transcript", params={"format": fmt})
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith(media_type)
+        assert response.text == render(transcript, fmt)
+    assert client.get(f"/jobs/{job.id}/transcript").text == render(transcript, "txt")
+    assert client.get(f"/jobs/{job.id}/transcript?format=pdf").status_code == 422
+    queued = queue(store, media, "later.wav")
+    missing = client.get(f"/jobs/{queued.id}/transcript")
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": f"job {queued.id} has no transcript (queued)"}
+    assert client.get("/jobs/999999/transcript").status_code == 404
+
+
+def test_cancel_and_retry(client: TestClient, store: JobStore, media: Path) -> None:
+    job = queue(store, media, "a.wav")
+    cancelled = client.delete(f"/jobs/{job.id}")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert store.claim("w") is None  # a cancelled job is never claimed
+    again = client.delete(f"/jobs/{job.id}")
+    assert again.status_code == 200  # cancelling twice is harmless
+    retried = client.post(f"/jobs/{job.id}/retry")
+    assert retried.status_code == 200 and retried.json()["status"] == "queued"
+    conflict = client.post(f"/jobs/{job.id}/retry")
+    assert conflict.status_code == 409
+    assert "only failed or cancelled jobs can be retried" in conflict.json()["detail"]
+    assert client.delete("/jobs/999999").status_code == 404
+    assert client.post("/jobs/999999/retry").status_code == 404
+
+
+def test_retry_puts_a_moved_original_back(
+    client: TestClient, store: JobStore, engine: Engine, media: Path
+) -> None:
+    source = media / "notes.mp3"
+    source.write_text("text, not audio\n")
+    job, _ = store.enqueue(
+        source, JobOptions(), "inbox:media", move_on_failure=media / "failed" / "notes.mp3"
+    )
+    failed = run_next(store, engine)
+    assert failed.status is JobStatus.FAILED and failed.original_moved_to is not None
+    assert not source.exists()
+    response = client.post(f"/jobs/{job.id}/retry")
+    assert response.status_code == 200, response.text
+    assert source.read_text() == "text, not audio\n"
+    assert store.get(job.id).original_moved_to is None
+    assert move_original(store, store.get(job.id)) is None  # queued: nothing to move
+
+
+def test_a_done_job_cannot_be_cancelled(
+    client: TestClient, store: JobStore, engine: Engine, media: Path
+) -> None:
+    queue(store, media, "a.wav")
+    job = run_next(store, engine)
+    response = client.delete(f"/jobs/{job.id}")
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": f"job {job.id} is done; only queued or running jobs can be cancelled"
+    }
+    assert store.get(job.id).status is JobStatus.DONE

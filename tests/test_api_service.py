@@ -1,0 +1,61 @@
+"""The jobs API against a real `serve`: cancelling a job while its worker transcribes it."""
+
+from __future__ import annotations
+
+import shutil
+import wave
+from pathlib import Path
+
+from tests.conftest import FIXTURES
+from tests.service import running_service
+from tests.waiting import wait_until
+
+JOB_TIMEOUT_S = 120
+
+
+def long_recording(path: Path, repeats: int = 40) -> Path:
+    """About two and a half minutes of speech: long enough to be cancelled mid-way."""
+    with wave.open(str(FIXTURES / "speech_a.wav"), "rb") as source:
+        params, frames = source.getparams(), source.readframes(source.getnframes())
+    with wave.open(str(path), "wb") as out:
+        out.setparams(params)
+        for _ in range(repeats):
+            out.writeframes(frames)
+    return path
+
+
+def test_cancelling_a_running_job_stops_its_worker(database_url: str, tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    long = long_recording(media / "long.wav")
+    short = Path(shutil.copy(FIXTURES / "speech_c.ogg", media / "short.ogg"))
+    with running_service(
+        "--database-url", database_url, "--inbox", media, "--workers", "1", "--formats", "txt",
+        cwd=tmp_path, env=None,
+    ) as service:  # fmt: skip
+        service.wait_for_workers(1)
+        client = service.client
+        job_id = client.post("/transcribe", json={"path": str(long)}).json()["id"]
+
+        def progressing() -> bool:
+            job = client.get(f"/jobs/{job_id}").json()
+            return job["status"] == "running" and job["progress"] > 0
+
+        wait_until(progressing, JOB_TIMEOUT_S, "the long job to be under way")
+        cancelled = client.delete(f"/jobs/{job_id}")
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        # The only worker must drop the long job to take the next one.
+        short_id = client.post("/transcribe", json={"path": str(short)}).json()["id"]
+        wait_until(
+            lambda: client.get(f"/jobs/{short_id}").json()["status"] == "done",
+            JOB_TIMEOUT_S,
+            "the next job, which needs the worker back",
+        )
+        job = client.get(f"/jobs/{job_id}").json()
+        assert job["status"] == "cancelled" and job["outputs"] == []
+        assert service.stop() == 0
+    assert sorted(p.name for p in media.iterdir()) == ["long.wav", "short.ogg", "short.txt"]
+    # Stopped while transcribing, not only refused at the end.
+    assert f"job {job_id}: attempt 1 was cancelled or taken over; stopped mid-way" in (
+        service.log.read_text()
+    )
