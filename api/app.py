@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from api.app_context import ApiContext
-from api.routes import health, jobs
+from api.errors import install_error_handlers
+from api.routes import health, jobs, operations
+from api.security import OPEN_PATHS, ApiKeyMiddleware, security_schemes
 
 
 def create_app(context: ApiContext) -> FastAPI:
     app = FastAPI(title="whisper-transcriber", version="0.1.0")
     app.state.context = context
     app.include_router(health.router)
+    app.include_router(operations.router)
     app.include_router(jobs.router)
+    install_error_handlers(app)
+    if context.api_key:
+        app.add_middleware(ApiKeyMiddleware, api_key=context.api_key)
+        app.openapi = lambda: _openapi_with_key(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi_with_key(app: FastAPI) -> dict[str, Any]:
+    """The document says which requests need the key (all but /health)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        schema.setdefault("components", {})["securitySchemes"] = security_schemes()
+        schema["security"] = [{"bearer": []}, {"apiKey": []}]
+        for path, operations in schema["paths"].items():
+            if path in OPEN_PATHS:
+                for operation in operations.values():
+                    operation["security"] = []
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from db.models import JobStatus
 from db.values import OUTPUT_FORMATS, JobOptions, JobRecord, OutputFormat, TranscriptSummary
 
 
-class TranscribeRequest(BaseModel):
-    path: str = Field(description="A file on the server, inside one of the allowed folders")
+class OptionsIn(BaseModel):
+    """Job options a client may set; what it leaves out comes from the service's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
     language: str | None = None
     task: Literal["transcribe", "translate"] | None = None
     formats: list[OutputFormat] | None = None
@@ -25,6 +28,18 @@ class TranscribeRequest(BaseModel):
         """The service's defaults with what the request names laid over them."""
         given = self.model_dump(exclude={"path"}, exclude_none=True)
         return JobOptions.model_validate({**defaults.model_dump(), **given})
+
+    @classmethod
+    def from_form(cls, fields: dict[str, str]) -> OptionsIn:
+        """Form fields are text: formats come as "srt,vtt"; ValidationError as for JSON."""
+        values: dict[str, object] = dict(fields)
+        if "formats" in fields:
+            values["formats"] = [f.strip() for f in fields["formats"].split(",") if f.strip()]
+        return cls.model_validate(values)
+
+
+class TranscribeRequest(OptionsIn):
+    path: str = Field(description="A file on the server, inside one of the allowed folders")
 
 
 class JobOut(BaseModel):
@@ -87,6 +102,11 @@ class JobPage(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str = Field(description="What went wrong, in words")
+
+
+class Readiness(BaseModel):
+    ready: bool
+    problems: list[str] = Field(description="Why not ready; empty when ready")
 
 
 class Health(BaseModel):

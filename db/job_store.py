@@ -9,13 +9,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Row, Table, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine, Row, Table, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from db.engine import SQLITE_BEGIN_OPTION
 from db.errors import DatabaseUnavailable, InvalidTransition, JobNotFound, LeaseLost
 from db.models import Job, JobStatus, TranscriptRow
-from db.values import JobOptions, JobQuery, JobRecord, RetryPolicy, TranscriptSummary
+from db.values import (
+    JobOptions,
+    JobQuery,
+    JobRecord,
+    QueueStats,
+    RetryPolicy,
+    TranscriptSummary,
+)
 from worker.transcript import Transcript
 
 LEASE_S = 60.0
@@ -270,6 +277,7 @@ class JobStore:
                     text=transcript.text,
                     segments=transcript.segments_as_dicts(),
                     created_at=now,
+                    processing_s=(now - row.started_at).total_seconds() if row.started_at else None,
                 )
             )
             return self._mark_done(conn, row.id, outputs, note=None, now=now)
@@ -577,6 +585,33 @@ class JobStore:
         )
         with self._read() as conn:
             return conn.execute(query).first() is not None
+
+    def stats(self) -> QueueStats:
+        """Counts and totals for metrics: a few aggregate queries, whatever the history's size."""
+        now = self.clock()
+        by_status = select(JOBS.c.status, func.count()).group_by(JOBS.c.status)
+        due = select(func.count()).where(
+            JOBS.c.status == JobStatus.QUEUED.value, JOBS.c.run_after <= now
+        )
+        totals = select(
+            func.coalesce(func.sum(TRANSCRIPTS.c.duration), 0.0),
+            func.coalesce(func.sum(TRANSCRIPTS.c.processing_s), 0.0),
+        )
+        with self._read() as conn:
+            counts = {JobStatus(status): count for status, count in conn.execute(by_status)}
+            queue_depth = conn.execute(due).scalar_one()
+            audio_s, processing_s = conn.execute(totals).one()
+        return QueueStats(
+            jobs={status: counts.get(status, 0) for status in JobStatus},
+            queue_depth=queue_depth,
+            audio_s=float(audio_s),
+            processing_s=float(processing_s),
+        )
+
+    def ping(self) -> None:
+        """One round trip; DatabaseUnavailable when the database cannot be reached."""
+        with self._read() as conn:
+            conn.execute(text("SELECT 1"))
 
     def recent(self, limit: int = 20, status: JobStatus | None = None) -> list[JobRecord]:
         query = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)

@@ -126,3 +126,5 @@ class TranscriptRow(Base):
     text: Mapped[str] = mapped_column(Text)
     segments: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Seconds from the attempt's claim to its transcript: with duration, the real-time factor.
+    processing_s: Mapped[float | None] = mapped_column(Float)

@@ -104,6 +104,14 @@ class TranscriptSummary:
 
 
 @dataclass(frozen=True)
+class QueueStats:
+    jobs: dict[JobStatus, int]  # every status, zero included
+    queue_depth: int  # queued and due now
+    audio_s: float  # seconds of audio transcribed, all time
+    processing_s: float  # seconds spent transcribing it
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff: attempt n failed -> wait base * 2**(n-1), capped; None means give up."""
 

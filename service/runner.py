@@ -39,19 +39,30 @@ def serve(prepared: Prepared) -> None:
             handed_back,
         )
 
+    servers: list[uvicorn.Server] = []
+
+    def on_pool_failure(_reason: str) -> None:
+        for server in servers:
+            server.should_exit = True
+
+    pool = prepared.worker_pool(on_failure=on_pool_failure)
     app = create_app(
-        ApiContext(store=store, default_options=options, allowed_roots=settings.api_roots())
+        ApiContext(
+            store=store,
+            default_options=options,
+            allowed_roots=settings.api_roots(),
+            uploads_dir=settings.uploads_dir.resolve(),
+            max_upload_bytes=int(settings.max_upload_mb * 1024 * 1024),
+            workers=pool,
+            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        )
     )
     server = uvicorn.Server(
         uvicorn.Config(
             app, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
         )
     )
-
-    def on_pool_failure(_reason: str) -> None:
-        server.should_exit = True
-
-    pool = prepared.worker_pool(on_failure=on_pool_failure)
+    servers.append(server)
     store.add_wake_listener(pool.wake)
     announcements = (
         JobAnnouncements(settings.database_url, pool.wake)

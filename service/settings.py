@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -185,6 +193,11 @@ class Settings(BaseSettings):
         default=[],
         description="Folders whose files POST /transcribe may name; empty means the inboxes",
     )
+    uploads_dir: Path = Field(
+        default=Path("data/uploads"),
+        description="Where uploaded files are kept (each in a folder of its own, transcripts beside)",
+    )
+    max_upload_mb: float = Field(default=2048.0, gt=0, description="Largest upload, in MiB")
     output_dir: Path | None = Field(
         default=None, description="Folder for transcripts; unset writes them beside the source"
     )
@@ -207,6 +220,10 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto, cpu or cuda")
     compute_type: ComputeType = Field(
         default="auto", description="CTranslate2 compute type; auto is int8 on CPU, float16 on GPU"
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="When set, every endpoint but /health needs it (Bearer or X-API-Key)",
     )
     host: str = Field(default="127.0.0.1", description="Address the HTTP API listens on")
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="Port of the HTTP API")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -35,10 +36,23 @@ def media(tmp_path: Path) -> Path:
     return folder
 
 
+def make_client(store: JobStore, media: Path, **context: Any) -> TestClient:
+    return TestClient(
+        create_app(
+            ApiContext(
+                store=store,
+                default_options=JobOptions(),
+                allowed_roots=[media],
+                uploads_dir=media.parent / "uploads",
+                **context,
+            )
+        )
+    )
+
+
 @pytest.fixture
 def client(store: JobStore, media: Path) -> Iterator[TestClient]:
-    context = ApiContext(store=store, default_options=JobOptions(), allowed_roots=[media])
-    with TestClient(create_app(context)) as test_client:
+    with make_client(store, media) as test_client:
         yield test_client
 
 
@@ -178,3 +192,63 @@ def test_a_done_job_cannot_be_cancelled(
         "detail": f"job {job.id} is done; only queued or running jobs can be cancelled"
     }
     assert store.get(job.id).status is JobStatus.DONE
+
+
+def test_an_upload_becomes_a_job_like_any_other(
+    client: TestClient, store: JobStore, engine: Engine, media: Path
+) -> None:
+    data = (FIXTURES / "speech_b.flac").read_bytes()
+    response = client.post(
+        "/transcribe",
+        files={"file": ("../../etc/my talk.flac", data, "audio/flac")},
+        data={"language": "en", "formats": "txt,srt", "vad_filter": "true"},
+    )
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert response.headers["location"] == f"/jobs/{job['id']}"
+    assert job["source"] == "upload" and job["status"] == "queued"
+    stored = Path(job["source_path"])
+    assert stored.name == "my talk.flac"
+    assert stored.parent.parent == media.parent / "uploads"  # a folder of its own, nothing above
+    assert stored.read_bytes() == data
+    assert job["options"]["formats"] == ["txt", "srt"] and job["options"]["vad_filter"] is True
+    done = run_next(store, engine)
+    assert done.status is JobStatus.DONE
+    text = client.get(f"/jobs/{done.id}/transcript").text.lower()
+    assert "quarterly" in text and "report" in text
+    assert sorted(p.name for p in stored.parent.iterdir()) == [
+        "my talk.flac",
+        "my talk.srt",
+        "my talk.txt",
+    ]
+
+
+def test_upload_limits_and_mistakes_leave_nothing_behind(store: JobStore, media: Path) -> None:
+    uploads = media.parent / "uploads"
+    data = (FIXTURES / "speech_a.wav").read_bytes()
+    with make_client(store, media, max_upload_bytes=len(data) - 1) as client:
+        too_big = client.post("/transcribe", files={"file": ("a.wav", data)})
+        assert too_big.status_code == 413
+        assert "larger than the limit" in too_big.json()["detail"]
+        no_file = client.post("/transcribe", data={"language": "en"}, files={"x": ("a", b"1")})
+        assert no_file.status_code == 400
+        assert no_file.json() == {"detail": "no file in the form field 'file'"}
+        bad_option = client.post(
+            "/transcribe", files={"file": ("a.wav", data[:100])}, data={"formats": "pdf"}
+        )
+        assert bad_option.status_code == 422
+        typo = client.post("/transcribe", files={"file": ("a.wav", data[:100])}, data={"lang": "x"})
+        assert typo.status_code == 422
+    assert list(uploads.iterdir()) == []
+    assert store.recent() == []
+
+
+def test_bad_json_bodies(client: TestClient, media: Path) -> None:
+    not_json = client.post(
+        "/transcribe", content=b"{nope", headers={"content-type": "application/json"}
+    )
+    assert not_json.status_code == 400
+    assert not_json.json()["detail"].startswith("the body is not JSON")
+    assert client.post("/transcribe", json={"language": "en"}).status_code == 422
+    outside = client.post("/transcribe", json={"path": "/etc/passwd"})
+    assert outside.status_code == 403

@@ -33,8 +33,9 @@ def test_cancelling_a_running_job_stops_its_worker(database_url: str, tmp_path: 
         "--database-url", database_url, "--inbox", media, "--workers", "1", "--formats", "txt",
         cwd=tmp_path, env=None,
     ) as service:  # fmt: skip
-        service.wait_for_workers(1)
         client = service.client
+        wait_until(lambda: client.get("/ready").status_code == 200, 60, "the service to be ready")
+        assert client.get("/ready").json() == {"ready": True, "problems": []}
         job_id = client.post("/transcribe", json={"path": str(long)}).json()["id"]
 
         def progressing() -> bool:
@@ -53,6 +54,11 @@ def test_cancelling_a_running_job_stops_its_worker(database_url: str, tmp_path: 
         )
         job = client.get(f"/jobs/{job_id}").json()
         assert job["status"] == "cancelled" and job["outputs"] == []
+        metrics = client.get("/metrics").text
+        assert 'whisper_transcriber_jobs{status="cancelled"} 1.0' in metrics
+        assert 'whisper_transcriber_jobs{status="done"} 1.0' in metrics
+        assert "whisper_transcriber_worker_restarts_total 0.0" in metrics
+        assert 'whisper_transcriber_worker_state{state="down"} 0.0' in metrics
         assert service.stop() == 0
     assert sorted(p.name for p in media.iterdir()) == ["long.wav", "short.ogg", "short.txt"]
     # Stopped while transcribing, not only refused at the end.

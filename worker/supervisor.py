@@ -120,6 +120,12 @@ class WorkerPool:
     def busy(self) -> int:
         return sum(1 for slot in self._shared.slots if slot.running_job() is not None)
 
+    def ready(self) -> int:
+        """Workers alive with their model loaded."""
+        return sum(
+            1 for slot in self._shared.slots if slot.process.is_alive() and slot.link.ready.is_set()
+        )
+
     def alive(self) -> int:
         return sum(1 for slot in self._shared.slots if slot.process.is_alive())
 

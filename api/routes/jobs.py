@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from api.deps import Context
 from api.paths import PathNotAllowed, resolve_allowed
-from api.schemas import ErrorOut, JobOut, JobPage, TranscribeRequest
+from api.schemas import ErrorOut, JobOut, JobPage, OptionsIn, TranscribeRequest
+from api.uploads import UploadError, UploadTooLarge, receive_upload
 from db.errors import InvalidTransition, JobNotFound
 from db.models import JobStatus
-from db.values import JobQuery, OutputFormat
+from db.values import JobOptions, JobQuery, OutputFormat
 from worker.originals import requeue
 from worker.outputs import render
 
@@ -25,34 +30,106 @@ MEDIA_TYPES = {
     "tsv": "text/tab-separated-values; charset=utf-8",
 }
 Responses = dict[int | str, dict[str, Any]]
+# Room for the form's boundaries, headers and option fields around the file itself.
+FORM_OVERHEAD_BYTES = 256 * 1024
 NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "No such job"}}
 CONFLICT: Responses = {409: {"model": ErrorOut, "description": "Not possible in the job's state"}}
 
 router = APIRouter(tags=["jobs"])
 
 
+def _transcribe_body_schema() -> dict[str, Any]:
+    """Both bodies POST /transcribe takes, for the OpenAPI document (the route reads the body
+    itself, since FastAPI binds one content type per route)."""
+    options = OptionsIn.model_json_schema()["properties"]
+    form = {name: {"type": "string"} for name in options}
+    form["formats"] = {"type": "string", "description": "Comma list: txt,srt,vtt,json,tsv"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": TranscribeRequest.model_json_schema()},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}, **form},
+                        "required": ["file"],
+                    }
+                },
+            },
+        }
+    }
+
+
 @router.post(
     "/transcribe",
     status_code=status.HTTP_202_ACCEPTED,
+    openapi_extra=_transcribe_body_schema(),
     responses={
         200: {"model": JobOut, "description": "The same unchanged file already has this job"},
-        403: {"description": "The path is outside the allowed folders"},
-        404: {"description": "No such file"},
+        400: {"model": ErrorOut, "description": "A malformed body"},
+        403: {"model": ErrorOut, "description": "The path is outside the allowed folders"},
+        404: {"model": ErrorOut, "description": "No such file"},
+        413: {"model": ErrorOut, "description": "The upload is larger than the limit"},
     },
 )
-def transcribe(request: TranscribeRequest, context: Context, response: Response) -> JobOut:
-    """Queue a file that is already on the server (sync route: FastAPI runs it in a thread)."""
-    try:
-        path = resolve_allowed(request.path, context.allowed_roots)
-    except PathNotAllowed as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
-    if not path.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such file: {request.path}")
-    job, created = context.store.enqueue(path, request.options(context.default_options), "api")
+async def transcribe(request: Request, context: Context, response: Response) -> JobOut:
+    """Queue a file already on the server (JSON with its path) or an uploaded one (multipart,
+    streamed into the uploads folder)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        path, options, origin = await _uploaded(request, context, content_type)
+    else:
+        path, options, origin = await _by_path(request, context)
+    job, created = await run_in_threadpool(context.store.enqueue, path, options, origin)
     if not created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/jobs/{job.id}"
     return JobOut.from_record(job)
+
+
+async def _by_path(request: Request, context: Context) -> tuple[Path, JobOptions, str]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"the body is not JSON: {exc}") from exc
+    try:
+        given = TranscribeRequest.model_validate(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from exc
+    try:
+        path = resolve_allowed(given.path, context.allowed_roots)
+    except PathNotAllowed as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    if not await run_in_threadpool(path.is_file):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such file: {given.path}")
+    return path, given.options(context.default_options), "api"
+
+
+async def _uploaded(
+    request: Request, context: Context, content_type: str
+) -> tuple[Path, JobOptions, str]:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > context.max_upload_bytes + FORM_OVERHEAD_BYTES:
+        raise HTTPException(  # refused before a byte of it is read
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"the upload is larger than the limit of {context.max_upload_bytes} bytes",
+        )
+    try:
+        upload = await receive_upload(
+            request.stream(), content_type, context.uploads_dir, "file", context.max_upload_bytes
+        )
+    except UploadTooLarge as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
+    except UploadError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    assert upload.path is not None
+    try:
+        options = OptionsIn.from_form(upload.fields).options(context.default_options)
+    except ValidationError as exc:
+        upload.discard()
+        raise RequestValidationError(exc.errors(include_url=False)) from exc
+    return upload.path, options, "upload"
 
 
 @router.get("/jobs", responses={400: {"model": ErrorOut, "description": "A bad cursor"}})

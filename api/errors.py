@@ -1,0 +1,48 @@
+"""Every error is JSON with a readable `detail`; never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from db.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def _location(error: dict[str, object]) -> str:
+    parts = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]  # type: ignore[attr-defined]
+    return ".".join(parts) or "request"
+
+
+async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    readable = "; ".join(f"{_location(e)}: {e.get('msg', 'invalid')}" for e in errors)
+    return JSONResponse(
+        status_code=422,
+        content={
+            "detail": readable,
+            "errors": [{"loc": e.get("loc"), "msg": e.get("msg")} for e in errors],
+        },
+    )
+
+
+async def _database_away(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=503, content={"detail": f"database unavailable: {exc}"})
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        status_code=500, content={"detail": f"internal error ({type(exc).__name__}); see the log"}
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(DatabaseUnavailable, _database_away)
+    app.add_exception_handler(Exception, _unexpected)

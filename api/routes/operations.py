@@ -1,0 +1,94 @@
+"""Readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from api.app_context import ApiContext
+from api.deps import Context
+from api.schemas import ErrorOut, Readiness
+from db.errors import DatabaseUnavailable
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/ready",
+    responses={503: {"model": Readiness, "description": "Not ready: the reasons are listed"}},
+)
+def ready(context: Context, response: Response) -> Readiness:
+    """Ready when the database answers and, in a process that runs workers, all are up."""
+    problems = []
+    try:
+        context.store.ping()
+    except DatabaseUnavailable as exc:
+        problems.append(f"database unreachable: {exc}")
+    workers = context.workers
+    if workers is not None and workers.ready() < workers.size:
+        problems.append(f"{workers.ready()} of {workers.size} workers are up")
+    if problems:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return Readiness(ready=not problems, problems=problems)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"},
+        503: {"model": ErrorOut, "description": "The database is unavailable"},
+    },
+)
+def metrics(context: Context) -> Response:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(QueueCollector(context))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class QueueCollector(Collector):
+    """Read at scrape time from the database (shared by every instance) and this pool."""
+
+    def __init__(self, context: ApiContext) -> None:
+        self.context = context
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        stats = self.context.store.stats()
+        jobs = GaugeMetricFamily(
+            "whisper_transcriber_jobs", "Jobs in the database by status", labels=["status"]
+        )
+        for job_status, count in stats.jobs.items():
+            jobs.add_metric([job_status.value], count)
+        yield jobs
+        yield GaugeMetricFamily(
+            "whisper_transcriber_queue_depth", "Queued jobs that are due now", stats.queue_depth
+        )
+        yield CounterMetricFamily(
+            "whisper_transcriber_audio_seconds", "Seconds of audio transcribed", stats.audio_s
+        )
+        yield CounterMetricFamily(
+            "whisper_transcriber_processing_seconds",
+            "Seconds spent transcribing, claim to transcript",
+            stats.processing_s,
+        )
+        factor = stats.audio_s / stats.processing_s if stats.processing_s else 0.0
+        yield GaugeMetricFamily(
+            "whisper_transcriber_real_time_factor",
+            "Audio seconds per processing second, all time (per worker)",
+            factor,
+        )
+        workers = self.context.workers
+        if workers is not None:
+            yield CounterMetricFamily(
+                "whisper_transcriber_worker_restarts", "Worker processes replaced", workers.restarts
+            )
+            state = GaugeMetricFamily(
+                "whisper_transcriber_worker_state", "Worker processes by state", labels=["state"]
+            )
+            busy, up = workers.busy(), workers.ready()
+            state.add_metric(["busy"], busy)
+            state.add_metric(["idle"], max(up - busy, 0))
+            state.add_metric(["down"], max(workers.size - up, 0))
+            yield state
