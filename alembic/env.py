@@ -8,7 +8,7 @@ from sqlalchemy import Connection
 
 from alembic import context
 from db.engine import make_engine
-from db.models import Base
+from db.models import Base, include_in_schema_comparison
 
 config = context.config
 target_metadata = Base.metadata
@@ -21,6 +21,7 @@ def run_with(connection: Connection) -> None:
         # SQLite cannot ALTER most things: batch mode rebuilds tables where needed.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_in_schema_comparison,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -9,7 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api.app_context import ApiContext
 from api.errors import install_error_handlers
-from api.routes import health, jobs, operations
+from api.routes import health, jobs, operations, transcripts
 from api.security import OPEN_PATHS, ApiKeyMiddleware, security_schemes
 
 
@@ -19,6 +19,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(health.router)
     app.include_router(operations.router)
     app.include_router(jobs.router)
+    app.include_router(transcripts.router)
     install_error_handlers(app)
     if context.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=context.api_key)

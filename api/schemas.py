@@ -104,6 +104,20 @@ class ErrorOut(BaseModel):
     detail: str = Field(description="What went wrong, in words")
 
 
+class SearchHitOut(BaseModel):
+    job_id: int
+    source_path: str
+    start: float = Field(description="Where the matching segment starts in the audio, seconds")
+    end: float
+    snippet: str = Field(description="HTML-escaped text around the match; matches in <mark>")
+    rank: float = Field(description="Higher is a better match")
+    links: dict[str, str]
+
+
+class SearchPage(BaseModel):
+    items: list[SearchHitOut]
+
+
 class Readiness(BaseModel):
     ready: bool
     problems: list[str] = Field(description="Why not ready; empty when ready")

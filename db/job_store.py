@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -14,13 +15,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from db.engine import SQLITE_BEGIN_OPTION
 from db.errors import DatabaseUnavailable, InvalidTransition, JobNotFound, LeaseLost
-from db.models import Job, JobStatus, TranscriptRow
+from db.models import Job, JobStatus, TranscriptRow, TranscriptSegmentRow
 from db.values import (
     JobOptions,
     JobQuery,
     JobRecord,
     QueueStats,
     RetryPolicy,
+    SearchHit,
     TranscriptSummary,
 )
 from worker.transcript import Transcript
@@ -35,6 +37,11 @@ MISSING_MTIME_NS = -1
 
 JOBS = cast(Table, Job.__table__)
 TRANSCRIPTS = cast(Table, TranscriptRow.__table__)
+SEGMENTS = cast(Table, TranscriptSegmentRow.__table__)
+# Marks around the matched words in search snippets: private-use characters in SQL, so that the
+# text can be HTML-escaped before they become <mark> and </mark>.
+MATCH_START, MATCH_END = "\ue000", "\ue001"
+SNIPPET_WORDS = 16
 
 
 def _reason(exc: DBAPIError) -> str:
@@ -44,6 +51,12 @@ def _reason(exc: DBAPIError) -> str:
 
 def _record(row: Row[Any]) -> JobRecord:
     return JobRecord.from_row(row._mapping)
+
+
+def _marked(snippet: str) -> str:
+    """HTML-safe text with the matches in <mark>...</mark>."""
+    escaped = html.escape(snippet, quote=False)
+    return escaped.replace(MATCH_START, "<mark>").replace(MATCH_END, "</mark>")
 
 
 def utcnow() -> datetime:
@@ -268,6 +281,21 @@ class JobStore:
             row = self._current_attempt(conn, job_id, attempt)
             outputs = [str(p) for p in publish()]
             conn.execute(delete(TRANSCRIPTS).where(TRANSCRIPTS.c.job_id == job_id))
+            conn.execute(delete(SEGMENTS).where(SEGMENTS.c.job_id == job_id))
+            if transcript.segments:
+                conn.execute(
+                    insert(SEGMENTS),
+                    [
+                        {
+                            "job_id": job_id,
+                            "position": position,
+                            "start": segment.start,
+                            "end": segment.end,
+                            "text": segment.text.strip(),
+                        }
+                        for position, segment in enumerate(transcript.segments)
+                    ],
+                )
             conn.execute(
                 insert(TRANSCRIPTS).values(
                     job_id=job_id,
@@ -585,6 +613,50 @@ class JobStore:
         )
         with self._read() as conn:
             return conn.execute(query).first() is not None
+
+    def search(self, query: str, limit: int = 20, offset: int = 0) -> list[SearchHit]:
+        """Transcript segments matching every word of the query, best first, with a snippet
+        whose matches are marked. FTS5 on SQLite, a tsvector and its GIN index on PostgreSQL."""
+        words = query.split()
+        if not words:
+            return []
+        if self.engine.dialect.name == "postgresql":
+            statement = text(
+                'SELECT s.job_id, s.start, s."end", '
+                "ts_headline('simple', s.text, q, :options) AS snippet, "
+                "ts_rank(s.search_vector, q) AS rank "
+                "FROM transcript_segments s, plainto_tsquery('simple', :query) q "
+                "WHERE s.search_vector @@ q "
+                "ORDER BY rank DESC, s.job_id DESC, s.position LIMIT :limit OFFSET :offset"
+            )
+            options = f"StartSel={MATCH_START}, StopSel={MATCH_END}, MaxWords={SNIPPET_WORDS}"
+            params: dict[str, object] = {"query": query, "options": options}
+        else:
+            statement = text(
+                'SELECT s.job_id, s.start, s."end", '
+                "snippet(transcript_segments_fts, 0, :mark_start, :mark_end, '…', :words) "
+                "AS snippet, -bm25(transcript_segments_fts) AS rank "
+                "FROM transcript_segments_fts JOIN transcript_segments s "
+                "ON s.id = transcript_segments_fts.rowid "
+                "WHERE transcript_segments_fts MATCH :query "
+                "ORDER BY rank DESC, s.job_id DESC, s.position LIMIT :limit OFFSET :offset"
+            )
+            # Every word as a quoted phrase: the user's text is never FTS5 syntax.
+            quoted = " ".join('"' + word.replace('"', '""') + '"' for word in words)
+            params = {
+                "query": quoted,
+                "mark_start": MATCH_START,
+                "mark_end": MATCH_END,
+                "words": SNIPPET_WORDS,
+            }
+        with self._read() as conn:
+            rows = conn.execute(statement, {**params, "limit": limit, "offset": offset}).all()
+        return [
+            SearchHit(
+                job_id=r.job_id, start=r.start, end=r.end, snippet=_marked(r.snippet), rank=r.rank
+            )
+            for r in rows
+        ]
 
     def stats(self) -> QueueStats:
         """Counts and totals for metrics: a few aggregate queries, whatever the history's size."""

@@ -128,3 +128,36 @@ class TranscriptRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Seconds from the attempt's claim to its transcript: with duration, the real-time factor.
     processing_s: Mapped[float | None] = mapped_column(Float)
+
+
+class TranscriptSegmentRow(Base):
+    """One segment of a transcript, for full-text search with the time of each match.
+
+    The search index lives beside it and is made by the migrations only: an FTS5 table kept in
+    step by triggers on SQLite, a generated tsvector column with a GIN index on PostgreSQL
+    (SEARCH_INDEX_OBJECTS names them for schema comparisons)."""
+
+    __tablename__ = "transcript_segments"
+    __table_args__ = (Index("ix_transcript_segments_job_id", "job_id"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ID_TYPE, ForeignKey("jobs.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+
+
+# Search objects made by migration 0004 outside the models (dialect-specific).
+SEARCH_INDEX_OBJECTS = frozenset(
+    {"transcript_segments_fts", "search_vector", "ix_transcript_segments_search_vector"}
+)
+
+
+def include_in_schema_comparison(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """For Alembic's comparisons: leave out the search index and FTS5's own shadow tables."""
+    return not (
+        name and (name in SEARCH_INDEX_OBJECTS or name.startswith("transcript_segments_fts"))
+    )

@@ -104,6 +104,15 @@ class TranscriptSummary:
 
 
 @dataclass(frozen=True)
+class SearchHit:
+    job_id: int
+    start: float  # the matching segment's time in the audio, seconds
+    end: float
+    snippet: str  # the segment's text around the match, matches in <mark>...</mark>
+    rank: float  # higher is better
+
+
+@dataclass(frozen=True)
 class QueueStats:
     jobs: dict[JobStatus, int]  # every status, zero included
     queue_depth: int  # queued and due now

@@ -9,13 +9,16 @@ from sqlalchemy import inspect
 from alembic import command
 from db.engine import make_engine
 from db.migrate import alembic_config, upgrade
-from db.models import Base
+from db.models import Base, include_in_schema_comparison
 
 
 def test_head_matches_the_models(database_url: str) -> None:
     engine = make_engine(database_url)  # the fixture already upgraded it to head
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            conn,
+            opts={"compare_type": True, "include_object": include_in_schema_comparison},
+        )
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
 

@@ -1,0 +1,43 @@
+"""Full-text search over the transcript history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import Context
+from api.schemas import SearchHitOut, SearchPage
+
+router = APIRouter(tags=["transcripts"])
+
+
+@router.get("/transcripts/search")
+def search(
+    context: Context,
+    q: Annotated[str, Query(min_length=1, max_length=500, description="Words to find")],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+) -> SearchPage:
+    """Segments whose text has every word of q, best first: the job, the segment's time in the
+    audio, and a snippet (HTML-escaped, matches in <mark>)."""
+    hits = context.store.search(q, limit, offset)
+    jobs = {job.id: job for job in context.store.get_many(sorted({h.job_id for h in hits}))}
+    return SearchPage(
+        items=[
+            SearchHitOut(
+                job_id=hit.job_id,
+                source_path=jobs[hit.job_id].source_path,
+                start=hit.start,
+                end=hit.end,
+                snippet=hit.snippet,
+                rank=hit.rank,
+                links={
+                    "job": f"/jobs/{hit.job_id}",
+                    "transcript": f"/jobs/{hit.job_id}/transcript?format=json",
+                },
+            )
+            for hit in hits
+            if hit.job_id in jobs
+        ]
+    )
