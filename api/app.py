@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -9,17 +11,34 @@ from fastapi.openapi.utils import get_openapi
 
 from api.app_context import ApiContext
 from api.errors import install_error_handlers
-from api.routes import health, jobs, operations, transcripts
+from api.events import EventHub
+from api.routes import events, health, jobs, operations, transcripts
 from api.security import OPEN_PATHS, ApiKeyMiddleware, security_schemes
+from db.changes import JobChanges
 
 
 def create_app(context: ApiContext) -> FastAPI:
-    app = FastAPI(title="whisper-transcriber", version="0.1.0")
+    hub = EventHub()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The change feed runs while the app serves: /events and requests awaiting their job.
+        changes = JobChanges(context.store, hub.publish)
+        context.store.add_wake_listener(changes.poke)
+        changes.start()
+        try:
+            yield
+        finally:
+            changes.stop()
+
+    app = FastAPI(title="whisper-transcriber", version="0.1.0", lifespan=lifespan)
     app.state.context = context
+    app.state.events = hub
     app.include_router(health.router)
     app.include_router(operations.router)
     app.include_router(jobs.router)
     app.include_router(transcripts.router)
+    app.include_router(events.router)
     install_error_handlers(app)
     if context.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=context.api_key)

@@ -604,6 +604,21 @@ class JobStore:
                 for job_id, language, duration in conn.execute(query)
             }
 
+    def changed_since(
+        self, moment: datetime, after_id: int | None = None, limit: int = 500
+    ) -> list[JobRecord]:
+        """Jobs updated at or after a moment (with after_id: after that job at that moment),
+        oldest change first: the change feed's query, paged by (updated_at, id)."""
+        if after_id is None:
+            newer = JOBS.c.updated_at >= moment
+        else:
+            newer = (JOBS.c.updated_at > moment) | (
+                (JOBS.c.updated_at == moment) & (JOBS.c.id > after_id)
+            )
+        query = select(JOBS).where(newer).order_by(JOBS.c.updated_at, JOBS.c.id).limit(limit)
+        with self._read() as conn:
+            return [_record(row) for row in conn.execute(query)]
+
     def is_current(self, job_id: int, attempt: int) -> bool:
         """Whether this attempt still holds the job (not cancelled, not taken over)."""
         query = select(JOBS.c.id).where(

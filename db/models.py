@@ -82,6 +82,8 @@ class Job(Base):
         Index("ix_jobs_claim", "status", "run_after", "id"),
         Index("ix_jobs_lease", "status", "lease_expires_at"),
         Index("ix_jobs_created_at", "created_at"),
+        # The change feed: what changed since a moment.
+        Index("ix_jobs_updated_at", "updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True, autoincrement=True)

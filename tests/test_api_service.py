@@ -6,6 +6,8 @@ import shutil
 import wave
 from pathlib import Path
 
+import httpx
+
 from tests.conftest import FIXTURES
 from tests.service import running_service
 from tests.waiting import wait_until
@@ -65,3 +67,16 @@ def test_cancelling_a_running_job_stops_its_worker(database_url: str, tmp_path: 
     assert f"job {job_id}: attempt 1 was cancelled or taken over; stopped mid-way" in (
         service.log.read_text()
     )
+
+
+def test_an_open_event_stream_does_not_hold_up_shutdown(sqlite_url: str, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    with (
+        running_service("--database-url", sqlite_url, "--inbox", inbox, cwd=tmp_path) as service,
+        httpx.Client(base_url=service.base_url, timeout=None) as listener,
+        listener.stream("GET", "/events") as response,
+    ):
+        assert response.status_code == 200
+        assert next(response.iter_lines()).startswith(": subscribed")
+        assert service.stop() == 0  # SIGTERM, with the stream still open
