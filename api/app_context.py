@@ -32,3 +32,4 @@ class ApiContext:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     workers: WorkerStatus | None = None  # None: this process runs no workers (api role)
     api_key: str | None = None  # every endpoint but /health then asks for it
+    sync_wait_s: float = 4 * 3600.0  # how long /asr and friends wait for their job

@@ -118,6 +118,14 @@ class SearchPage(BaseModel):
     items: list[SearchHitOut]
 
 
+class DetectedLanguage(BaseModel):
+    """As whisper-asr-webservice answers POST /detect-language."""
+
+    detected_language: str = Field(description="The language's name, lower case: english")
+    language_code: str = Field(description="Whisper's code: en")
+    confidence: float
+
+
 class Readiness(BaseModel):
     ready: bool
     problems: list[str] = Field(description="Why not ready; empty when ready")

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import uuid
+import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,3 +169,26 @@ async def receive_upload(
         receiver.abandon()
         raise UploadError(f"no file in the form field {file_field!r}")
     return receiver.upload
+
+
+RAW_PCM_RATE = 16_000  # what whisper-asr-webservice clients send with encode=false (s16le, mono)
+_COPY_CHUNK = 1024 * 1024
+
+
+def wrap_raw_pcm(upload: Upload) -> None:
+    """Give headerless 16 kHz mono s16le PCM (Bazarr's `encode=false`) a WAV header, so that the
+    decoder reads it like any file; streamed, never whole in memory."""
+    assert upload.path is not None
+    raw = upload.path
+    wav = raw.with_name(raw.stem + ".wav")
+    partial = raw.with_name(f".{wav.name}.part")
+    with raw.open("rb") as source, wave.open(str(partial), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RAW_PCM_RATE)
+        while chunk := source.read(_COPY_CHUNK):
+            out.writeframesraw(chunk[: len(chunk) - len(chunk) % 2])
+    os.replace(partial, wav)
+    if wav != raw:
+        raw.unlink()
+    upload.path = wav

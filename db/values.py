@@ -31,6 +31,10 @@ class JobOptions(BaseModel):
     initial_prompt: str | None = None
     formats: tuple[str, ...] = OUTPUT_FORMATS
     output_dir: str | None = Field(default=None, description="None writes beside the source file")
+    detect_only: bool = Field(
+        default=False,
+        description="Only detect the language (POST /detect-language): no segments, no files",
+    )
     media_library: bool = Field(
         default=False,
         description="Name outputs <stem>.<language>.<format> (media-server sidecars) and skip a "

@@ -148,6 +148,8 @@ class Engine:
 
         ctranslate2.set_random_seed(SAMPLING_SEED)
 
+        if options.detect_only:
+            return self._detect_language(path)
         try:
             segments_iter, info = self.model.transcribe(path, **transcribe_kwargs(options))
             if info.duration <= 0:
@@ -167,6 +169,24 @@ class Engine:
             duration=float(info.duration),
             segments=tuple(segments),
         )
+
+
+    def _detect_language(self, path: str) -> Transcript:
+        """Language and its probability from the first 30 s, as a transcript without segments."""
+        import av.error
+        from faster_whisper.audio import decode_audio
+
+        try:
+            audio = decode_audio(path, sampling_rate=self.model.feature_extractor.sampling_rate)
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"cannot decode {path}: {exc.strerror or _first_line(exc)}") from exc
+        if audio.size == 0:
+            raise MediaError(f"no audio in {path}: the file has no samples")
+        duration = audio.shape[0] / self.model.feature_extractor.sampling_rate
+        if not self.model.model.is_multilingual:  # an English-only model (tiny.en) knows one
+            return Transcript("en", 1.0, float(duration), ())
+        language, probability, _all = self.model.detect_language(audio)
+        return Transcript(language, float(probability), float(duration), ())
 
 
 def check_source(path: str) -> None:

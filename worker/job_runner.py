@@ -91,6 +91,10 @@ def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | Non
                 on_language(job.options.language)
             transcript = engine.transcribe(job.source_path, job.options, on_progress, on_language)
             verify_source(job)  # an older version must never publish over a newer one's outputs
+            if job.options.detect_only:  # the answer is the language: no files to write
+                done = store.complete(job.id, attempt, transcript)
+                log.info("job %s: detected %s", job.id, transcript.language)
+                return done
             language_tag = (
                 subtitle_language(transcript.language, job.options.task)
                 if job.options.media_library

@@ -22,6 +22,15 @@ def subtitle_language(detected_or_given: str, task: str) -> str:
     return "en" if task == "translate" else detected_or_given
 
 
+def language_name(code: str) -> str:
+    """The language's English name in lower case ("en" -> "english"); the code if unknown."""
+    import pycountry
+
+    iso = WHISPER_CODES.get(code.lower(), code.lower())
+    language = pycountry.languages.get(alpha_2=iso) or pycountry.languages.get(alpha_3=iso)
+    return language.name.lower() if language is not None else code
+
+
 def language_names(code: str) -> frozenset[str]:
     """Every spelling of a language a sidecar name may use: en, eng, english (de: deu, ger)."""
     import pycountry

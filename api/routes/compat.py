@@ -1,0 +1,138 @@
+"""whisper-asr-webservice's API, as Bazarr's Whisper provider calls it: POST /asr and
+POST /detect-language. Synchronous for the client, yet each request is a job like any other:
+queued, run by the pool, kept in the history; the request awaits its end without blocking the
+event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import Context
+from api.events import EventHub
+from api.schemas import DetectedLanguage, ErrorOut
+from api.uploads import UploadError, UploadTooLarge, receive_upload, wrap_raw_pcm
+from db.values import JobOptions, JobRecord
+from worker.outputs import render
+from worker.sidecars import language_name
+
+router = APIRouter(tags=["compatibility"])
+
+MEDIA_TYPES = {
+    "txt": "text/plain; charset=utf-8",
+    "srt": "text/plain; charset=utf-8",
+    "vtt": "text/plain; charset=utf-8",
+    "tsv": "text/plain; charset=utf-8",
+    "json": "application/json",
+}
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"audio_file": {"type": "string", "format": "binary"}},
+                    "required": ["audio_file"],
+                }
+            }
+        },
+    }
+}
+FAILURES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "No audio_file, or a malformed body"},
+    413: {"model": ErrorOut, "description": "The upload is larger than the limit"},
+    422: {"model": ErrorOut, "description": "The audio could not be transcribed (the reason)"},
+}
+Encode = Annotated[
+    bool, Query(description="false: the body is raw 16 kHz mono s16le PCM (Bazarr's way)")
+]
+
+
+async def _run_upload(
+    request: Request, context: Context, encode: bool, options: JobOptions
+) -> JobRecord:
+    try:
+        upload = await receive_upload(
+            request.stream(),
+            request.headers.get("content-type", ""),
+            context.uploads_dir,
+            "audio_file",
+            context.max_upload_bytes,
+        )
+    except UploadTooLarge as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
+    except UploadError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    if not encode:
+        await run_in_threadpool(wrap_raw_pcm, upload)
+    assert upload.path is not None
+    job, _ = await run_in_threadpool(context.store.enqueue, upload.path, options, "upload")
+    hub: EventHub = request.app.state.events
+    ended = await asyncio.wait_for(hub.wait_until_final(context.store, job.id), context.sync_wait_s)
+    if ended.status.value != "done":
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"job {ended.id} {ended.status.value}: {ended.error or ended.note or 'no reason given'}",
+        )
+    return ended
+
+
+@router.post("/asr", openapi_extra=UPLOAD_BODY, response_class=Response, responses={
+    200: {"content": {"text/plain": {}, "application/json": {}}, "description": "The transcript"},
+    **FAILURES,
+})  # fmt: skip
+async def asr(
+    request: Request,
+    context: Context,
+    encode: Encode = True,
+    task: Literal["transcribe", "translate"] = "transcribe",
+    language: str | None = None,
+    initial_prompt: str | None = None,
+    vad_filter: bool = False,
+    word_timestamps: bool = False,
+    output: Literal["txt", "vtt", "srt", "tsv", "json"] = "txt",
+) -> Response:
+    """Transcribe (or translate into English) an uploaded audio_file; answers the transcript."""
+    options = context.default_options.model_copy(
+        update={
+            "task": task,
+            "language": language or None,
+            "initial_prompt": initial_prompt or None,
+            "vad_filter": vad_filter,
+            "word_timestamps": word_timestamps,
+            "formats": (output,),
+            "output_dir": None,
+        }
+    )
+    job = await _run_upload(request, context, encode, options)
+    transcript = await run_in_threadpool(context.store.transcript, job.id)
+    assert transcript is not None
+    return Response(
+        render(transcript, output),
+        media_type=MEDIA_TYPES[output],
+        headers={
+            "Asr-Engine": "faster_whisper",
+            "Content-Disposition": f'attachment; filename="{job.id}.{output}"',
+            "Location": f"/jobs/{job.id}",
+        },
+    )
+
+
+@router.post("/detect-language", openapi_extra=UPLOAD_BODY, responses=FAILURES)
+async def detect_language(
+    request: Request, context: Context, encode: Encode = True
+) -> DetectedLanguage:
+    """The spoken language of an uploaded audio_file (from its first 30 seconds)."""
+    options = JobOptions(detect_only=True, formats=("json",))
+    job = await _run_upload(request, context, encode, options)
+    transcript = await run_in_threadpool(context.store.transcript, job.id)
+    assert transcript is not None
+    return DetectedLanguage(
+        detected_language=language_name(transcript.language),
+        language_code=transcript.language,
+        confidence=transcript.language_probability,
+    )
