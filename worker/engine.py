@@ -170,7 +170,6 @@ class Engine:
             segments=tuple(segments),
         )
 
-
     def _detect_language(self, path: str) -> Transcript:
         """Language and its probability from the first 30 s, as a transcript without segments."""
         import av.error
