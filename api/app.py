@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from api.app_context import ApiContext
 from api.errors import install_error_handlers
 from api.events import EventHub
-from api.routes import compat, events, health, jobs, operations, transcripts
+from api.routes import compat, events, health, jobs, openai, operations, transcripts
 from api.security import OPEN_PATHS, ApiKeyMiddleware, security_schemes
 from db.changes import JobChanges
 
@@ -40,6 +40,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(transcripts.router)
     app.include_router(events.router)
     app.include_router(compat.router)
+    app.include_router(openai.router)
     install_error_handlers(app)
     if context.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=context.api_key)

@@ -37,7 +37,8 @@ class UploadTooLarge(Exception):
 class Upload:
     """The fields of a multipart form, and the file it carried (already on disk)."""
 
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)  # the last value of each
+    repeated: dict[str, list[str]] = field(default_factory=dict)  # every value, in order
     path: Path | None = None
     filename: str | None = None
 
@@ -128,7 +129,9 @@ class _Receiver:
             os.replace(self._partial, final)
             self.upload.path = final
         elif self._name is not None:
-            self.upload.fields[self._name] = self._value.decode("utf-8", "replace")
+            value = self._value.decode("utf-8", "replace")
+            self.upload.fields[self._name] = value
+            self.upload.repeated.setdefault(self._name, []).append(value)
 
     def abandon(self) -> None:
         if self._file is not None and not self._file.closed:

@@ -29,6 +29,12 @@ class JobOptions(BaseModel):
     vad_filter: bool = False
     word_timestamps: bool = False
     initial_prompt: str | None = None
+    temperature: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="One sampling temperature; None: faster-whisper's fallback",
+    )
     formats: tuple[str, ...] = OUTPUT_FORMATS
     output_dir: str | None = Field(default=None, description="None writes beside the source file")
     detect_only: bool = Field(

@@ -102,7 +102,7 @@ def unsupported(device: str, compute_type: str) -> tuple[str, str] | None:
 
 def transcribe_kwargs(options: JobOptions) -> dict[str, Any]:
     """The job's options as WhisperModel.transcribe arguments; everything else is faster-whisper's default."""
-    return {
+    kwargs: dict[str, Any] = {
         "language": options.language,
         "task": options.task,
         "beam_size": options.beam_size,
@@ -110,6 +110,9 @@ def transcribe_kwargs(options: JobOptions) -> dict[str, Any]:
         "word_timestamps": options.word_timestamps,
         "initial_prompt": options.initial_prompt,
     }
+    if options.temperature is not None:  # one temperature, no fallback: as the client asked
+        kwargs["temperature"] = options.temperature
+    return kwargs
 
 
 class Engine:
@@ -206,7 +209,19 @@ def _segment(raw: Any) -> Segment:
             Word(start=w.start, end=w.end, word=w.word, probability=w.probability)
             for w in raw.words
         )
-    return Segment(id=raw.id, start=raw.start, end=raw.end, text=raw.text, words=words)
+    return Segment(
+        id=raw.id,
+        start=raw.start,
+        end=raw.end,
+        text=raw.text,
+        words=words,
+        seek=raw.seek,
+        tokens=tuple(raw.tokens),
+        temperature=raw.temperature,
+        avg_logprob=raw.avg_logprob,
+        compression_ratio=raw.compression_ratio,
+        no_speech_prob=raw.no_speech_prob,
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -21,6 +21,16 @@ class Segment:
     end: float
     text: str
     words: tuple[Word, ...] | None = None
+    # faster-whisper's decoding details, for clients that show them (OpenAI's verbose_json).
+    seek: int | None = None
+    tokens: tuple[int, ...] | None = None
+    temperature: float | None = None
+    avg_logprob: float | None = None
+    compression_ratio: float | None = None
+    no_speech_prob: float | None = None
+
+
+DETAILS = ("seek", "tokens", "temperature", "avg_logprob", "compression_ratio", "no_speech_prob")
 
 
 @dataclass(frozen=True)
@@ -39,8 +49,11 @@ class Transcript:
         rows = []
         for segment in self.segments:
             row = asdict(segment)
-            if segment.words is None:
-                del row["words"]
+            for name in ("words", *DETAILS):
+                if row[name] is None:
+                    del row[name]
+            if "tokens" in row:
+                row["tokens"] = list(row["tokens"])
             rows.append(row)
         return rows
 
@@ -53,6 +66,12 @@ class Transcript:
                 end=s["end"],
                 text=s["text"],
                 words=tuple(Word(**w) for w in s["words"]) if s.get("words") is not None else None,
+                seek=s.get("seek"),
+                tokens=tuple(s["tokens"]) if s.get("tokens") is not None else None,
+                temperature=s.get("temperature"),
+                avg_logprob=s.get("avg_logprob"),
+                compression_ratio=s.get("compression_ratio"),
+                no_speech_prob=s.get("no_speech_prob"),
             )
             for s in data["segments"]
         )

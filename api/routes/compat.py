@@ -5,16 +5,15 @@ event loop."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import Context
-from api.events import EventHub
 from api.schemas import DetectedLanguage, ErrorOut
-from api.uploads import UploadError, UploadTooLarge, receive_upload, wrap_raw_pcm
+from api.sync_jobs import receive, run_and_wait
+from api.uploads import wrap_raw_pcm
 from db.values import JobOptions, JobRecord
 from worker.outputs import render
 from worker.sidecars import language_name
@@ -55,30 +54,11 @@ Encode = Annotated[
 async def _run_upload(
     request: Request, context: Context, encode: bool, options: JobOptions
 ) -> JobRecord:
-    try:
-        upload = await receive_upload(
-            request.stream(),
-            request.headers.get("content-type", ""),
-            context.uploads_dir,
-            "audio_file",
-            context.max_upload_bytes,
-        )
-    except UploadTooLarge as exc:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
-    except UploadError as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    upload = await receive(request, context, "audio_file")
     if not encode:
         await run_in_threadpool(wrap_raw_pcm, upload)
     assert upload.path is not None
-    job, _ = await run_in_threadpool(context.store.enqueue, upload.path, options, "upload")
-    hub: EventHub = request.app.state.events
-    ended = await asyncio.wait_for(hub.wait_until_final(context.store, job.id), context.sync_wait_s)
-    if ended.status.value != "done":
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"job {ended.id} {ended.status.value}: {ended.error or ended.note or 'no reason given'}",
-        )
-    return ended
+    return await run_and_wait(request, context, upload.path, options)
 
 
 @router.post("/asr", openapi_extra=UPLOAD_BODY, response_class=Response, responses={

@@ -1,0 +1,172 @@
+"""OpenAI's audio API (POST /v1/audio/transcriptions and /translations, GET /v1/models), so
+that the official clients work unchanged. Each request is a job in the queue and the history."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field, ValidationError
+
+from api.deps import Context
+from api.schemas import ErrorOut
+from api.sync_jobs import receive, run_and_wait
+from worker.outputs import render
+from worker.sidecars import language_name
+from worker.transcript import Transcript
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+MODEL_ID = "whisper-1"
+ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+
+
+class OpenAIForm(BaseModel):
+    """The form fields OpenAI's clients send with the file."""
+
+    model: str = Field(description="Any name: the service's configured model answers")
+    language: str | None = None
+    prompt: str | None = None
+    response_format: ResponseFormat = "json"
+    temperature: float | None = Field(default=None, ge=0, le=1)
+    timestamp_granularities: list[Literal["word", "segment"]] = ["segment"]
+
+
+def _form_schema() -> dict[str, Any]:
+    properties = OpenAIForm.model_json_schema()["properties"]
+    properties["timestamp_granularities[]"] = properties.pop("timestamp_granularities")
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            **properties,
+                        },
+                        "required": ["file", "model"],
+                    }
+                }
+            },
+        }
+    }
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"application/json": {}, "text/plain": {}},
+        "description": "json: {text}; verbose_json: language, duration, segments (and words); "
+        "text, srt and vtt as plain text",
+    },
+    400: {"model": ErrorOut, "description": "No file, or a malformed body"},
+    413: {"model": ErrorOut, "description": "The upload is larger than the limit"},
+    422: {"model": ErrorOut, "description": "Bad fields, or audio that could not be transcribed"},
+}
+
+
+@router.post("/audio/transcriptions", openapi_extra=_form_schema(), response_class=Response,
+             responses=RESPONSES)  # fmt: skip
+async def transcriptions(request: Request, context: Context) -> Response:
+    """Transcribe an uploaded file in its own language."""
+    return await _run(request, context, "transcribe")
+
+
+@router.post("/audio/translations", openapi_extra=_form_schema(), response_class=Response,
+             responses=RESPONSES)  # fmt: skip
+async def translations(request: Request, context: Context) -> Response:
+    """Translate an uploaded file's speech into English text."""
+    return await _run(request, context, "translate")
+
+
+@router.get("/models")
+def models() -> dict[str, Any]:
+    """The model name OpenAI clients may ask for; whatever they name, the configured model runs."""
+    return {
+        "object": "list",
+        "data": [
+            {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "whisper-transcriber"}
+        ],
+    }
+
+
+async def _run(
+    request: Request, context: Context, task: Literal["transcribe", "translate"]
+) -> Response:
+    upload = await receive(request, context, "file")
+    fields: dict[str, Any] = dict(upload.fields)
+    granularities = upload.repeated.get("timestamp_granularities[]")
+    if granularities:
+        fields["timestamp_granularities"] = granularities
+    fields.pop("timestamp_granularities[]", None)
+    try:
+        form = OpenAIForm.model_validate(fields)
+    except ValidationError as exc:
+        upload.discard()
+        message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, message) from exc
+    words = "word" in form.timestamp_granularities and form.response_format == "verbose_json"
+    options = context.default_options.model_copy(
+        update={
+            "task": task,
+            "language": form.language or None,
+            "initial_prompt": form.prompt or None,
+            "temperature": form.temperature,
+            "word_timestamps": words,
+            "formats": ("json",),
+            "output_dir": None,
+        }
+    )
+    assert upload.path is not None
+    job = await run_and_wait(request, context, upload.path, options)
+    transcript = await run_in_threadpool(context.store.transcript, job.id)
+    assert transcript is not None
+    headers = {"Location": f"/jobs/{job.id}"}
+    if form.response_format in ("text", "srt", "vtt"):
+        text = transcript.text + "\n" if form.response_format == "text" else None
+        body = text if text is not None else render(transcript, form.response_format)
+        return Response(body, media_type="text/plain; charset=utf-8", headers=headers)
+    if form.response_format == "json":
+        payload: dict[str, Any] = {"text": transcript.text}
+    else:
+        payload = _verbose(transcript, task, form.timestamp_granularities)
+    return Response(
+        json.dumps(payload, ensure_ascii=False), media_type="application/json", headers=headers
+    )
+
+
+def _verbose(transcript: Transcript, task: str, granularities: Sequence[str]) -> dict[str, Any]:
+    """OpenAI's verbose_json: the language by name, segments with decoding details, words."""
+    payload: dict[str, Any] = {
+        "task": task,
+        "language": language_name(transcript.language),
+        "duration": transcript.duration,
+        "text": transcript.text,
+    }
+    if "segment" in granularities:
+        payload["segments"] = [
+            {
+                "id": s.id,
+                "seek": s.seek or 0,
+                "start": s.start,
+                "end": s.end,
+                "text": s.text,
+                "tokens": list(s.tokens or ()),
+                "temperature": s.temperature or 0.0,
+                "avg_logprob": s.avg_logprob or 0.0,
+                "compression_ratio": s.compression_ratio or 0.0,
+                "no_speech_prob": s.no_speech_prob or 0.0,
+            }
+            for s in transcript.segments
+        ]
+    if "word" in granularities:
+        payload["words"] = [
+            {"word": w.word.strip(), "start": w.start, "end": w.end}
+            for s in transcript.segments
+            for w in s.words or ()
+        ]
+    return payload

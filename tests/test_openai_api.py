@@ -1,0 +1,78 @@
+"""OpenAI's audio API against a real `serve`, with the official `openai` package as the client
+(and an API key set, which it sends as a Bearer token)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.cli import clean_env
+from tests.conftest import FIXTURES
+from tests.service import running_service
+
+API_KEY = "sk-local-test"
+
+
+def test_the_official_client_works_unchanged(database_url: str, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    env = clean_env(WHISPER_TRANSCRIBER_API_KEY=API_KEY)
+    with running_service(
+        "--database-url", database_url, "--inbox", inbox, cwd=tmp_path, env=env
+    ) as service:  # fmt: skip
+        client = openai.OpenAI(base_url=f"{service.base_url}/v1", api_key=API_KEY, timeout=120)
+        assert [model.id for model in client.models.list()] == ["whisper-1"]
+
+        with (FIXTURES / "speech_a.wav").open("rb") as audio:
+            plain = client.audio.transcriptions.create(model="whisper-1", file=audio)
+        assert "museum" in plain.text.lower()
+
+        with (FIXTURES / "speech_b.flac").open("rb") as audio:
+            verbose = client.audio.transcriptions.create(
+                model="whisper-1",
+                file=audio,
+                language="en",
+                response_format="verbose_json",
+                timestamp_granularities=["word", "segment"],
+                temperature=0.0,
+            )
+        assert verbose.language == "english" and verbose.duration > 1
+        assert "quarterly" in verbose.text.lower()
+        assert verbose.segments and verbose.segments[0].end > verbose.segments[0].start
+        assert verbose.words and {w.word.lower().strip(",.") for w in verbose.words} >= {
+            "quarterly",
+            "report",
+        }
+
+        with (FIXTURES / "speech_c.ogg").open("rb") as audio:
+            srt = client.audio.transcriptions.create(
+                model="whisper-1", file=audio, response_format="srt"
+            )
+        assert isinstance(srt, str) and srt.startswith("1\n00:00:00,000 --> ")
+        assert "elephant" in srt.lower()
+
+        # The client marks translations deprecated on OpenAI's side; the endpoint still exists.
+        with warnings.catch_warnings(), (FIXTURES / "speech_a.wav").open("rb") as audio:
+            warnings.simplefilter("ignore", DeprecationWarning)
+            translated = client.audio.translations.create(
+                model="whisper-1", file=audio, response_format="text"
+            )
+        assert "museum" in str(translated).lower()
+
+        with pytest.raises(openai.UnprocessableEntityError):
+            client.audio.transcriptions.create(
+                model="whisper-1", file=("notes.mp3", b"not audio at all")
+            )
+        stranger = openai.OpenAI(base_url=f"{service.base_url}/v1", api_key="wrong")
+        with pytest.raises(openai.AuthenticationError):
+            stranger.models.list()
+
+        history = service.client.get(
+            "/jobs", params={"source": "upload"}, headers={"x-api-key": API_KEY}
+        ).json()["items"]
+        assert [job["status"] for job in history] == ["failed", "done", "done", "done", "done"]
+        assert history[1]["options"]["task"] == "translate"
+        assert service.stop() == 0
