@@ -10,10 +10,10 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api.app_context import ApiContext
-from api.errors import install_error_handlers
+from api.errors import VALIDATION_ERROR_SCHEMA, install_error_handlers
 from api.events import EventHub
 from api.routes import compat, events, health, jobs, openai, operations, transcripts
-from api.security import OPEN_PATHS, ApiKeyMiddleware, security_schemes
+from api.security import OPEN_PATHS, UNAUTHORIZED, ApiKeyMiddleware, security_schemes
 from db.changes import JobChanges
 
 
@@ -44,19 +44,27 @@ def create_app(context: ApiContext) -> FastAPI:
     install_error_handlers(app)
     if context.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=context.api_key)
-        app.openapi = lambda: _openapi_with_key(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app, keyed=bool(context.api_key))  # type: ignore[method-assign]
     return app
 
 
-def _openapi_with_key(app: FastAPI) -> dict[str, Any]:
-    """The document says which requests need the key (all but /health)."""
+def _openapi(app: FastAPI, *, keyed: bool) -> dict[str, Any]:
+    """FastAPI's document, made true to what the app answers: validation errors in our shape
+    (api/errors.py), and, with a key, which requests need it and their 401."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
-        schema.setdefault("components", {})["securitySchemes"] = security_schemes()
-        schema["security"] = [{"bearer": []}, {"apiKey": []}]
-        for path, operations in schema["paths"].items():
-            if path in OPEN_PATHS:
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "HTTPValidationError" in schemas:
+            schemas["HTTPValidationError"] = VALIDATION_ERROR_SCHEMA
+            schemas.pop("ValidationError", None)
+        if keyed:
+            schema["components"]["securitySchemes"] = security_schemes()
+            schema["security"] = [{"bearer": []}, {"apiKey": []}]
+            for path, operations in schema["paths"].items():
                 for operation in operations.values():
-                    operation["security"] = []
+                    if path in OPEN_PATHS:
+                        operation["security"] = []
+                    else:
+                        operation.setdefault("responses", {})["401"] = UNAUTHORIZED
         app.openapi_schema = schema
     return app.openapi_schema

@@ -5,12 +5,33 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Match
 
 from db.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+
+# What _invalid answers (422), for the OpenAPI document in place of FastAPI's default.
+VALIDATION_ERROR_SCHEMA = {
+    "title": "HTTPValidationError",
+    "type": "object",
+    "required": ["detail", "errors"],
+    "properties": {
+        "detail": {"type": "string", "description": "Every problem, readable, on one line"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"loc": {"type": "array", "items": {}}, "msg": {"type": "string"}},
+            },
+        },
+    },
+}
 
 
 def _location(error: dict[str, object]) -> str:
@@ -42,7 +63,26 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code != 405:
+        return await http_exception_handler(request, exc)
+    # Starlette names only the first matching route's methods; a path may have several routes.
+    allowed = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        methods = getattr(route, "methods", None)
+        if match is not Match.NONE and methods:
+            allowed |= set(methods)
+    return JSONResponse(
+        status_code=405,
+        content={"detail": "Method Not Allowed"},
+        headers={"Allow": ", ".join(sorted(allowed))},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(DatabaseUnavailable, _database_away)
     app.add_exception_handler(Exception, _unexpected)

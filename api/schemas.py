@@ -32,8 +32,8 @@ class OptionsIn(BaseModel):
     @classmethod
     def from_form(cls, fields: dict[str, str]) -> OptionsIn:
         """Form fields are text: formats come as "srt,vtt"; ValidationError as for JSON."""
-        values: dict[str, object] = dict(fields)
-        if "formats" in fields:
+        values: dict[str, object] = {name: value for name, value in fields.items() if value != ""}
+        if "formats" in values:
             values["formats"] = [f.strip() for f in fields["formats"].split(",") if f.strip()]
         return cls.model_validate(values)
 

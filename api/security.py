@@ -14,6 +14,14 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 OPEN_PATHS = frozenset({"/health"})
+UNAUTHORIZED = {
+    "description": "No API key, or a wrong one",
+    "content": {
+        "application/json": {
+            "schema": {"type": "object", "properties": {"detail": {"type": "string"}}}
+        }
+    },
+}
 
 
 def presented_key(headers: dict[bytes, bytes]) -> str | None:

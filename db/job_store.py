@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -565,6 +566,8 @@ class JobStore:
 
     def list_jobs(self, query: JobQuery, limit: int) -> list[JobRecord]:
         """Jobs matching the query, newest first, at most `limit`."""
+        if any("\x00" in (value or "") for value in (query.origin, query.text)):
+            return []  # no stored text holds a NUL (PostgreSQL cannot even compare one)
         statement = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)
         if query.status is not None:
             statement = statement.where(JOBS.c.status == query.status.value)
@@ -632,6 +635,8 @@ class JobStore:
     def search(self, query: str, limit: int = 20, offset: int = 0) -> list[SearchHit]:
         """Transcript segments matching every word of the query, best first, with a snippet
         whose matches are marked. FTS5 on SQLite, a tsvector and its GIN index on PostgreSQL."""
+        # Control characters (NUL above all) mean nothing in speech and break both engines' parsers.
+        query = "".join(" " if unicodedata.category(c) == "Cc" else c for c in query)
         words = query.split()
         if not words:
             return []

@@ -151,6 +151,7 @@ class Engine:
 
         ctranslate2.set_random_seed(SAMPLING_SEED)
 
+        _require_audio_track(path)
         if options.detect_only:
             return self._detect_language(path)
         try:
@@ -189,6 +190,19 @@ class Engine:
             return Transcript("en", 1.0, float(duration), ())
         language, probability, _all = self.model.detect_language(audio)
         return Transcript(language, float(probability), float(duration), ())
+
+
+def _require_audio_track(path: str) -> None:
+    """An image or a text file may open as a container: it must hold an audio track."""
+    import av
+    import av.error
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise MediaError(f"no audio track in {path}")
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"cannot decode {path}: {exc.strerror or _first_line(exc)}") from exc
 
 
 def check_source(path: str) -> None:

@@ -45,6 +45,7 @@ FAILURES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "No audio_file, or a malformed body"},
     413: {"model": ErrorOut, "description": "The upload is larger than the limit"},
     422: {"model": ErrorOut, "description": "The audio could not be transcribed (the reason)"},
+    504: {"model": ErrorOut, "description": "The job did not end in time; it goes on"},
 }
 Encode = Annotated[
     bool, Query(description="false: the body is raw 16 kHz mono s16le PCM (Bazarr's way)")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
-from api.deps import Context
+from api.deps import MAX_JOB_ID, Context
 from api.events import event_kind
 from api.schemas import JobOut
 
@@ -31,7 +31,9 @@ PING_S = 15
 async def events(
     request: Request,
     context: Context,
-    job: Annotated[int | None, Query(description="Only this job's changes")] = None,
+    job: Annotated[
+        int | None, Query(ge=1, le=MAX_JOB_ID, description="Only this job's changes")
+    ] = None,
 ) -> EventSourceResponse:
     hub = request.app.state.events
 

@@ -11,13 +11,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api.deps import Context
+from api.deps import MAX_JOB_ID, Context, JobId
 from api.paths import PathNotAllowed, resolve_allowed
 from api.schemas import ErrorOut, JobOut, JobPage, OptionsIn, TranscribeRequest
 from api.uploads import UploadError, UploadTooLarge, receive_upload
 from db.errors import InvalidTransition, JobNotFound
 from db.models import JobStatus
-from db.values import JobOptions, JobQuery, OutputFormat
+from db.values import OUTPUT_FORMATS, JobOptions, JobQuery, OutputFormat
 from worker.originals import requeue
 from worker.outputs import render
 
@@ -38,12 +38,25 @@ CONFLICT: Responses = {409: {"model": ErrorOut, "description": "Not possible in 
 router = APIRouter(tags=["jobs"])
 
 
+def _not_null(spec: dict[str, Any]) -> dict[str, Any]:
+    """A field's schema without its null alternative: a form field is present or absent."""
+    choices = [choice for choice in spec.get("anyOf", ()) if choice.get("type") != "null"]
+    if len(choices) == 1:
+        return {**{k: v for k, v in spec.items() if k not in ("anyOf", "default")}, **choices[0]}
+    return spec
+
+
 def _transcribe_body_schema() -> dict[str, Any]:
     """Both bodies POST /transcribe takes, for the OpenAPI document (the route reads the body
     itself, since FastAPI binds one content type per route)."""
     options = OptionsIn.model_json_schema()["properties"]
-    form = {name: {"type": "string"} for name in options}
-    form["formats"] = {"type": "string", "description": "Comma list: txt,srt,vtt,json,tsv"}
+    form = {name: _not_null(spec) for name, spec in options.items()}
+    names = "|".join(OUTPUT_FORMATS)
+    form["formats"] = {
+        "type": "string",
+        "pattern": f"^({names})(,({names}))*$",
+        "description": "Comma list: txt,srt,vtt,json,tsv",
+    }
     return {
         "requestBody": {
             "required": True,
@@ -54,6 +67,7 @@ def _transcribe_body_schema() -> dict[str, Any]:
                         "type": "object",
                         "properties": {"file": {"type": "string", "format": "binary"}, **form},
                         "required": ["file"],
+                        "additionalProperties": False,
                     }
                 },
             },
@@ -71,6 +85,7 @@ def _transcribe_body_schema() -> dict[str, Any]:
         403: {"model": ErrorOut, "description": "The path is outside the allowed folders"},
         404: {"model": ErrorOut, "description": "No such file"},
         413: {"model": ErrorOut, "description": "The upload is larger than the limit"},
+        422: {"model": ErrorOut, "description": "Invalid options or fields"},
     },
 )
 async def transcribe(request: Request, context: Context, response: Response) -> JobOut:
@@ -101,6 +116,8 @@ async def _by_path(request: Request, context: Context) -> tuple[Path, JobOptions
         path = resolve_allowed(given.path, context.allowed_roots)
     except PathNotAllowed as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    except ValueError as exc:  # a NUL byte, say: no file can have that name
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"not a valid path: {exc}") from exc
     if not await run_in_threadpool(path.is_file):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such file: {given.path}")
     return path, given.options(context.default_options), "api"
@@ -132,7 +149,7 @@ async def _uploaded(
     return upload.path, options, "upload"
 
 
-@router.get("/jobs", responses={400: {"model": ErrorOut, "description": "A bad cursor"}})
+@router.get("/jobs")
 def list_jobs(
     context: Context,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
@@ -142,14 +159,13 @@ def list_jobs(
     until: Annotated[datetime | None, Query(description="Created before")] = None,
     text: Annotated[str | None, Query(description="In the file's path or its transcript")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9]+$", description="next_cursor of the previous page")
+    ] = None,
 ) -> JobPage:
     """Jobs, newest first, a page at a time."""
-    before_id = None
-    if cursor is not None:
-        if not cursor.isdigit():
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"not a cursor: {cursor!r}")
-        before_id = int(cursor)
+    # Past the largest id means "from the newest": clamped, so the database never overflows.
+    before_id = min(int(cursor), MAX_JOB_ID) if cursor is not None else None
     origin = f"inbox:{inbox}" if inbox is not None else source
     query = JobQuery(
         status=status_, origin=origin, since=since, until=until, text=text, before_id=before_id
@@ -164,7 +180,7 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", responses=NOT_FOUND)
-def get_job(job_id: int, context: Context) -> JobOut:
+def get_job(job_id: JobId, context: Context) -> JobOut:
     try:
         job = context.store.get(job_id)
     except JobNotFound as exc:
@@ -180,7 +196,7 @@ def get_job(job_id: int, context: Context) -> JobOut:
         404: {"model": ErrorOut, "description": "No such job, or no transcript (yet)"},
     },
 )
-def get_transcript(job_id: int, context: Context, format: OutputFormat = "txt") -> Response:
+def get_transcript(job_id: JobId, context: Context, format: OutputFormat = "txt") -> Response:
     """The job's transcript in one format, rendered from the database (not from the files)."""
     transcript = context.store.transcript(job_id)
     if transcript is None:
@@ -195,7 +211,7 @@ def get_transcript(job_id: int, context: Context, format: OutputFormat = "txt") 
 
 
 @router.delete("/jobs/{job_id}", responses={**NOT_FOUND, **CONFLICT})
-def cancel_job(job_id: int, context: Context) -> JobOut:
+def cancel_job(job_id: JobId, context: Context) -> JobOut:
     """Cancel a queued or running job; a running one stops within about a second of its
     worker's next heartbeat."""
     try:
@@ -207,7 +223,7 @@ def cancel_job(job_id: int, context: Context) -> JobOut:
 
 
 @router.post("/jobs/{job_id}/retry", responses={**NOT_FOUND, **CONFLICT})
-def retry_job(job_id: int, context: Context) -> JobOut:
+def retry_job(job_id: JobId, context: Context) -> JobOut:
     """Queue a failed or cancelled job again, with a fresh allowance of attempts."""
     try:
         return JobOut.from_record(requeue(context.store, job_id))

@@ -66,6 +66,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "No file, or a malformed body"},
     413: {"model": ErrorOut, "description": "The upload is larger than the limit"},
     422: {"model": ErrorOut, "description": "Bad fields, or audio that could not be transcribed"},
+    504: {"model": ErrorOut, "description": "The job did not end in time; it goes on"},
 }
 
 

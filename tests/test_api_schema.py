@@ -1,0 +1,96 @@
+"""Schemathesis over the OpenAPI document: no 500s, and every response matches its schema.
+
+The app runs in this process on a real SQLite database, with files in an allowed folder and a
+real worker process behind it, so that the endpoints that answer with a transcript really run
+their (generated, mostly undecodable) uploads. /events streams forever and is left out."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
+
+from api.app import create_app
+from api.app_context import ApiContext
+from db.engine import make_engine
+from db.job_store import JobStore
+from db.migrate import upgrade
+from db.values import JobOptions, RetryPolicy
+from tests.conftest import FIXTURES
+from tests.waiting import wait_until
+from worker.engine import resolve_model
+from worker.process import WorkerConfig
+from worker.supervisor import WorkerPool
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+class _Harness:
+    """The app under test; built when the module is collected (schemathesis reads the schema
+    then), its worker process started only while the module's tests run."""
+
+    def __init__(self) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="wt-schema-"))
+        shutil.copy(FIXTURES / "speech_a.wav", folder / "talk.wav")
+        self.folder = folder
+        url = f"sqlite:///{folder / 'jobs.db'}"
+        self.engine = make_engine(url)
+        upgrade(self.engine)
+        store = JobStore(self.engine, retry_policy=RetryPolicy(base_delay_s=0))
+        store.enqueue(folder / "talk.wav", JobOptions(formats=("txt",)), "api")
+        config = WorkerConfig(
+            database_url=url,
+            model=resolve_model("bundled"),
+            device="cpu",
+            compute_type="int8",
+            threads=1,
+            lease_s=60,
+            poll_interval_s=1,
+            retry_policy=RetryPolicy(base_delay_s=0),
+        )
+        self.pool = WorkerPool(config, 1, store, job_timeout_s=120)
+        store.add_wake_listener(self.pool.wake)
+        self.app = create_app(
+            ApiContext(
+                store=store,
+                default_options=JobOptions(),
+                allowed_roots=[folder],
+                uploads_dir=folder / "uploads",
+                max_upload_bytes=64 * 1024,
+                workers=self.pool,
+                sync_wait_s=120,
+            )
+        )
+
+
+HARNESS = _Harness()
+schema = schemathesis.openapi.from_asgi("/openapi.json", HARNESS.app)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _worker() -> Iterator[None]:
+    HARNESS.pool.start()
+    # Ready before the first request: /ready's 503 is for a service that is not.
+    wait_until(lambda: HARNESS.pool.ready() == 1, 120, "the worker to load its model")
+    try:
+        yield
+    finally:
+        HARNESS.pool.stop(0)
+        HARNESS.engine.dispose()
+        shutil.rmtree(HARNESS.folder, ignore_errors=True)
+
+
+@schema.exclude(path="/events").parametrize()
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_endpoint_answers_by_its_schema(case: schemathesis.Case) -> None:
+    # What the issue asks: no 5xx, and every response (status, type, body) as documented. Not
+    # asked, and not true by design: forms parse leniently ("0" is false), so not every
+    # schema-violating request is refused; and a schema-valid upload that holds no audio is
+    # refused (422 with the reason), which schemathesis cannot know.
+    case.call_and_validate(excluded_checks=[negative_data_rejection, positive_data_acceptance])
