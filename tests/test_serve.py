@@ -92,7 +92,7 @@ def test_transcribe_by_server_path(database_url: str, tmp_path: Path) -> None:
             response = client.post("/transcribe", json={"path": path})
             assert response.status_code == status, (path, response.text)
         assert client.post("/transcribe", json={"nopath": 1}).status_code == 422
-        assert client.post("/transcribe", content=b"{not json").status_code == 422
+        assert client.post("/transcribe", content=b"{not json").status_code == 400
 
         def finished() -> dict[str, object] | None:
             current: dict[str, object] = client.get(f"/jobs/{job['id']}").json()
