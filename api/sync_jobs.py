@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from fastapi import HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -14,6 +15,29 @@ from api.events import EventHub
 from api.uploads import Upload, UploadError, UploadTooLarge, receive_upload
 from db.models import JobStatus
 from db.values import JobOptions, JobRecord
+
+
+def multipart_body(
+    file_field: str, fields: dict[str, Any] | None = None, required: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The OpenAPI requestBody of an upload endpoint (the route reads the body itself)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            file_field: {"type": "string", "format": "binary"},
+                            **(fields or {}),
+                        },
+                        "required": [file_field, *required],
+                    }
+                }
+            },
+        }
+    }
 
 
 async def receive(request: Request, context: ApiContext, file_field: str) -> Upload:

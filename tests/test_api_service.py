@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 import shutil
-import wave
 from pathlib import Path
 
 import httpx
 
 from tests.conftest import FIXTURES
+from tests.media import long_recording
 from tests.service import running_service
 from tests.waiting import wait_until
 
 JOB_TIMEOUT_S = 120
 
 
-def long_recording(path: Path, repeats: int = 40) -> Path:
-    """About two and a half minutes of speech: long enough to be cancelled mid-way."""
-    with wave.open(str(FIXTURES / "speech_a.wav"), "rb") as source:
-        params, frames = source.getparams(), source.readframes(source.getnframes())
-    with wave.open(str(path), "wb") as out:
-        out.setparams(params)
-        for _ in range(repeats):
-            out.writeframes(frames)
-    return path
-
-
 def test_cancelling_a_running_job_stops_its_worker(database_url: str, tmp_path: Path) -> None:
     media = tmp_path / "media"
     media.mkdir()
-    long = long_recording(media / "long.wav")
+    long = long_recording(media / "long.wav", repeats=40)  # about two and a half minutes
     short = Path(shutil.copy(FIXTURES / "speech_c.ogg", media / "short.ogg"))
     with running_service(
         "--database-url", database_url, "--inbox", media, "--workers", "1", "--formats", "txt",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import wave
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from db.job_store import JobStore
 from db.models import JobStatus
 from db.values import JobOptions
 from tests.conftest import FIXTURES
+from tests.media import long_recording
 from tests.waiting import wait_until
 from worker.engine import Engine, resolve_model
 from worker.job_runner import run_job
@@ -25,15 +25,7 @@ def engine() -> Engine:
 
 
 def long_copy(folder: Path, repeats: int = 15) -> Path:
-    folder.mkdir(exist_ok=True)
-    path = folder / "long.wav"
-    with wave.open(str(FIXTURES / "speech_a.wav"), "rb") as source:
-        params, frames = source.getparams(), source.readframes(source.getnframes())
-    with wave.open(str(path), "wb") as out:
-        out.setparams(params)
-        for _ in range(repeats):
-            out.writeframes(frames)
-    return path
+    return long_recording(folder / "long.wav", repeats)
 
 
 def test_a_file_changed_since_queued_fails_its_job(

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import Context
 from api.schemas import DetectedLanguage, ErrorOut
-from api.sync_jobs import receive, run_and_wait
+from api.sync_jobs import multipart_body, receive, run_and_wait
 from api.uploads import wrap_raw_pcm
 from db.values import JobOptions, JobRecord
 from worker.outputs import render
@@ -27,20 +27,7 @@ MEDIA_TYPES = {
     "tsv": "text/plain; charset=utf-8",
     "json": "application/json",
 }
-UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"audio_file": {"type": "string", "format": "binary"}},
-                    "required": ["audio_file"],
-                }
-            }
-        },
-    }
-}
+UPLOAD_BODY = multipart_body("audio_file")
 FAILURES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "No audio_file, or a malformed body"},
     413: {"model": ErrorOut, "description": "The upload is larger than the limit"},

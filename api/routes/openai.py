@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from api.deps import Context
 from api.schemas import ErrorOut
-from api.sync_jobs import receive, run_and_wait
+from api.sync_jobs import multipart_body, receive, run_and_wait
 from worker.outputs import render
 from worker.sidecars import language_name
 from worker.transcript import Transcript
@@ -38,23 +38,7 @@ class OpenAIForm(BaseModel):
 def _form_schema() -> dict[str, Any]:
     properties = OpenAIForm.model_json_schema()["properties"]
     properties["timestamp_granularities[]"] = properties.pop("timestamp_granularities")
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            **properties,
-                        },
-                        "required": ["file", "model"],
-                    }
-                }
-            },
-        }
-    }
+    return multipart_body("file", properties, required=("model",))
 
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
