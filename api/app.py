@@ -29,6 +29,7 @@ def create_app(context: ApiContext) -> FastAPI:
         try:
             yield
         finally:
+            context.store.remove_wake_listener(changes.poke)
             changes.stop()
 
     app = FastAPI(title="whisper-transcriber", version="0.1.0", lifespan=lifespan)

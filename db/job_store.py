@@ -99,6 +99,9 @@ class JobStore:
         """Called (in this process) after a job became due now: enqueue, retry, hand-back."""
         self._wake_listeners.append(listener)
 
+    def remove_wake_listener(self, listener: Callable[[], None]) -> None:
+        self._wake_listeners.remove(listener)
+
     def _announce(self, conn: Connection) -> None:
         """Tell other processes' listeners, on commit. SQLite has no such channel: they poll."""
         if conn.dialect.name == "postgresql":

@@ -81,14 +81,23 @@ def test_slow_writer_gives_one_job_after_the_last_chunk(tmp_path: Path, database
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     data = (FIXTURES / "speech_a.wav").read_bytes()
-    chunk = len(data) // 12 + 1
-    with watching(database_url, inbox, settle_s=2.0) as (_watcher, store):
-        with (inbox / "talk.wav").open("wb") as copy:
-            for start in range(0, len(data), chunk):  # about five seconds in all
+    chunk = len(data) // 20 + 1
+    target = inbox / "talk.wav"
+    with watching(database_url, inbox, settle_s=2.0) as (watcher, store):
+        with target.open("wb") as copy:
+            # Each chunk waits until the watcher has looked at the file as it is (its settle loop
+            # looks every quarter second): a copy in 20 steps over about five seconds, every
+            # partial state seen.
+            for start in range(0, len(data), chunk):
                 assert jobs(store) == [], "queued while still being written"
                 copy.write(data[start : start + chunk])
                 copy.flush()
-                time.sleep(0.4)  # the writer's pace, not a wait for the watcher
+                written = min(start + chunk, len(data))
+                wait_until(
+                    lambda size=written: watcher.tracker.seen_size(target) == size,
+                    WAIT_S,
+                    f"the watcher to see {written} bytes",
+                )
         last_write = time.time()
         [job] = wait_for_jobs(store, 1)
         assert job.source_size == len(data)

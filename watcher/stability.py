@@ -29,6 +29,12 @@ class StabilityTracker:
         with self._lock:
             self._pending.setdefault(path, None)
 
+    def seen_size(self, path: Path) -> int | None:
+        """The size the last look at a pending path found (None: not looked at, or not pending)."""
+        with self._lock:
+            seen = self._pending.get(path)
+        return seen.size if seen is not None else None
+
     def pending(self) -> int:
         with self._lock:
             return len(self._pending)

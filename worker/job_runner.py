@@ -87,9 +87,12 @@ def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | Non
                         raise AlreadySubtitled(existing, written)
 
             verify_source(job)
-            if job.options.language is not None:  # known already: skip before decoding anything
+            detected = None
+            if job.options.language is None:  # checked after detection, before decoding the rest
+                detected = on_language
+            else:  # known already: checked before decoding anything
                 on_language(job.options.language)
-            transcript = engine.transcribe(job.source_path, job.options, on_progress, on_language)
+            transcript = engine.transcribe(job.source_path, job.options, on_progress, detected)
             verify_source(job)  # an older version must never publish over a newer one's outputs
             if job.options.detect_only:  # the answer is the language: no files to write
                 done = store.complete(job.id, attempt, transcript)

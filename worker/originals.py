@@ -52,16 +52,14 @@ def move_original(store: JobStore, job: JobRecord) -> Path | None:
     if destination is None:
         return None
     source = Path(job.source_path)
-    try:
-        stat = source.stat()
-    except FileNotFoundError:
+    if not source.exists():
         # Moved by an earlier try that could not record it, or deleted by someone.
         if _same_file(Path(destination), job):
             _record(store, job, destination)
             return Path(destination)
         _record(store, job, NOTHING_MOVED)
         return None
-    if (stat.st_size, stat.st_mtime_ns) != (job.source_size, job.source_mtime_ns):
+    if not _same_file(source, job):
         _record(store, job, NOTHING_MOVED)  # the file there now is another version, another job
         return None
     target = free_path(Path(destination))
