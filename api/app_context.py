@@ -17,6 +17,7 @@ class WorkerStatus(Protocol):
 
     size: int
     restarts: int
+    recycles: int
 
     def ready(self) -> int: ...
 

@@ -415,7 +415,7 @@ class JobStore:
                 .order_by(JOBS.c.id)
                 .with_for_update(skip_locked=True)
             ).all()
-            return [
+            recovered = [
                 self._record_failure(
                     conn,
                     row,
@@ -424,6 +424,11 @@ class JobStore:
                 )
                 for row in expired
             ]
+            if recovered:
+                self._announce(conn)
+        if recovered:
+            self._wake()  # idle workers learn when the retry is due
+        return recovered
 
     def cancel(self, job_id: int) -> JobRecord:
         """Cancel a queued or running job; a running worker sees it at its next heartbeat."""

@@ -22,7 +22,7 @@ from worker.engine import (
     unsupported,
 )
 from worker.layout import Layout, default_layout
-from worker.process import WorkerConfig
+from worker.process import Recycling, WorkerConfig
 from worker.supervisor import WorkerPool
 
 
@@ -47,6 +47,14 @@ class Prepared:
             poll_interval_s=self.settings.poll_interval_s,
             retry_policy=retry_policy(self.settings),
             log_level=self.settings.log_level,
+            recycling=Recycling(
+                max_jobs=self.settings.worker_max_jobs,
+                max_memory_bytes=(
+                    int(self.settings.worker_max_memory_mb * 2**20)
+                    if self.settings.worker_max_memory_mb
+                    else None
+                ),
+            ),
         )
 
     def worker_pool(

@@ -44,6 +44,13 @@ InboxOpt = Annotated[
         help="Folder to watch (repeatable): PATH or 'PATH?observer=polling&language=de&...'.",
     ),
 ]
+RoleOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--role",
+        help="Run only these parts (repeatable, or a comma list): api, watch, work. Default: all.",
+    ),
+]
 OutputDirOpt = Annotated[
     Path | None, typer.Option("--output-dir", help="Write transcripts here, not beside sources.")
 ]
@@ -109,6 +116,7 @@ def serve(
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
     inboxes: InboxOpt = None,
+    roles: RoleOpt = None,
     output_dir: OutputDirOpt = None,
     formats: FormatsOpt = None,
     workers: WorkersOpt = None,
@@ -133,7 +141,8 @@ def serve(
     from service.runner import serve as run_service
 
     settings = _settings(ctx)
-    ensure_inboxes(settings)
+    if "watch" in settings.roles:
+        ensure_inboxes(settings)
     run_service(prepare(settings))
 
 

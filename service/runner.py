@@ -1,12 +1,21 @@
-"""`serve`: the worker pool, the inbox watcher, the scheduler and the HTTP API in one command."""
+"""`serve`: the worker pool, the inbox watcher, the scheduler and the HTTP API, by role.
+
+Every instance runs the roles it is given (all three by default): `api` serves HTTP, `watch`
+watches the inboxes (rescans, moving originals), `work` runs the worker pool. More machines add
+workers against one PostgreSQL with `--role work`. Each instance also recovers expired leases:
+that is one UPDATE, safe to run anywhere, and a batch survives whichever machine is lost.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -14,8 +23,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from api.app import create_app
 from api.app_context import ApiContext
 from db.announcements import JobAnnouncements, listens
+from db.errors import QueueError
+from db.job_store import JobStore
 from service.bootstrap import Prepared
 from service.inboxes import file_filter, inboxes_from_settings
+from service.settings import Settings
 from watcher.inbox import InboxWatcher
 from watcher.intake import Intake
 from worker.originals import move_originals
@@ -24,32 +36,95 @@ from worker.supervisor import PoolFailed, WorkerPool, hand_back_orphans
 log = logging.getLogger(__name__)
 
 
+class _Stop:
+    """How the instance is told to end: a signal, or a pool that cannot work."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.server: uvicorn.Server | None = None
+
+    def __call__(self) -> None:
+        self.requested.set()
+        if self.server is not None:
+            self.server.should_exit = True
+
+
 def serve(prepared: Prepared) -> None:
     """Run until SIGINT/SIGTERM; PoolFailed when the workers cannot run at all."""
     settings = prepared.settings
     store = prepared.store
-    options = settings.job_options()
-    intake = Intake(store, inboxes_from_settings(settings), file_filter(settings))
+    roles = set(settings.roles)
+    log.info("roles: %s", ", ".join(sorted(roles)))
+    stop = _Stop()
 
-    handed_back = hand_back_orphans(store)
-    if handed_back:
-        log.info(
-            "handed back %s job(s) left running by a previous run: %s",
-            len(handed_back),
-            handed_back,
+    pool = None
+    if "work" in roles:
+        handed_back = hand_back_orphans(store)
+        if handed_back:
+            log.info(
+                "handed back %s job(s) left running by a previous run: %s",
+                len(handed_back),
+                handed_back,
+            )
+        pool = prepared.worker_pool(on_failure=lambda _reason: stop())
+        store.add_wake_listener(pool.wake)
+    if roles != {"api", "watch", "work"} and not listens(settings.database_url):
+        log.warning(
+            "roles are split on SQLite: a work-only instance learns of new jobs by polling "
+            "(every %g s); PostgreSQL tells it at once",
+            settings.poll_interval_s,
         )
+    announcements = (
+        JobAnnouncements(settings.database_url, pool.wake)
+        if pool is not None and listens(settings.database_url)
+        else None
+    )
+    watcher = (
+        InboxWatcher(
+            Intake(store, inboxes_from_settings(settings), file_filter(settings)),
+            settle_s=settings.settle_s,
+        )
+        if "watch" in roles
+        else None
+    )
+    if "api" in roles:
+        stop.server = _api_server(settings, store, pool)
+    scheduler = _scheduler(settings, store, watcher)
 
-    servers: list[uvicorn.Server] = []
+    _install_stop_handlers(stop, pool)
+    if pool is not None:
+        pool.start()
+    try:
+        if announcements is not None:
+            announcements.start()
+        if watcher is not None:
+            watcher.start()
+        scheduler.start()
+        if stop.server is not None:
+            stop.server.run()  # returns on SIGINT or SIGTERM, or when the pool fails
+        else:
+            while not stop.requested.wait(1.0):  # woken by a signal handler or the pool
+                pass
+    finally:
+        log.info("shutting down")
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        if watcher is not None:
+            watcher.stop()
+        if announcements is not None:
+            announcements.stop()
+        if pool is not None:
+            pool.stop(settings.shutdown_grace_s)
+        prepared.db.dispose()
+    if pool is not None and pool.failure is not None:
+        raise PoolFailed(pool.failure)
 
-    def on_pool_failure(_reason: str) -> None:
-        for server in servers:
-            server.should_exit = True
 
-    pool = prepared.worker_pool(on_failure=on_pool_failure)
+def _api_server(settings: Settings, store: JobStore, pool: WorkerPool | None) -> uvicorn.Server:
     app = create_app(
         ApiContext(
             store=store,
-            default_options=options,
+            default_options=settings.job_options(),
             allowed_roots=settings.api_roots(),
             uploads_dir=settings.uploads_dir.resolve(),
             max_upload_bytes=int(settings.max_upload_mb * 1024 * 1024),
@@ -57,56 +132,69 @@ def serve(prepared: Prepared) -> None:
             api_key=settings.api_key.get_secret_value() if settings.api_key else None,
         )
     )
-    server = uvicorn.Server(
+    return uvicorn.Server(
         uvicorn.Config(
             app, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
         )
     )
-    servers.append(server)
-    store.add_wake_listener(pool.wake)
-    announcements = (
-        JobAnnouncements(settings.database_url, pool.wake)
-        if listens(settings.database_url)
-        else None
-    )
-    watcher = InboxWatcher(intake, settle_s=settings.settle_s)
+
+
+def _scheduler(
+    settings: Settings, store: JobStore, watcher: InboxWatcher | None
+) -> BackgroundScheduler:
     scheduler = BackgroundScheduler()
     scheduler.add_job(
-        store.recover_expired, "interval", seconds=max(settings.lease_s / 2, 1.0), id="leases"
-    )
-    scheduler.add_job(watcher.rescan, "interval", seconds=settings.rescan_interval_s, id="rescan")
-    # Originals a worker could not move (killed first, or failed by the supervisor), and once
-    # right away for what a previous run left.
-    scheduler.add_job(
-        move_originals,
+        _while_reachable(recover_leases),
         "interval",
         args=[store],
-        seconds=settings.rescan_interval_s,
-        id="originals",
-        next_run_time=datetime.now(UTC),
+        seconds=max(settings.lease_s / 2, 1.0),
+        id="leases",
     )
-    _install_stop_handlers(pool, server)
-    pool.start()
-    try:
-        if announcements is not None:
-            announcements.start()
-        watcher.start()
-        scheduler.start()
-        server.run()  # returns on SIGINT or SIGTERM, or when the pool fails
-    finally:
-        log.info("shutting down")
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
-        watcher.stop()
-        if announcements is not None:
-            announcements.stop()
-        pool.stop(settings.shutdown_grace_s)
-        prepared.db.dispose()
-    if pool.failure is not None:
-        raise PoolFailed(pool.failure)
+    if watcher is not None:
+        scheduler.add_job(
+            _while_reachable(watcher.rescan),
+            "interval",
+            seconds=settings.rescan_interval_s,
+            id="rescan",
+        )
+        # Originals a worker could not move (killed first, or failed by the supervisor), and once
+        # right away for what a previous run left.
+        scheduler.add_job(
+            _while_reachable(move_originals),
+            "interval",
+            args=[store],
+            seconds=settings.rescan_interval_s,
+            id="originals",
+            next_run_time=datetime.now(UTC),
+        )
+    return scheduler
 
 
-def _install_stop_handlers(pool: WorkerPool, server: uvicorn.Server) -> None:
+def recover_leases(store: JobStore) -> None:
+    """Jobs whose worker stopped answering (gone, frozen, or its machine lost) run again."""
+    for job in store.recover_expired():
+        log.warning(
+            "job %s: %s; attempt %s counted as failed (now %s)",
+            job.id,
+            job.error,
+            job.attempts,
+            job.status.value,
+        )
+
+
+def _while_reachable(task: Callable[..., Any]) -> Callable[..., None]:
+    """A periodic task that, while the database is away, logs one line and waits for its next run."""
+
+    def run(*args: Any) -> None:
+        try:
+            task(*args)
+        except QueueError as exc:
+            log.warning("%s skipped: %s", getattr(task, "__name__", "task"), exc)
+
+    return run
+
+
+def _install_stop_handlers(stop: _Stop, pool: WorkerPool | None) -> None:
     """uvicorn handles the first SIGINT/SIGTERM, then re-raises it to the handler found before it:
     this one, which lets the graceful shutdown run. A second signal ends everything at once."""
     signalled: list[int] = []
@@ -116,10 +204,11 @@ def _install_stop_handlers(pool: WorkerPool, server: uvicorn.Server) -> None:
             log.warning(
                 "second signal: stopping now; running jobs go back to the queue on next start"
             )
-            pool.kill()
+            if pool is not None:
+                pool.kill()
             os._exit(1)
         signalled.append(signum)
-        server.should_exit = True  # a signal before uvicorn took over its handlers
+        stop()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)

@@ -40,6 +40,9 @@ DEFAULT_INBOX = Path("inbox")
 # whisper-asr-webservice's port, so that clients such as Bazarr find us where they expect it.
 DEFAULT_PORT = 9000
 
+Role = Literal["api", "watch", "work"]
+ROLES: tuple[Role, ...] = ("api", "watch", "work")
+
 ComputeType = Literal[
     "auto",
     "default",
@@ -68,7 +71,7 @@ def describe_setting(name: str) -> str:
 
 
 # Flags whose name differs from the setting's.
-FLAG_NAMES = {"inboxes": "--inbox", "config_file": "--config"}
+FLAG_NAMES = {"inboxes": "--inbox", "config_file": "--config", "roles": "--role"}
 
 
 def _split_list(value: Any) -> Any:
@@ -177,6 +180,11 @@ class Settings(BaseSettings):
         description="Folders watched for new audio and video files: paths, 'PATH?key=value&...', "
         "or [[inboxes]] tables in the config file",
     )
+    roles: Annotated[list[Role], NoDecode] = Field(
+        default=list(ROLES),
+        description="What this instance runs: api (HTTP), watch (inboxes), work (the worker pool); "
+        "split them to add workers on more machines against one PostgreSQL",
+    )
     rescan_interval_s: float = Field(
         default=300.0,
         gt=0,
@@ -229,6 +237,16 @@ class Settings(BaseSettings):
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="Port of the HTTP API")
     job_timeout: float = Field(default=3600.0, gt=0, description="Seconds one job may run")
     max_attempts: int = Field(default=3, ge=1, description="Attempts before a job is failed")
+    worker_max_jobs: int | None = Field(
+        default=500,
+        ge=1,
+        description="A worker process is replaced by a fresh one after this many jobs; unset: never",
+    )
+    worker_max_memory_mb: float | None = Field(
+        default=None,
+        gt=0,
+        description="A worker process whose memory (RSS) is above this after a job is replaced",
+    )
     lease_s: float = Field(
         default=60.0, gt=0, description="Seconds a claim lasts without a heartbeat"
     )
@@ -263,6 +281,22 @@ class Settings(BaseSettings):
     @classmethod
     def _split_items(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _split_roles(cls, value: Any) -> Any:
+        """'api,work', or repeated flags whose items may themselves be comma lists."""
+        items = _split_list(value)
+        if isinstance(items, list):
+            return [part for item in items for part in _split_list(item)]
+        return items
+
+    @field_validator("roles")
+    @classmethod
+    def _some_roles(cls, roles: list[Role]) -> list[Role]:
+        if not roles:
+            raise ValueError(f"at least one role is needed: {', '.join(ROLES)}")
+        return list(dict.fromkeys(roles))
 
     @field_validator("media_extensions")
     @classmethod

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -16,6 +18,19 @@ from tests.waiting import wait_until
 
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 60
+JOB_DEADLINE_S = 180
+
+
+def service_env(**settings: str) -> dict[str, str]:
+    """The environment of a service under test: settings by name (WORKERS="2"), over defaults
+    that keep the watcher and the idle poll out of the way unless a test wants them."""
+    defaults = {
+        "SETTLE_S": "600",  # the watcher stays out of the way: jobs come through the API
+        "RETRY_DELAY_S": "0.2",
+        "POLL_INTERVAL_S": "600",  # only wake-ups get work to idle workers
+    }
+    defaults.update(settings)
+    return clean_env(**{f"WHISPER_TRANSCRIBER_{k}": v for k, v in defaults.items()})
 
 
 def free_port() -> int:
@@ -40,12 +55,45 @@ class Service:
         except httpx.TransportError:
             return False
 
+    def submit(self, path: Path, **options: object) -> int:
+        """POST /transcribe by server path; the new (or existing) job's id."""
+        body: dict[str, object] = {"path": str(path)}
+        if options:
+            body["options"] = options
+        response = self.client.post("/transcribe", json=body)
+        assert response.status_code in (200, 202), response.text
+        job_id: int = response.json()["id"]
+        return job_id
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        response = self.client.get(f"/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+    def wait_status(
+        self, job_id: int, *statuses: str, timeout: float = JOB_DEADLINE_S
+    ) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            current = self.job(job_id)
+            return current if current["status"] in statuses else None
+
+        return wait_until(reached, timeout, f"job {job_id} to be {' or '.join(statuses)}")
+
     def wait_for_workers(self, count: int) -> None:
         """Until `count` workers have loaded their model (they log it)."""
         wait_until(
             lambda: self.log.read_text().count(" ready: ") >= count,
             START_TIMEOUT_S,
             f"{count} worker(s) to be ready",
+        )
+
+    def kill_all(self) -> None:
+        """kill -9 of the whole service at once: the main process and its workers (one group)."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        wait_until(
+            lambda: not group_members(self.process.pid), 30, "the service's processes to be gone"
         )
 
     def stop(self) -> int:
@@ -57,18 +105,26 @@ class Service:
 
 @contextmanager
 def running_service(
-    *args: str | Path, cwd: Path, env: dict[str, str] | None = None, wait_healthy: bool = True
+    *args: str | Path,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    wait_healthy: bool = True,
+    log_name: str = "service.log",
+    prefix: Sequence[str] = (),
 ) -> Iterator[Service]:
+    """`serve` in a process group of its own (so that the test can kill all of it at once);
+    `prefix` runs it under another command (setpriv, to drop root's privileges)."""
     port = free_port()
-    log = cwd / "service.log"
+    log = cwd / log_name
     with log.open("w") as log_file:
         process = subprocess.Popen(
-            [COMMAND, "serve", "--port", str(port), *map(str, args)],
+            [*prefix, COMMAND, "serve", "--port", str(port), *map(str, args)],
             cwd=cwd,
             env=env or clean_env(),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,
         )
     service = Service(process, port, log)
     try:
@@ -78,21 +134,29 @@ def running_service(
     finally:
         service.client.close()
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 
-def children_of(pid: int) -> list[int]:
-    """Live child processes of pid, read from /proc."""
-    found = []
+def _live_processes() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/PID/stat after the name) of every process that is not a zombie."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
+        if fields[0] != "Z":
+            yield int(stat.parent.name), fields
+
+
+def children_of(pid: int) -> list[int]:
+    """Live child processes of pid, read from /proc."""
+    return [child for child, fields in _live_processes() if int(fields[1]) == pid]
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of a process group."""
+    return [member for member, fields in _live_processes() if int(fields[2]) == pgid]
 
 
 def worker_processes(pid: int) -> list[int]:

@@ -11,12 +11,12 @@ from db.values import JobOptions
 from tests.conftest import FIXTURES
 from worker.engine import (
     Engine,
-    MediaError,
     ModelNotFound,
     resolve_compute_type,
     resolve_device,
     resolve_model,
 )
+from worker.media import MediaError
 
 
 def test_bundled_model_is_a_local_folder() -> None:

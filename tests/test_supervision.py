@@ -5,72 +5,27 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import wave
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from db.engine import make_engine
 from db.job_store import JobStore
 from db.values import JobOptions
-from tests.cli import clean_env, run_cli
+from tests.cli import run_cli
 from tests.conftest import FIXTURES
-from tests.service import Service, running_service
+from tests.media import long_recording, place
+from tests.service import JOB_DEADLINE_S, running_service, service_env
 from tests.waiting import wait_until
 from worker.engine import resolve_model
 
-JOB_DEADLINE_S = 180
 REPEATS = 15  # ~63 s of speech: long enough to catch a job while it runs
 
 
 @pytest.fixture(scope="session")
 def long_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A minute of real speech, made from a committed fixture."""
-    path = tmp_path_factory.mktemp("audio") / "long.wav"
-    with wave.open(str(FIXTURES / "speech_a.wav"), "rb") as source:
-        params = source.getparams()
-        frames = source.readframes(source.getnframes())
-    with wave.open(str(path), "wb") as out:
-        out.setparams(params)
-        for _ in range(REPEATS):
-            out.writeframes(frames)
-    return path
-
-
-def service_env(**settings: str) -> dict[str, str]:
-    defaults = {
-        "SETTLE_S": "600",  # the watcher stays out of the way: jobs come through the API
-        "RETRY_DELAY_S": "0.2",
-        "POLL_INTERVAL_S": "600",  # only wake-ups get work to idle workers
-    }
-    defaults.update(settings)
-    return clean_env(**{f"WHISPER_TRANSCRIBER_{k}": v for k, v in defaults.items()})
-
-
-def place(source: Path, inbox: Path, name: str | None = None) -> Path:
-    inbox.mkdir(exist_ok=True)
-    return Path(shutil.copy(source, inbox / (name or source.name)))
-
-
-def submit(service: Service, path: Path) -> int:
-    response = service.client.post("/transcribe", json={"path": str(path)})
-    assert response.status_code == 202, response.text
-    job_id: int = response.json()["id"]
-    return job_id
-
-
-def job(service: Service, job_id: int) -> dict[str, Any]:
-    data: dict[str, Any] = service.client.get(f"/jobs/{job_id}").json()
-    return data
-
-
-def wait_status(service: Service, job_id: int, *statuses: str) -> dict[str, Any]:
-    def reached() -> dict[str, Any] | None:
-        current = job(service, job_id)
-        return current if current["status"] in statuses else None
-
-    return wait_until(reached, JOB_DEADLINE_S, f"job {job_id} to be {' or '.join(statuses)}")
+    return long_recording(tmp_path_factory.mktemp("audio") / "long.wav", REPEATS)
 
 
 def outputs_of(source: Path) -> list[str]:
@@ -88,16 +43,16 @@ def test_killed_worker_is_replaced_and_its_job_runs_again(
         "--database-url", database_url, "--inbox", inbox, "--workers", "1",
         cwd=tmp_path, env=service_env(),
     ) as service:  # fmt: skip
-        job_id = submit(service, source)
+        job_id = service.submit(source)
         running = wait_until(
-            lambda: (current := job(service, job_id))["progress"] > 0 and current,
+            lambda: (current := service.job(job_id))["progress"] > 0 and current,
             JOB_DEADLINE_S,
             "the job to be part-way through",
         )
         assert running["status"] == "running" and running["attempts"] == 1
         os.kill(int(running["worker_id"].rsplit(":", 1)[1]), signal.SIGKILL)
 
-        done = wait_status(service, job_id, "done", "failed")
+        done = service.wait_status(job_id, "done", "failed")
         assert done["status"] == "done", done
         assert done["attempts"] == 2
         assert service.stop() == 0
@@ -119,13 +74,13 @@ def test_job_past_timeout_fails_its_attempts_and_pool_goes_on(
         "--database-url", database_url, "--inbox", inbox, "--workers", "1",
         "--job-timeout", "1", "--max-attempts", "2", cwd=tmp_path, env=service_env(),
     ) as service:  # fmt: skip
-        slow_id = submit(service, slow)
-        failed = wait_status(service, slow_id, "done", "failed")
+        slow_id = service.submit(slow)
+        failed = service.wait_status(slow_id, "done", "failed")
         assert failed["status"] == "failed"
         assert failed["error"] == "timed out after 1 s"
         assert failed["attempts"] == 2
-        quick_id = submit(service, quick)
-        assert wait_status(service, quick_id, "done", "failed")["status"] == "done"
+        quick_id = service.submit(quick)
+        assert service.wait_status(quick_id, "done", "failed")["status"] == "done"
         assert service.stop() == 0
     assert not [p for p in inbox.iterdir() if p.name.endswith(".tmp")]
     assert not (inbox / "long.txt").exists()
@@ -178,9 +133,9 @@ def test_sigterm_lets_running_jobs_finish_within_grace(
         "--database-url", database_url, "--inbox", inbox, "--workers", "1",
         cwd=tmp_path, env=service_env(SHUTDOWN_GRACE_S="120"),
     ) as service:  # fmt: skip
-        first_id = submit(service, first)
-        second_id = submit(service, second)
-        wait_status(service, first_id, "running")
+        first_id = service.submit(first)
+        second_id = service.submit(second)
+        service.wait_status(first_id, "running")
         assert service.stop() == 0
     store = JobStore(make_engine(database_url))
     assert store.get(first_id).status.value == "done"
@@ -196,8 +151,8 @@ def test_sigterm_hands_back_what_cannot_finish_in_grace(
     source = place(long_speech, inbox)
     args = ("--database-url", database_url, "--inbox", inbox, "--workers", "1")
     with running_service(*args, cwd=tmp_path, env=service_env(SHUTDOWN_GRACE_S="0")) as service:
-        job_id = submit(service, source)
-        wait_status(service, job_id, "running")
+        job_id = service.submit(source)
+        service.wait_status(job_id, "running")
         assert service.stop() == 0
     store = JobStore(make_engine(database_url))
     handed_back = store.get(job_id)
@@ -206,7 +161,7 @@ def test_sigterm_hands_back_what_cannot_finish_in_grace(
     assert not [p for p in inbox.iterdir() if p.name.endswith(".tmp")]
 
     with running_service(*args, cwd=tmp_path, env=service_env()) as service:
-        assert wait_status(service, job_id, "done", "failed")["status"] == "done"
+        assert service.wait_status(job_id, "done", "failed")["status"] == "done"
         assert service.stop() == 0
     store.engine.dispose()
 
@@ -220,8 +175,8 @@ def test_second_signal_ends_at_once_and_next_start_resumes(
     # A lease far longer than the test: only the hand-back at start can bring the job back in time.
     env = service_env(LEASE_S="3600", SHUTDOWN_GRACE_S="600")
     with running_service(*args, cwd=tmp_path, env=env) as service:
-        job_id = submit(service, source)
-        wait_status(service, job_id, "running")
+        job_id = service.submit(source)
+        service.wait_status(job_id, "running")
         service.process.send_signal(signal.SIGTERM)
         wait_until(lambda: "shutting down" in service.log.read_text(), 30, "shutdown to begin")
         service.process.send_signal(signal.SIGTERM)
@@ -230,7 +185,7 @@ def test_second_signal_ends_at_once_and_next_start_resumes(
     assert store.get(job_id).status.value == "running"  # nobody handed it back yet
 
     with running_service(*args, cwd=tmp_path, env=env) as service:
-        assert wait_status(service, job_id, "done", "failed")["status"] == "done"
+        assert service.wait_status(job_id, "done", "failed")["status"] == "done"
         assert service.stop() == 0
     assert "handed back 1 job(s)" in service.log.read_text()
     store.engine.dispose()
@@ -246,8 +201,8 @@ def test_idle_worker_is_woken_by_an_enqueue_in_the_service(
         cwd=tmp_path, env=service_env(),
     ) as service:  # fmt: skip
         service.wait_for_workers(1)
-        job_id = submit(service, source)  # no poll for 600 s: only the wake-up can get it done
-        assert wait_status(service, job_id, "done", "failed")["status"] == "done"
+        job_id = service.submit(source)  # no poll for 600 s: only the wake-up can get it done
+        assert service.wait_status(job_id, "done", "failed")["status"] == "done"
         assert service.stop() == 0
 
 
@@ -265,6 +220,6 @@ def test_idle_worker_is_woken_by_an_enqueue_on_another_machine(
         service.wait_for_workers(1)
         store = JobStore(make_engine(postgres_url))
         queued, _ = store.enqueue(source, JobOptions(formats=("txt",)), "another-machine")
-        assert wait_status(service, queued.id, "done", "failed")["status"] == "done"
+        assert service.wait_status(queued.id, "done", "failed")["status"] == "done"
         assert service.stop() == 0
         store.engine.dispose()

@@ -15,6 +15,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from db.errors import QueueError
 from watcher.intake import Intake
 from watcher.spec import Inbox
 from watcher.stability import SETTLE_S, StabilityTracker
@@ -134,7 +135,11 @@ class InboxWatcher:
             for path in self.tracker.stable(time.monotonic()):
                 try:
                     self.intake.take(path)
-                except Exception:  # one bad file or a database hiccup must not end the watch
+                except QueueError as exc:  # the database is away: the file waits its turn again
+                    log.warning("could not enqueue %s (%s); will try again", path, exc)
+                    self.tracker.mark(path)
+                    continue
+                except Exception:  # one bad file must not end the watch
                     log.exception("could not enqueue %s; will try again", path)
                     self.tracker.mark(path)
                     continue

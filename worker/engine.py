@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from db.values import JobOptions
+from worker.media import DecodedAudio, decode
 from worker.transcript import Segment, Transcript, Word
 
 BUNDLED_MODEL = "bundled"
@@ -23,10 +24,6 @@ ProgressCallback = Callable[[float], None]
 
 class ModelNotFound(Exception):
     """The model setting names nothing usable; the message says what was looked for."""
-
-
-class MediaError(Exception):
-    """The source cannot be transcribed (missing, a folder, undecodable, no audio): retrying won't help."""
 
 
 @dataclass(frozen=True)
@@ -145,75 +142,40 @@ class Engine:
     ) -> Transcript:
         """The whole transcript. on_language hears the (given or detected) language before any
         decoding: it may raise to stop there, having spent only the detection."""
-        check_source(path)
-        import av.error
         import ctranslate2
 
         ctranslate2.set_random_seed(SAMPLING_SEED)
-
-        _require_audio_track(path)
+        audio = decode(path)
         if options.detect_only:
-            return self._detect_language(path)
-        try:
-            segments_iter, info = self.model.transcribe(path, **transcribe_kwargs(options))
-            if info.duration <= 0:
-                raise MediaError(f"no audio in {path}: the file has no samples")
+            return self._detect_language(audio)
+        if audio.silent:  # nothing to hear: an empty transcript, not the model's guesses
+            silent = self._detect_language(audio, options.language)
             if on_language is not None:
-                on_language(info.language)
-            segments = []
-            for raw in segments_iter:
-                segments.append(_segment(raw))
-                if on_progress is not None:
-                    on_progress(min(raw.end / info.duration, 1.0))
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"cannot decode {path}: {exc.strerror or _first_line(exc)}") from exc
+                on_language(silent.language)
+            return silent
+        segments_iter, info = self.model.transcribe(audio.samples, **transcribe_kwargs(options))
+        if on_language is not None:
+            on_language(info.language)
+        segments = []
+        for raw in segments_iter:
+            segments.append(_segment(raw))
+            if on_progress is not None:
+                on_progress(min(raw.end / audio.duration, 1.0))
         return Transcript(
             language=info.language,
             language_probability=float(info.language_probability),
-            duration=float(info.duration),
+            duration=audio.duration,
             segments=tuple(segments),
         )
 
-    def _detect_language(self, path: str) -> Transcript:
+    def _detect_language(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
         """Language and its probability from the first 30 s, as a transcript without segments."""
-        import av.error
-        from faster_whisper.audio import decode_audio
-
-        try:
-            audio = decode_audio(path, sampling_rate=self.model.feature_extractor.sampling_rate)
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"cannot decode {path}: {exc.strerror or _first_line(exc)}") from exc
-        if audio.size == 0:
-            raise MediaError(f"no audio in {path}: the file has no samples")
-        duration = audio.shape[0] / self.model.feature_extractor.sampling_rate
+        if language is not None:
+            return Transcript(language, 1.0, audio.duration, ())
         if not self.model.model.is_multilingual:  # an English-only model (tiny.en) knows one
-            return Transcript("en", 1.0, float(duration), ())
-        language, probability, _all = self.model.detect_language(audio)
-        return Transcript(language, float(probability), float(duration), ())
-
-
-def _require_audio_track(path: str) -> None:
-    """An image or a text file may open as a container: it must hold an audio track."""
-    import av
-    import av.error
-
-    try:
-        with av.open(path, metadata_errors="ignore") as container:
-            if not container.streams.audio:
-                raise MediaError(f"no audio track in {path}")
-    except av.error.FFmpegError as exc:
-        raise MediaError(f"cannot decode {path}: {exc.strerror or _first_line(exc)}") from exc
-
-
-def check_source(path: str) -> None:
-    """Fail early, with a plain reason, for sources that are not files we can read."""
-    source = Path(path)
-    if not source.exists():
-        raise MediaError(f"file not found: {path}")
-    if source.is_dir():
-        raise MediaError(f"not a file but a directory: {path}")
-    if not os.access(source, os.R_OK):
-        raise MediaError(f"permission denied: {path}")
+            return Transcript("en", 1.0, audio.duration, ())
+        detected, probability, _all = self.model.detect_language(audio.samples)
+        return Transcript(detected, float(probability), audio.duration, ())
 
 
 def _segment(raw: Any) -> Segment:
@@ -236,8 +198,3 @@ def _segment(raw: Any) -> Segment:
         compression_ratio=raw.compression_ratio,
         no_speech_prob=raw.no_speech_prob,
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

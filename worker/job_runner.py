@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-from db.errors import LeaseLost, QueueError
+from db.errors import DatabaseUnavailable, LeaseLost, QueueError
 from db.job_store import JobStore
 from db.values import JobRecord
-from worker.engine import Engine, MediaError
+from worker.engine import Engine
 from worker.heartbeat import Heartbeat
+from worker.media import MediaError
 from worker.originals import move_original
 from worker.outputs import stage_outputs
 from worker.sidecars import existing_subtitle, subtitle_language
+
+# How long a finished attempt waits for an unreachable database before its work is given up.
+OUTCOME_PATIENCE_S = 600.0
+FIRST_RETRY_S = 0.5
+LAST_RETRY_S = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +69,7 @@ def run_job(store: JobStore, engine: Engine, job: JobRecord) -> None:
     if outcome is not None and outcome.status.is_final:
         try:
             move_original(store, outcome)
-        except OSError as exc:  # the service's sweep tries again
+        except (OSError, QueueError) as exc:  # the service's sweep tries again
             log.warning("job %s: cannot move %s: %s", job.id, job.source_path, exc)
 
 
@@ -95,7 +104,7 @@ def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | Non
             transcript = engine.transcribe(job.source_path, job.options, on_progress, detected)
             verify_source(job)  # an older version must never publish over a newer one's outputs
             if job.options.detect_only:  # the answer is the language: no files to write
-                done = store.complete(job.id, attempt, transcript)
+                done = patiently(lambda: store.complete(job.id, attempt, transcript), job.id)
                 log.info("job %s: detected %s", job.id, transcript.language)
                 return done
             language_tag = (
@@ -108,9 +117,21 @@ def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | Non
                     transcript, source, job.options.formats, output_dir, language_tag
                 )
             except OSError as exc:
-                return store.fail(job.id, attempt, f"cannot write transcripts: {exc}")
+                folder = Path(exc.filename).parent if exc.filename else output_dir or source.parent
+                error = f"cannot write transcripts in {folder}: {exc.strerror or exc}"
+                return patiently(partial(store.fail, job.id, attempt, error), job.id)
+            published: list[Path] = []
+
+            def publish_once() -> list[Path]:  # a retried complete must not publish twice
+                if not published:
+                    published.extend(staged.publish())
+                return published
+
             try:
-                done = store.complete(job.id, attempt, transcript, publish=staged.publish)
+                done = patiently(
+                    lambda: store.complete(job.id, attempt, transcript, publish=publish_once),
+                    job.id,
+                )
             finally:
                 staged.discard()  # no-op after a publish; removes temporaries otherwise
         log.info("job %s: done, %.1f s of audio -> %s", job.id, transcript.duration, done.outputs)
@@ -118,7 +139,8 @@ def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | Non
     except AlreadySubtitled as exc:
         log.info("job %s: %s", job.id, exc)
         try:
-            return store.skip(job.id, attempt, str(exc), outputs=[str(exc.existing)])
+            skip = partial(store.skip, job.id, attempt, str(exc), outputs=[str(exc.existing)])
+            return patiently(skip, job.id)
         except LeaseLost:
             log.info("job %s: attempt %s is no longer current", job.id, attempt)
         except QueueError as db_error:  # the database is away: the lease runs out, it runs again
@@ -136,9 +158,32 @@ def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | Non
     return None
 
 
+def patiently(record: Callable[[], JobRecord], job_id: int) -> JobRecord:
+    """Record an attempt's outcome, waiting out a database outage (a restart, a failover) rather
+    than throwing the work away: the lease fences it, so a late write can only be refused."""
+    deadline = time.monotonic() + OUTCOME_PATIENCE_S
+    delay = FIRST_RETRY_S
+    while True:
+        try:
+            return record()
+        except DatabaseUnavailable as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "job %s: cannot record the outcome yet (%s); trying again in %.1f s",
+                job_id,
+                exc,
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, LAST_RETRY_S)
+
+
 def _fail(store: JobStore, job: JobRecord, error: str, *, retryable: bool) -> JobRecord | None:
     try:
-        return store.fail(job.id, job.attempts, error, retryable=retryable)
+        return patiently(
+            lambda: store.fail(job.id, job.attempts, error, retryable=retryable), job.id
+        )
     except LeaseLost:
         log.info("job %s: attempt %s is no longer current", job.id, job.attempts)
     except QueueError as exc:  # the database is away: the lease runs out and recovery retries it

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+import psutil
+
 from db.engine import make_engine
 from db.errors import QueueError
 from db.job_store import JobStore, utcnow
@@ -24,8 +26,28 @@ from worker.job_runner import run_job
 ORPHAN_CHECK_S = 1.0
 # Exit status of a worker that could not load its model (its reason goes on the errors queue).
 START_FAILED_EXIT = 3
+# Exit status of a worker that stopped to be replaced by a fresh one (see Recycling).
+RECYCLE_EXIT = 4
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recycling:
+    """When a worker steps down for a fresh process: after so many jobs, or above a memory size.
+
+    Checked between jobs (never mid-job), as Celery's max_tasks_per_child and
+    max_memory_per_child are: whatever a decoder or the model leaks is returned to the system."""
+
+    max_jobs: int | None = None
+    max_memory_bytes: int | None = None
+
+    def reason(self, jobs_done: int, rss_bytes: int) -> str | None:
+        if self.max_jobs is not None and jobs_done >= self.max_jobs:
+            return f"{jobs_done} jobs done"
+        if self.max_memory_bytes is not None and rss_bytes > self.max_memory_bytes:
+            return f"memory {rss_bytes / 2**20:.0f} MiB is above {self.max_memory_bytes / 2**20:.0f} MiB"
+        return None
 
 
 @dataclass(frozen=True)
@@ -41,6 +63,7 @@ class WorkerConfig:
     poll_interval_s: float
     retry_policy: RetryPolicy
     log_level: str = "INFO"
+    recycling: Recycling = Recycling()
 
 
 @dataclass(frozen=True)
@@ -114,6 +137,8 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
     db_engine = make_engine(config.database_url)
     store = JobStore(db_engine, lease_s=config.lease_s, retry_policy=config.retry_policy)
     me = worker_id_for(os.getpid())
+    me_process = psutil.Process()
+    jobs_done = 0
     link.ready.set()
     log.info(
         "worker %s ready: %s on %s/%s",
@@ -144,5 +169,10 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
                 run_job(store, engine, job)
             finally:
                 link.report_job(0, 0)
+            jobs_done += 1
+            recycle = config.recycling.reason(jobs_done, me_process.memory_info().rss)
+            if recycle is not None:
+                log.info("worker %s: stepping down for a fresh process (%s)", me, recycle)
+                sys.exit(RECYCLE_EXIT)
     finally:
         db_engine.dispose()

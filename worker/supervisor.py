@@ -25,7 +25,13 @@ from db.errors import LeaseLost, QueueError
 from db.job_store import JobStore
 from db.values import JobRecord
 from worker.outputs import remove_stale_temporaries
-from worker.process import WorkerConfig, WorkerLink, worker_id_for, worker_main
+from worker.process import (
+    RECYCLE_EXIT,
+    WorkerConfig,
+    WorkerLink,
+    worker_id_for,
+    worker_main,
+)
 
 STOP_GRACE_S = 30.0
 MAX_START_FAILURES = 3  # consecutive deaths before a worker was ever ready
@@ -93,6 +99,7 @@ class WorkerPool:
         self.job_timeout_s = job_timeout_s
         self.on_failure = on_failure
         self.restarts = 0
+        self.recycles = 0
         self.failure: str | None = None
         self._context = multiprocessing.get_context("spawn")  # no inherited threads or sockets
         self._shared = _Shared(
@@ -194,6 +201,13 @@ class WorkerPool:
     def _on_exit(self, slot: _Slot) -> None:
         code = slot.process.exitcode
         start_failures = 0
+        if code == RECYCLE_EXIT:
+            self.recycles += 1
+            log.info(
+                "%s (pid %s) recycled (#%s of the pool)", slot.name, slot.process.pid, self.recycles
+            )
+            self._replace(slot, 0, restart=False)
+            return
         if not slot.link.ready.is_set():
             start_failures = slot.start_failures + 1
             reason = self._start_error() or f"exit code {code}"
@@ -226,10 +240,12 @@ class WorkerPool:
         self._give_up_jobs(slot, "worker process killed")
         self._replace(slot, 0)
 
-    def _replace(self, slot: _Slot, start_failures: int) -> None:
-        self.restarts += 1
-        replacement = self._spawn(slot.index, slot.restarts + 1, start_failures)
+    def _replace(self, slot: _Slot, start_failures: int, *, restart: bool = True) -> None:
+        replacement = self._spawn(slot.index, slot.restarts + restart, start_failures)
         self._shared.slots[self._shared.slots.index(slot)] = replacement
+        if not restart:
+            return
+        self.restarts += 1
         log.info(
             "%s restarted (pid %s, restart #%s of the pool)",
             slot.name,

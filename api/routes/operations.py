@@ -82,7 +82,14 @@ class QueueCollector(Collector):
         workers = self.context.workers
         if workers is not None:
             yield CounterMetricFamily(
-                "whisper_transcriber_worker_restarts", "Worker processes replaced", workers.restarts
+                "whisper_transcriber_worker_restarts",
+                "Worker processes replaced after dying or timing out",
+                workers.restarts,
+            )
+            yield CounterMetricFamily(
+                "whisper_transcriber_worker_recycles",
+                "Worker processes replaced by design (job count or memory ceiling)",
+                workers.recycles,
             )
             state = GaugeMetricFamily(
                 "whisper_transcriber_worker_state", "Worker processes by state", labels=["state"]

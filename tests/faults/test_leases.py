@@ -1,0 +1,85 @@
+"""Leases: a job whose worker (or whole machine) vanished is recovered when its lease expires; a
+worker that lost its lease and comes back late is refused (fencing): it overwrites no file and no
+row. Real processes and real signals (SIGSTOP/SIGCONT), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from db.job_store import JobStore
+from db.values import JobOptions
+from tests.conftest import FIXTURES
+from tests.faults.conftest import FORMATS, one_set_of_transcripts, temporaries
+from tests.media import place
+from tests.service import JOB_DEADLINE_S, running_service, service_env
+from tests.waiting import wait_until
+
+LEASE_S = "3"
+
+
+def test_job_of_a_vanished_machine_runs_again_when_its_lease_expires(
+    database_url: str, job_store: JobStore, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    source = place(FIXTURES / "speech_b.flac", inbox)
+    queued, _ = job_store.enqueue(source, JobOptions(), "api")
+    claimed = job_store.claim("machine-that-burned-down:4242")
+    assert claimed is not None and claimed.id == queued.id
+    with running_service(
+        "--database-url", database_url, "--inbox", inbox, "--workers", "1",
+        cwd=tmp_path, env=service_env(LEASE_S=LEASE_S),
+    ) as service:  # fmt: skip
+        done = service.wait_status(queued.id, "done", "failed")
+        assert done["status"] == "done" and done["attempts"] == 2
+        assert service.stop() == 0
+    assert (
+        f"job {queued.id}: lease expired: worker machine-that-burned-down:4242 stopped answering"
+        in service.log.read_text()
+    )
+    assert one_set_of_transcripts(source)
+
+
+def test_late_result_of_a_worker_that_lost_its_lease_is_refused(
+    database_url: str, job_store: JobStore, tmp_path: Path, long_speech: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    source = place(long_speech, inbox)
+    with running_service(
+        "--database-url", database_url, "--inbox", inbox, "--workers", "2",
+        cwd=tmp_path, env=service_env(LEASE_S=LEASE_S),
+    ) as service:  # fmt: skip
+        service.wait_for_workers(2)
+        job_id = service.submit(source)
+        first = wait_until(
+            lambda: (job := service.job(job_id))["progress"] > 0 and job,
+            JOB_DEADLINE_S,
+            "the first attempt to make progress",
+        )
+        frozen = int(first["worker_id"].rsplit(":", 1)[1])
+        os.kill(frozen, signal.SIGSTOP)  # alive but silent: its heartbeat stops with it
+        try:
+            done = service.wait_status(job_id, "done", "failed")
+            assert done["status"] == "done" and done["attempts"] == 2
+            written = {fmt: source.with_suffix(f".{fmt}").stat() for fmt in FORMATS}
+            transcript = job_store.transcript(job_id)
+        finally:
+            os.kill(frozen, signal.SIGCONT)
+        wait_until(
+            lambda: (
+                f"job {job_id}: attempt 1 " in (log := service.log.read_text())
+                and ("no longer current" in log or "taken over" in log)
+            ),
+            JOB_DEADLINE_S,
+            "the late worker to give its attempt up",
+        )
+        assert service.job(job_id)["status"] == "done"
+        assert service.stop() == 0
+    # Nothing of the late attempt reached a file or the database.
+    for fmt, before in written.items():
+        after = source.with_suffix(f".{fmt}").stat()
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), fmt
+    assert job_store.transcript(job_id) == transcript
+    assert one_set_of_transcripts(source)
+    assert not temporaries(inbox)

@@ -1,0 +1,172 @@
+"""Outages: PostgreSQL restarted mid-batch, a full output folder, a read-only output folder. The
+service waits or fails only the affected jobs, says so, and stays up; no job is lost."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from db.engine import make_engine
+from db.job_store import JobStore
+from db.values import JobRecord
+from tests.conftest import FIXTURES
+from tests.faults.conftest import (
+    one_set_of_transcripts,
+    pg_ctlcluster,
+    temporaries,
+    transcript_files,
+    unprivileged,
+)
+from tests.media import place
+from tests.service import JOB_DEADLINE_S, Service, running_service, service_env
+from tests.waiting import wait_until
+
+SHORT = ("speech_a.wav", "speech_b.flac", "speech_c.ogg")
+
+
+def readiness(service: Service) -> tuple[int, str]:
+    try:
+        response = service.client.get("/ready")
+    except httpx.TransportError as exc:
+        return 0, str(exc)
+    return response.status_code, response.text
+
+
+@pytest.mark.postgres
+def test_postgres_restart_mid_batch_loses_nothing(
+    postgres_url: str, tmp_path: Path, long_speech: Path
+) -> None:
+    store = JobStore(make_engine(postgres_url))
+    inbox = tmp_path / "inbox"
+    long = place(long_speech, inbox)
+    sources = [long] + [
+        place(FIXTURES / name, inbox, f"{i:02d}-{name}") for i in range(3) for name in SHORT
+    ]
+    with running_service(
+        "--database-url", postgres_url, "--inbox", inbox, "--workers", "2",
+        cwd=tmp_path, env=service_env(SETTLE_S="0.5"),
+    ) as service:  # fmt: skip
+        wait_until(
+            lambda: (
+                (job := {j.source_path: j for j in store.recent(100)}.get(str(long)))
+                and job.status.value == "running"
+            ),
+            JOB_DEADLINE_S,
+            "the long job to run",
+        )
+        pg_ctlcluster("stop")
+        try:
+            wait_until(
+                lambda: readiness(service)[0] == 503, 60, "/ready to say the database is away"
+            )
+            assert "database unreachable" in readiness(service)[1]
+            assert service.client.get("/health").status_code == 200
+            # A file that arrives during the outage waits for the database.
+            arrived = place(FIXTURES / "speech_a.wav", inbox, "during-outage.wav")
+            sources.append(arrived)
+            wait_until(
+                lambda: f"could not enqueue {arrived}" in service.log.read_text(),
+                60,
+                "the watcher to find the database away",
+            )
+        finally:
+            pg_ctlcluster("start")
+        wait_until(lambda: readiness(service)[0] == 200, 60, "/ready to recover")
+        wait_until(
+            lambda: (
+                Counter(job.status.value for job in store.recent(100)) == Counter(done=len(sources))
+            ),
+            JOB_DEADLINE_S,
+            f"all {len(sources)} files to be done",
+        )
+        assert service.stop() == 0
+    jobs = store.recent(100)
+    assert sorted(job.source_path for job in jobs) == sorted(str(s) for s in sources)
+    assert all(one_set_of_transcripts(source) for source in sources)
+    assert not temporaries(inbox)
+    store.engine.dispose()
+
+
+@pytest.fixture
+def full_folder(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB file system (tmpfs) filled to the last byte; mounting needs root."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    folder = tmp_path / "full"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", folder], check=True)
+    try:
+        with (
+            pytest.raises(OSError, match="No space left"),
+            (folder / "filler").open("wb") as filler,
+        ):
+            filler.write(bytes(2 * 2**20))
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", folder], check=True)
+
+
+def test_full_output_folder_fails_its_jobs_and_the_service_stays_up(
+    database_url: str, job_store: JobStore, tmp_path: Path, full_folder: Path
+) -> None:
+    to_full = tmp_path / "to-full"
+    blocked = place(FIXTURES / "speech_a.wav", to_full)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+
+    def job_of(source: Path) -> JobRecord | None:
+        job = next((j for j in job_store.recent(100) if j.source_path == str(source)), None)
+        return job if job is not None and job.status.is_final else None
+
+    with running_service(
+        "--database-url", database_url, "--inbox", f"{to_full}?outbox={full_folder}",
+        "--inbox", inbox, "--workers", "1", "--max-attempts", "1",
+        cwd=tmp_path, env=service_env(SETTLE_S="0.5"),
+    ) as service:  # fmt: skip
+        failed = wait_until(lambda: job_of(blocked), JOB_DEADLINE_S, "the blocked job to end")
+        assert failed.status.value == "failed"
+        assert failed.error == f"cannot write transcripts in {full_folder}: No space left on device"
+        assert not temporaries(full_folder)
+        # The service goes on with other jobs; once there is room, a retry succeeds.
+        fine = place(FIXTURES / "speech_b.flac", inbox)
+        done = wait_until(lambda: job_of(fine), JOB_DEADLINE_S, "the other inbox's job to end")
+        assert done.status.value == "done"
+        (full_folder / "filler").unlink()
+        assert service.client.post(f"/jobs/{failed.id}/retry").status_code == 200
+        assert service.wait_status(failed.id, "done", "failed")["status"] == "done"
+        assert service.stop() == 0
+    assert one_set_of_transcripts(blocked, full_folder)
+    assert one_set_of_transcripts(fine)
+
+
+def test_read_only_output_folder_is_retried_then_fails_with_its_reason(
+    database_url: str, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    source = place(FIXTURES / "speech_c.ogg", inbox)
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    outbox.chmod(0o555)
+    with running_service(
+        "--database-url", database_url, "--inbox", inbox, "--workers", "1",
+        "--max-attempts", "3", "--output-dir", outbox,
+        cwd=tmp_path, env=service_env(RETRY_DELAY_S="0.5"), prefix=unprivileged(),
+    ) as service:  # fmt: skip
+        job_id = service.submit(source)
+        failed = service.wait_status(job_id, "failed", "done")
+        assert failed["status"] == "failed" and failed["attempts"] == 3
+        assert failed["error"] == f"cannot write transcripts in {outbox}: Permission denied"
+        outbox.chmod(0o755)
+        assert service.client.post(f"/jobs/{job_id}/retry").status_code == 200
+        assert service.wait_status(job_id, "done", "failed")["status"] == "done"
+        assert service.stop() == 0
+    log = service.log.read_text()
+    assert [f"job {job_id}: attempt {n} on" in log for n in (1, 2, 3)] == [True] * 3
+    assert one_set_of_transcripts(source, outbox)
+    assert transcript_files(source) == []

@@ -1,0 +1,122 @@
+"""A source file before the model sees it: readable, holding audio, complete, and decoded once.
+
+Each check turns a bad input into a MediaError with a reason a person can act on, so that the job
+fails on its own (without retries: the same bytes give the same answer) and the worker goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SAMPLING_RATE = 16_000
+# A file whose loudest sample stays below -60 dBFS holds no speech: the model is not asked, as
+# Whisper invents words ("You") for silence.
+SILENCE_PEAK = 10 ** (-60 / 20)
+# Decoded audio this much shorter than the container declares means the file was cut short.
+TRUNCATION_TOLERANCE_S = 1.0
+TRUNCATION_TOLERANCE_FRACTION = 0.02
+# MP3 headers that state the length; without one libav guesses it from the bitrate.
+MP3_LENGTH_HEADERS = (b"Xing", b"Info", b"VBRI")
+MP3_HEADER_SEARCH_BYTES = 4096
+
+
+class MediaError(Exception):
+    """The source cannot be transcribed (missing, a folder, undecodable, no audio): retrying won't help."""
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    samples: np.ndarray[Any, np.dtype[np.float32]]  # mono float32 at SAMPLING_RATE
+
+    @property
+    def duration(self) -> float:
+        return float(self.samples.shape[0] / SAMPLING_RATE)
+
+    @property
+    def silent(self) -> bool:
+        # max and min, not abs: no copy of an hour of samples
+        return bool(max(self.samples.max(), -self.samples.min()) < SILENCE_PEAK)
+
+
+def check_source(path: str) -> None:
+    """Fail early, with a plain reason, for sources that are not files we can read."""
+    source = Path(path)
+    if not source.exists():
+        raise MediaError(f"file not found: {path}")
+    if source.is_dir():
+        raise MediaError(f"not a file but a directory: {path}")
+    if not os.access(source, os.R_OK):
+        raise MediaError(f"permission denied: {path}")
+    if source.stat().st_size == 0:
+        raise MediaError(f"empty file (0 bytes): {path}")
+
+
+def decode(path: str) -> DecodedAudio:
+    """The first audio track as 16 kHz mono samples; MediaError when there is none, or it is cut short."""
+    import av.error
+    from faster_whisper.audio import decode_audio
+
+    check_source(path)
+    declared = declared_duration(path)
+    try:
+        samples = decode_audio(path, sampling_rate=SAMPLING_RATE)
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"cannot decode {path}: {_ffmpeg_reason(exc)}") from exc
+    audio = DecodedAudio(samples)
+    if audio.samples.size == 0:
+        raise MediaError(f"no audio in {path}: the file has no samples")
+    if declared is not None and declared - audio.duration > max(
+        TRUNCATION_TOLERANCE_S, declared * TRUNCATION_TOLERANCE_FRACTION
+    ):
+        raise MediaError(
+            f"truncated file: {path} declares {declared:.1f} s of audio but only "
+            f"{audio.duration:.1f} s can be decoded (an interrupted copy or download?)"
+        )
+    return audio
+
+
+def declared_duration(path: str) -> float | None:
+    """The audio track's length as the file's headers state it; None when they do not.
+
+    Also refuses what opens as a container but holds no audio (an image, a text file)."""
+    import av
+    import av.error
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise MediaError(f"no audio track in {path}")
+            stream = container.streams.audio[0]
+            if not stream.duration or stream.time_base is None:
+                return None
+            if container.format.name == "mp3" and not _mp3_states_length(path):
+                return None
+            return float(stream.duration * stream.time_base)
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"cannot decode {path}: {_ffmpeg_reason(exc)}") from exc
+
+
+def _mp3_states_length(path: str) -> bool:
+    """Whether the first MPEG frame carries a Xing/Info/VBRI header (after any ID3v2 tag)."""
+    with open(path, "rb") as file:
+        head = file.read(10)
+        offset = 0
+        if head[:3] == b"ID3" and len(head) == 10:
+            # The tag size is 4 "syncsafe" bytes of 7 bits each, after the 10-byte tag header.
+            offset = 10 + sum((byte & 0x7F) << (7 * (3 - i)) for i, byte in enumerate(head[6:10]))
+        file.seek(offset)
+        frame = file.read(MP3_HEADER_SEARCH_BYTES)
+    return any(marker in frame for marker in MP3_LENGTH_HEADERS)
+
+
+def _ffmpeg_reason(exc: BaseException) -> str:
+    reason = getattr(exc, "strerror", None)
+    if reason:
+        return str(reason)
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
