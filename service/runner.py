@@ -8,6 +8,7 @@ that is one UPDATE, safe to run anywhere, and a batch survives whichever machine
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -185,6 +186,7 @@ def recover_leases(store: JobStore) -> None:
 def _while_reachable(task: Callable[..., Any]) -> Callable[..., None]:
     """A periodic task that, while the database is away, logs one line and waits for its next run."""
 
+    @functools.wraps(task)
     def run(*args: Any) -> None:
         try:
             task(*args)

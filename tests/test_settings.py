@@ -152,3 +152,22 @@ def test_media_extensions_and_ignore_patterns_are_settings(monkeypatch: pytest.M
     settings = load_settings()
     assert settings.media_extensions == [".mka", ".wav"]
     assert settings.ignore_patterns == ["*.skip", "drafts"]
+
+
+def test_roles_from_flags_environment_and_their_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().roles == ["api", "watch", "work"]
+    assert load_settings(roles=["api,watch"]).roles == ["api", "watch"]
+    assert load_settings(roles=["work", "work"]).roles == ["work"]
+    monkeypatch.setenv("WHISPER_TRANSCRIBER_ROLES", "work")
+    assert load_settings().roles == ["work"]
+    with pytest.raises(
+        SettingError, match=r"^setting roles \(--role or WHISPER_TRANSCRIBER_ROLES\)"
+    ):
+        load_settings(roles=["cook"])
+
+
+def test_worker_recycling_settings() -> None:
+    settings = load_settings(worker_max_jobs=10, worker_max_memory_mb=512)
+    assert (settings.worker_max_jobs, settings.worker_max_memory_mb) == (10, 512)
+    with pytest.raises(SettingError, match="worker_max_jobs"):
+        load_settings(worker_max_jobs=0)

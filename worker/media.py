@@ -92,6 +92,8 @@ def declared_duration(path: str) -> float | None:
             if not container.streams.audio:
                 raise MediaError(f"no audio track in {path}")
             stream = container.streams.audio[0]
+            if container.format.name == "wav":  # libav trims the stated length to the file
+                return _wav_stated_duration(path)
             if not stream.duration or stream.time_base is None:
                 return None
             if container.format.name == "mp3" and not _mp3_states_length(path):
@@ -112,6 +114,30 @@ def _mp3_states_length(path: str) -> bool:
         file.seek(offset)
         frame = file.read(MP3_HEADER_SEARCH_BYTES)
     return any(marker in frame for marker in MP3_LENGTH_HEADERS)
+
+
+def _wav_stated_duration(path: str) -> float | None:
+    """The length a RIFF/WAVE header states for its data chunk; None when it states none (0 or
+    0xFFFFFFFF, as recorders write while recording) or the header is not plain RIFF."""
+    with open(path, "rb") as file:
+        riff = file.read(12)
+        if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+            return None
+        byte_rate = None
+        while header := file.read(8):
+            if len(header) < 8:
+                return None
+            chunk_id, size = header[:4], int.from_bytes(header[4:], "little")
+            if chunk_id == b"fmt ":
+                fmt = file.read(size + size % 2)
+                byte_rate = int.from_bytes(fmt[8:12], "little") if len(fmt) >= 12 else None
+            elif chunk_id == b"data":
+                if not byte_rate or size in (0, 0xFFFFFFFF):
+                    return None
+                return size / byte_rate
+            else:
+                file.seek(size + size % 2, os.SEEK_CUR)  # chunks are padded to even sizes
+    return None
 
 
 def _ffmpeg_reason(exc: BaseException) -> str:

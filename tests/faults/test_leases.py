@@ -4,17 +4,23 @@ row. Real processes and real signals (SIGSTOP/SIGCONT), on SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+from datetime import timedelta
 from pathlib import Path
 
-from db.job_store import JobStore
-from db.values import JobOptions
+import pytest
+
+from db.job_store import JobStore, utcnow
+from db.values import JobOptions, RetryPolicy
 from tests.conftest import FIXTURES
 from tests.faults.conftest import FORMATS, one_set_of_transcripts, temporaries
 from tests.media import place
 from tests.service import JOB_DEADLINE_S, running_service, service_env
 from tests.waiting import wait_until
+from worker.engine import Engine, resolve_model
+from worker.job_runner import run_job
 
 LEASE_S = "3"
 
@@ -25,7 +31,9 @@ def test_job_of_a_vanished_machine_runs_again_when_its_lease_expires(
     inbox = tmp_path / "inbox"
     source = place(FIXTURES / "speech_b.flac", inbox)
     queued, _ = job_store.enqueue(source, JobOptions(), "api")
-    claimed = job_store.claim("machine-that-burned-down:4242")
+    # Its lease is as short as the service's: the test waits for it to run out.
+    vanished = JobStore(job_store.engine, lease_s=float(LEASE_S))
+    claimed = vanished.claim("machine-that-burned-down:4242")
     assert claimed is not None and claimed.id == queued.id
     with running_service(
         "--database-url", database_url, "--inbox", inbox, "--workers", "1",
@@ -41,7 +49,7 @@ def test_job_of_a_vanished_machine_runs_again_when_its_lease_expires(
     assert one_set_of_transcripts(source)
 
 
-def test_late_result_of_a_worker_that_lost_its_lease_is_refused(
+def test_frozen_worker_that_lost_its_lease_stops_and_writes_nothing(
     database_url: str, job_store: JobStore, tmp_path: Path, long_speech: Path
 ) -> None:
     inbox = tmp_path / "inbox"
@@ -83,3 +91,38 @@ def test_late_result_of_a_worker_that_lost_its_lease_is_refused(
     assert job_store.transcript(job_id) == transcript
     assert one_set_of_transcripts(source)
     assert not temporaries(inbox)
+
+
+def test_late_finished_attempt_is_refused_and_publishes_nothing(
+    database_url: str, job_store: JobStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The other order: attempt 1 lost its lease, attempt 2 finished, and only then does attempt 1
+    finish its transcription (a worker cut off from the database, or frozen between its last
+    heartbeat and its result). In one process, with the real model and database."""
+    source = place(FIXTURES / "speech_a.wav", tmp_path / "media")
+    engine = Engine(resolve_model("bundled"), "cpu", "int8", cpu_threads=1)
+    job_store.enqueue(source, JobOptions(), "api")
+    late = job_store.claim("cut-off:1")
+    assert late is not None
+    # Its lease runs out (seen from a clock an hour on); another worker runs attempt 2 to the end.
+    later = JobStore(
+        job_store.engine,
+        retry_policy=RetryPolicy(base_delay_s=0),
+        clock=lambda: utcnow() + timedelta(hours=1),
+    )
+    assert [job.id for job in later.recover_expired()] == [late.id]
+    current = later.claim("healthy:2")
+    assert current is not None and current.attempts == 2
+    run_job(job_store, engine, current)
+    written = {fmt: source.with_suffix(f".{fmt}").stat() for fmt in FORMATS}
+    transcript = job_store.transcript(late.id)
+
+    with caplog.at_level(logging.INFO, logger="worker.job_runner"):
+        run_job(job_store, engine, late)  # the late attempt transcribes, then tries to finish
+    assert f"job {late.id}: attempt 1 is no longer current; dropped its work" in caplog.text
+    for fmt, before in written.items():
+        after = source.with_suffix(f".{fmt}").stat()
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), fmt
+    assert job_store.transcript(late.id) == transcript
+    assert job_store.get(late.id).status.value == "done"
+    assert not temporaries(source.parent)

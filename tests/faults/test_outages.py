@@ -7,6 +7,7 @@ import os
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -28,6 +29,15 @@ from tests.service import JOB_DEADLINE_S, Service, running_service, service_env
 from tests.waiting import wait_until
 
 SHORT = ("speech_a.wav", "speech_b.flac", "speech_c.ogg")
+
+
+def attempt_times(log: str, job_id: int) -> list[datetime]:
+    """When each attempt of the job started, from the service log's timestamps."""
+    return [
+        datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+        for line in log.splitlines()
+        if f" job {job_id}: attempt " in line and " on " in line
+    ]
 
 
 def readiness(service: Service) -> tuple[int, str]:
@@ -166,7 +176,10 @@ def test_read_only_output_folder_is_retried_then_fails_with_its_reason(
         assert service.client.post(f"/jobs/{job_id}/retry").status_code == 200
         assert service.wait_status(job_id, "done", "failed")["status"] == "done"
         assert service.stop() == 0
-    log = service.log.read_text()
-    assert [f"job {job_id}: attempt {n} on" in log for n in (1, 2, 3)] == [True] * 3
+    # Exponential backoff: the third attempt waited at least twice the first retry delay.
+    started = attempt_times(service.log.read_text(), job_id)
+    assert len(started) == 4  # three attempts, then the retry asked for above
+    assert started[1] - started[0] >= timedelta(seconds=0.5)
+    assert started[2] - started[1] >= timedelta(seconds=1.0)
     assert one_set_of_transcripts(source, outbox)
     assert transcript_files(source) == []

@@ -9,6 +9,7 @@ from tests.conftest import FIXTURES
 from tests.faults.conftest import one_set_of_transcripts
 from tests.media import place
 from tests.service import Service, running_service, service_env
+from worker.process import Recycling
 
 
 def run_batch(service: Service, inbox: Path, count: int) -> list[Path]:
@@ -47,8 +48,17 @@ def test_worker_above_the_memory_ceiling_is_recycled(sqlite_url: str, tmp_path: 
         cwd=tmp_path, env=service_env(WORKER_MAX_MEMORY_MB="1"),  # any worker is above 1 MiB
     ) as service:  # fmt: skip
         sources = run_batch(service, inbox, 3)
+        service.wait_for_workers(4)  # the first worker and a fresh one after each job
         assert service.stop() == 0
     assert all(one_set_of_transcripts(source) for source in sources)
     log = service.log.read_text()
     assert log.count("MiB is above 1 MiB") == 3
     assert log.count(" ready: ") == 4
+
+
+def test_recycling_reasons() -> None:
+    rules = Recycling(max_jobs=3, max_memory_bytes=100 * 2**20)
+    assert rules.reason(2, 50 * 2**20) is None
+    assert rules.reason(3, 50 * 2**20) == "3 jobs done"
+    assert rules.reason(1, 200 * 2**20) == "memory 200 MiB is above 100 MiB"
+    assert Recycling().reason(10**6, 10**12) is None  # unset: never
