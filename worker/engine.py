@@ -140,8 +140,9 @@ class Engine:
         on_progress: ProgressCallback | None = None,
         on_language: Callable[[str], None] | None = None,
     ) -> Transcript:
-        """The whole transcript. on_language hears the (given or detected) language before any
-        decoding: it may raise to stop there, having spent only the detection."""
+        """The whole transcript. The file is decoded and checked first (worker/media.py);
+        on_language hears the (given or detected) language before the model transcribes: it may
+        raise to stop there, having spent only the detection."""
         import ctranslate2
 
         ctranslate2.set_random_seed(SAMPLING_SEED)
