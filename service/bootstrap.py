@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from worker.layout import Layout, default_layout
 from worker.process import Recycling, WorkerConfig
 from worker.supervisor import WorkerPool
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Prepared:
@@ -47,6 +50,7 @@ class Prepared:
             poll_interval_s=self.settings.poll_interval_s,
             retry_policy=retry_policy(self.settings),
             log_level=self.settings.log_level,
+            log_format=self.settings.log_format,
             recycling=Recycling(
                 max_jobs=self.settings.worker_max_jobs,
                 max_memory_bytes=(
@@ -97,6 +101,14 @@ def prepare(settings: Settings) -> Prepared:
         raise SettingError(*problem)
     db = open_database(settings)
     layout = default_layout(device, usable_cores(), settings.workers, settings.threads_per_worker)
+    if settings.device == "auto":
+        log.info(
+            "device auto: %s, %s",
+            "CTranslate2 sees a CUDA GPU: using it"
+            if device == "cuda"
+            else "no CUDA GPU seen by CTranslate2: using the CPU",
+            compute_type,
+        )
     store = JobStore(
         db,
         lease_s=settings.lease_s,

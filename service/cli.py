@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +19,7 @@ from typer._click.exceptions import (
 from db.errors import QueueError
 from service.bootstrap import open_database, prepare
 from service.settings import SettingError, Settings, load_settings
+from worker.logs import configure_logging
 from worker.supervisor import PoolFailed
 
 app = typer.Typer(
@@ -88,6 +88,9 @@ PromptOpt = Annotated[
     str | None, typer.Option("--initial-prompt", help="Text that primes the model.")
 ]
 LogLevelOpt = Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, ...")]
+LogFormatOpt = Annotated[
+    str | None, typer.Option("--log-format", help="text, or json (one object per line).")
+]
 
 # Flag parameters whose name is not the setting's.
 PARAM_TO_SETTING = {"config": "config_file"}
@@ -102,11 +105,7 @@ def _settings(ctx: typer.Context) -> Settings:
         if setting in Settings.model_fields and value not in (None, [], ()):
             overrides[setting] = value
     settings = load_settings(**overrides)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s [%(name)s] %(message)s"
-    )
-    if settings.log_level != "DEBUG":  # migration chatter on every start says nothing useful
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format)
     return settings
 
 
@@ -135,6 +134,7 @@ def serve(
     beam_size: BeamOpt = None,
     initial_prompt: PromptOpt = None,
     log_level: LogLevelOpt = None,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Run the service: workers, inbox watcher, scheduler and HTTP API."""
     from service.inboxes import ensure_inboxes

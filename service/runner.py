@@ -135,7 +135,11 @@ def _api_server(settings: Settings, store: JobStore, pool: WorkerPool | None) ->
     )
     return uvicorn.Server(
         uvicorn.Config(
-            app, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            log_config=None,  # its lines go through our handler, in our format
         )
     )
 

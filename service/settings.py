@@ -33,6 +33,7 @@ from pydantic_settings import (
 
 from db.values import DEFAULT_BEAM_SIZE, OUTPUT_FORMATS, JobOptions
 from watcher.filters import IGNORED_PATTERNS, MEDIA_EXTENSIONS
+from worker.logs import LogFormat
 
 ENV_PREFIX = "WHISPER_TRANSCRIBER_"
 DEFAULT_DATABASE_URL = "sqlite:///./data/whisper-transcriber.db"
@@ -114,9 +115,13 @@ class InboxSettings(BaseModel):
     poll_interval_s: float = Field(
         default=10.0, gt=0, description="Seconds between two looks at a polling inbox"
     )
-    language: str | None = None
-    task: Literal["transcribe", "translate"] | None = None
-    formats: list[str] | None = None
+    language: str | None = Field(default=None, description="Language code for this inbox's files")
+    task: Literal["transcribe", "translate"] | None = Field(
+        default=None, description="transcribe, or translate into English"
+    )
+    formats: list[str] | None = Field(
+        default=None, description="Transcript formats for this inbox (formats=srt+vtt in a flag)"
+    )
     outbox: Path | None = Field(
         default=None, description="Transcripts go here, mirroring the inbox tree; unset: beside"
     )
@@ -268,12 +273,24 @@ class Settings(BaseSettings):
         description="Seconds a file's size and mtime must hold before it is taken",
     )
     language: str | None = Field(default=None, description="Language code; unset detects it")
-    task: Literal["transcribe", "translate"] = Field(default="transcribe")
-    beam_size: int = Field(default=DEFAULT_BEAM_SIZE, ge=1, le=20)
+    task: Literal["transcribe", "translate"] = Field(
+        default="transcribe", description="transcribe, or translate into English"
+    )
+    beam_size: int = Field(
+        default=DEFAULT_BEAM_SIZE, ge=1, le=20, description="Beam search width (1 is greedy)"
+    )
     vad_filter: bool = Field(default=False, description="Skip silence with Silero VAD")
     word_timestamps: bool = Field(default=False, description="Word-level times in the json output")
-    initial_prompt: str | None = Field(default=None)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    initial_prompt: str | None = Field(
+        default=None, description="Text that primes the model (names, spelling, style)"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level logged"
+    )
+    log_format: LogFormat = Field(
+        default="text",
+        description="text (readable) or json (one object per line, with job_id on lines about a job)",
+    )
 
     @field_validator(
         "inboxes", "allowed_roots", "media_extensions", "ignore_patterns", mode="before"

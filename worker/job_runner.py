@@ -14,6 +14,7 @@ from db.job_store import JobStore
 from db.values import JobRecord
 from worker.engine import Engine
 from worker.heartbeat import Heartbeat
+from worker.logs import about_job
 from worker.media import MediaError
 from worker.originals import move_original
 from worker.outputs import stage_outputs
@@ -65,12 +66,13 @@ def run_job(store: JobStore, engine: Engine, job: JobRecord) -> None:
     """Run a claimed job; every outcome is recorded through the store, nothing escapes but bugs.
 
     A job that ended (done, or failed for good) then moves its original where its inbox says."""
-    outcome = _attempt(store, engine, job)
-    if outcome is not None and outcome.status.is_final:
-        try:
-            move_original(store, outcome)
-        except (OSError, QueueError) as exc:  # the service's sweep tries again
-            log.warning("job %s: cannot move %s: %s", job.id, job.source_path, exc)
+    with about_job(job.id):
+        outcome = _attempt(store, engine, job)
+        if outcome is not None and outcome.status.is_final:
+            try:
+                move_original(store, outcome)
+            except (OSError, QueueError) as exc:  # the service's sweep tries again
+                log.warning("job %s: cannot move %s: %s", job.id, job.source_path, exc)
 
 
 def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | None:

@@ -22,6 +22,7 @@ from db.job_store import JobStore, utcnow
 from db.values import RetryPolicy
 from worker.engine import Engine, ModelSpec
 from worker.job_runner import run_job
+from worker.logs import LogFormat, configure_logging
 
 ORPHAN_CHECK_S = 1.0
 # Exit status of a worker that could not load its model (its reason goes on the errors queue).
@@ -63,6 +64,7 @@ class WorkerConfig:
     poll_interval_s: float
     retry_policy: RetryPolicy
     log_level: str = "INFO"
+    log_format: LogFormat = "text"
     recycling: Recycling = Recycling()
 
 
@@ -124,9 +126,7 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
     # decides how workers stop, and kills them with SIGKILL when it must.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(
-        level=config.log_level, format="%(asctime)s %(levelname)s [%(processName)s] %(message)s"
-    )
+    configure_logging(config.log_level, config.log_format, "worker")
     try:
         engine = Engine(config.model, config.device, config.compute_type, config.threads)
     except Exception as exc:
