@@ -1,14 +1,55 @@
-# A plain image of the service on its embedded defaults; the slim multi-stage, non-root image with a
-# health check is the deployment issue's work.
-FROM python:3.11-slim
+# whisper-transcriber: the service with the bundled tiny.en model, as a non-root user.
+#   docker build -t whisper-transcriber .                  CPU image
+#   docker build --target gpu -t whisper-transcriber:gpu . adds CUDA 12 cuBLAS and cuDNN 9 for --device cuda
+# Settings are environment variables (docs/configuration.md); the defaults below suit the volumes.
+
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
-COPY pyproject.toml README.md alembic.ini ./
+# Dependencies first, so that a code change does not reinstall them.
+COPY pyproject.toml README.md ./
+RUN mkdir api db service watcher worker && pip install . && pip uninstall -y whisper-transcriber
+COPY alembic.ini ./
 COPY alembic ./alembic
 COPY api ./api
 COPY db ./db
 COPY service ./service
 COPY watcher ./watcher
 COPY worker ./worker
-RUN pip install --no-cache-dir -e .
+# Editable: the migrations (alembic/) are found beside the packages, in /app.
+RUN pip install --no-deps -e .
+
+FROM python:3.11-slim AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    WHISPER_TRANSCRIBER_HOST=0.0.0.0 \
+    WHISPER_TRANSCRIBER_PORT=9000 \
+    WHISPER_TRANSCRIBER_DATABASE_URL=sqlite:////data/whisper-transcriber.db \
+    WHISPER_TRANSCRIBER_INBOXES=/inbox \
+    WHISPER_TRANSCRIBER_UPLOADS_DIR=/data/uploads \
+    WHISPER_TRANSCRIBER_MODEL_CACHE_DIR=/models
+RUN groupadd --system --gid 10001 whisper \
+    && useradd --system --uid 10001 --gid whisper --home-dir /app --no-create-home whisper \
+    && mkdir -p /data /inbox /outbox /models \
+    && chown whisper:whisper /data /inbox /outbox /models
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /app /app
+WORKDIR /app
+USER 10001:10001
+VOLUME ["/data", "/inbox", "/outbox", "/models"]
 EXPOSE 9000
-CMD ["whisper-transcriber", "serve", "--host", "0.0.0.0"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('WHISPER_TRANSCRIBER_PORT', '9000'), timeout=4)"]
+ENTRYPOINT ["whisper-transcriber"]
+CMD ["serve"]
+
+FROM runtime AS gpu
+USER 0:0
+# CTranslate2's CUDA build loads these at run time (faster-whisper's documented way for CUDA 12).
+RUN pip install --no-cache-dir "nvidia-cublas-cu12==12.*" "nvidia-cudnn-cu12==9.*"
+ENV LD_LIBRARY_PATH=/opt/venv/lib/python3.11/site-packages/nvidia/cublas/lib:/opt/venv/lib/python3.11/site-packages/nvidia/cudnn/lib \
+    WHISPER_TRANSCRIBER_DEVICE=cuda
+USER 10001:10001

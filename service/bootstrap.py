@@ -23,6 +23,7 @@ from worker.engine import (
     unsupported,
 )
 from worker.layout import Layout, default_layout
+from worker.models import fetch
 from worker.process import Recycling, WorkerConfig
 from worker.supervisor import WorkerPool
 
@@ -92,6 +93,8 @@ def open_database(settings: Settings, *, migrate: bool = True) -> DbEngine:
 def prepare(settings: Settings) -> Prepared:
     try:
         model = resolve_model(settings.model, settings.model_cache_dir)
+        if "work" in settings.roles:  # a size name: from the cache, or downloaded once, here
+            model = fetch(model)
     except ModelNotFound as exc:
         raise SettingError("model", str(exc)) from exc
     device = resolve_device(settings.device)

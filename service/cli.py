@@ -209,6 +209,26 @@ def jobs(
         typer.echo(line)
 
 
+@app.command()
+def models(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Models this machine can use: the bundled one, and each size, cached or to be downloaded."""
+    from worker.models import list_models
+
+    settings = _settings(ctx)
+    cache = settings.model_cache_dir.resolve()
+    typer.echo(f"model setting: {settings.model}    cache folder: {cache}")
+    typer.echo(f"  {'NAME':<24} {'STATUS':<44} WHERE")
+    for entry in list_models(cache):
+        mark = "*" if entry.name == settings.model else " "
+        typer.echo(f"{mark} {entry.name:<24} {entry.note:<44} {entry.where}")
+    if settings.model != "bundled" and Path(settings.model).expanduser().is_dir():
+        typer.echo(f"* {settings.model:<24} {'a local CTranslate2 folder':<44} {settings.model}")
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     ctx: typer.Context, config: ConfigOpt = None, database_url: DatabaseOpt = None

@@ -47,7 +47,7 @@ def resolve_model(model: str, cache_dir: Path | None = None) -> ModelSpec:
     from faster_whisper.utils import available_models
 
     if model in available_models():
-        return ModelSpec(model, str(cache_dir) if cache_dir else None)
+        return ModelSpec(model, str(cache_dir.expanduser().resolve()) if cache_dir else None)
     folder = Path(model).expanduser()
     if not folder.is_dir() and (os.sep in model or model.startswith((".", "~"))):
         raise ModelNotFound(f"no model folder at {folder}")
