@@ -103,3 +103,11 @@ def db_engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def store(db_engine: Engine) -> JobStore:
     return JobStore(db_engine)
+
+
+@pytest.fixture(scope="session")
+def long_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About a minute of real speech: long enough to catch its job while it runs."""
+    from tests.media import long_recording  # tests.media imports this module
+
+    return long_recording(tmp_path_factory.mktemp("audio") / "long.wav", repeats=15)

@@ -172,7 +172,7 @@ def test_image_start_and_health_commands_work_outside_docker(tmp_path: Path) -> 
 def test_kubernetes_manifests_validate(manifest: Path) -> None:
     for resource in yaml.safe_load_all(manifest.read_text()):
         if resource["kind"] == "Kustomization":
-            assert {f"{name}" for name in resource["resources"]} == {
+            assert set(resource["resources"]) == {
                 path.name for path in MANIFESTS if path.name != "kustomization.yaml"
             }
             continue

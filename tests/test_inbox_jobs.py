@@ -17,6 +17,7 @@ from db.values import JobRecord
 from service.inboxes import inboxes_from_settings
 from service.settings import load_settings
 from tests.conftest import FIXTURES
+from tests.media import place
 from watcher.spec import Inbox
 from worker.engine import Engine, resolve_model
 from worker.job_runner import run_job
@@ -113,8 +114,7 @@ def test_originals_move_into_done_and_failed(
     store: JobStore, engine: Engine, tmp_path: Path
 ) -> None:
     inbox_folder = tmp_path / "inbox"
-    (inbox_folder / "2026").mkdir(parents=True)
-    good = Path(shutil.copy(FIXTURES / "speech_a.wav", inbox_folder / "2026" / "talk.wav"))
+    good = place(FIXTURES / "speech_a.wav", inbox_folder / "2026", "talk.wav")
     bad = inbox_folder / "2026" / "notes.mp3"
     bad.write_text("this is text, not audio\n")
     inbox = inbox_for(f"{inbox_folder}?on_success=move&on_failure=move&formats=txt+srt")
@@ -140,8 +140,7 @@ def test_the_sweep_moves_what_a_worker_did_not(
     store: JobStore, engine: Engine, tmp_path: Path
 ) -> None:
     inbox_folder = tmp_path / "inbox"
-    inbox_folder.mkdir()
-    source = Path(shutil.copy(FIXTURES / "speech_a.wav", inbox_folder / "talk.wav"))
+    source = place(FIXTURES / "speech_a.wav", inbox_folder, "talk.wav")
     claimed = enqueue_and_claim(store, inbox_for(f"{inbox_folder}?on_failure=move"), source)
     # As when the supervisor fails the attempt of a worker killed mid-job, for the last time.
     store.fail(claimed.id, claimed.attempts, "worker process died (exit code -9)", retryable=False)
@@ -155,8 +154,7 @@ def test_a_file_deleted_before_its_job_ran_fails_with_a_clear_reason(
     store: JobStore, engine: Engine, tmp_path: Path
 ) -> None:
     inbox_folder = tmp_path / "inbox"
-    inbox_folder.mkdir()
-    source = Path(shutil.copy(FIXTURES / "speech_a.wav", inbox_folder / "gone.wav"))
+    source = place(FIXTURES / "speech_a.wav", inbox_folder, "gone.wav")
     claimed = enqueue_and_claim(store, inbox_for(str(inbox_folder)), source)
     source.unlink()
     run_job(store, engine, claimed)

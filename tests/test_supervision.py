@@ -7,25 +7,15 @@ import shutil
 import signal
 from pathlib import Path
 
-import pytest
-
 from db.engine import make_engine
 from db.job_store import JobStore
 from db.values import JobOptions
 from tests.cli import run_cli
 from tests.conftest import FIXTURES
-from tests.media import long_recording, place
+from tests.media import place
 from tests.service import JOB_DEADLINE_S, running_service, service_env
 from tests.waiting import wait_until
 from worker.engine import resolve_model
-
-REPEATS = 15  # ~63 s of speech: long enough to catch a job while it runs
-
-
-@pytest.fixture(scope="session")
-def long_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A minute of real speech, made from a committed fixture."""
-    return long_recording(tmp_path_factory.mktemp("audio") / "long.wav", REPEATS)
 
 
 def outputs_of(source: Path) -> list[str]:

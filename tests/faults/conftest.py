@@ -12,7 +12,6 @@ import pytest
 
 from db.engine import make_engine
 from db.job_store import JobStore
-from tests.media import long_recording
 
 FORMATS = ("txt", "srt", "vtt", "json", "tsv")
 
@@ -24,12 +23,6 @@ def unprivileged() -> tuple[str, ...]:
     if os.geteuid() != 0:
         return ()
     return ("setpriv", "--bounding-set=-dac_override,-dac_read_search")
-
-
-@pytest.fixture(scope="session")
-def long_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """About a minute of real speech: long enough to catch its job while it runs."""
-    return long_recording(tmp_path_factory.mktemp("audio") / "long.wav", repeats=15)
 
 
 @pytest.fixture
