@@ -12,7 +12,19 @@ from fastapi.openapi.utils import get_openapi
 from api.app_context import ApiContext
 from api.errors import VALIDATION_ERROR_SCHEMA, install_error_handlers
 from api.events import EventHub
-from api.routes import compat, events, health, jobs, openai, operations, transcripts
+from api.routes import (
+    compat,
+    events,
+    health,
+    jobs,
+    media,
+    openai,
+    operations,
+    options,
+    status,
+    transcripts,
+)
+from api.routes.ui import mount_dashboard
 from api.security import OPEN_PATHS, UNAUTHORIZED, ApiKeyMiddleware, security_schemes
 from db.changes import JobChanges
 
@@ -37,11 +49,15 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.events = hub
     app.include_router(health.router)
     app.include_router(operations.router)
+    app.include_router(status.router)
     app.include_router(jobs.router)
+    app.include_router(media.router)
+    app.include_router(options.router)
     app.include_router(transcripts.router)
     app.include_router(events.router)
     app.include_router(compat.router)
     app.include_router(openai.router)
+    mount_dashboard(app)
     install_error_handlers(app)
     if context.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=context.api_key)

@@ -7,8 +7,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.app_context import WorkerStatus
 from db.models import JobStatus
-from db.values import OUTPUT_FORMATS, JobOptions, JobRecord, OutputFormat, TranscriptSummary
+from db.values import (
+    OUTPUT_FORMATS,
+    InboxScan,
+    JobOptions,
+    JobRecord,
+    ObserverKind,
+    OutputFormat,
+    QueueStats,
+    Task,
+    TranscriptSummary,
+)
 
 
 class OptionsIn(BaseModel):
@@ -133,3 +144,79 @@ class Readiness(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+class WorkersOut(BaseModel):
+    size: int = Field(description="Worker processes this instance runs")
+    up: int = Field(description="Started, model loaded")
+    busy: int = Field(description="Running a job")
+    idle: int = Field(description="Up and waiting for a job")
+    restarts: int = Field(description="Replaced after dying or timing out")
+    recycles: int = Field(description="Replaced by design (job count or memory ceiling)")
+
+    @classmethod
+    def of(cls, pool: WorkerStatus) -> WorkersOut:
+        up, busy = pool.ready(), pool.busy()
+        return cls(
+            size=pool.size,
+            up=up,
+            busy=busy,
+            idle=max(up - busy, 0),
+            restarts=pool.restarts,
+            recycles=pool.recycles,
+        )
+
+
+class InboxOut(BaseModel):
+    name: str
+    path: str = Field(description="The inbox's folder")
+    observer: ObserverKind = Field(description="As used: polling also when inotify could not")
+    poll_interval_s: float | None = Field(description="Seconds between listings, when polling")
+    last_scan_at: datetime | None
+    last_scan_new: int | None = Field(description="Files no job knew, found by the last scan")
+    scanned_by: str | None = Field(description="The instance that scanned it, host:pid")
+
+    @classmethod
+    def from_scan(cls, scan: InboxScan) -> InboxOut:
+        return cls.model_validate(scan, from_attributes=True)
+
+
+class StatusOut(BaseModel):
+    """The service at a glance; jobs and inboxes from the database, whichever instance answers."""
+
+    workers: WorkersOut | None = Field(description="This instance's pool; null when it runs none")
+    jobs: dict[JobStatus, int] = Field(description="Jobs in the database by status")
+    queue_depth: int = Field(description="Queued jobs that are due now")
+    audio_s: float = Field(description="Seconds of audio transcribed, all time")
+    processing_s: float = Field(description="Seconds spent transcribing, claim to transcript")
+    real_time_factor: float = Field(description="audio_s / processing_s (per worker); 0 if none")
+    inboxes: list[InboxOut] = Field(description="Each inbox's latest scan, by name")
+
+    @classmethod
+    def of(
+        cls, stats: QueueStats, scans: list[InboxScan], workers: WorkerStatus | None
+    ) -> StatusOut:
+        return cls(
+            workers=WorkersOut.of(workers) if workers is not None else None,
+            jobs=stats.jobs,
+            queue_depth=stats.queue_depth,
+            audio_s=stats.audio_s,
+            processing_s=stats.processing_s,
+            real_time_factor=stats.real_time_factor,
+            inboxes=[InboxOut.from_scan(scan) for scan in scans],
+        )
+
+
+class OptionsOut(BaseModel):
+    """What a submit form offers."""
+
+    defaults: JobOptions = Field(description="The service's default job options")
+    formats: list[OutputFormat]
+    tasks: list[Task]
+    languages: dict[str, str] = Field(description="Whisper's language codes and their names")
+    max_upload_bytes: int = Field(description="The largest upload POST /transcribe takes")
+
+
+class AudioLinkOut(BaseModel):
+    url: str = Field(description="GET it without the API key (an <audio src>) until expires_at")
+    expires_at: datetime | None = Field(description="null when no API key is set")

@@ -1,19 +1,26 @@
-"""The API key: when one is set, every request but GET /health must carry it.
+"""The API key: when one is set, every request but GET /health and the dashboard's static page
+must carry it.
 
 Accepted as `Authorization: Bearer KEY` (what OpenAI clients send) or `X-API-Key: KEY`, compared
 in constant time. A pure ASGI middleware, so that it guards everything the app serves (the
-OpenAPI document and docs included), not only the routes that remember to ask.
+OpenAPI document and docs included), not only the routes that remember to ask. One more way in:
+GET /jobs/ID/audio with an unexpired signed link (api/signed_links.py), for `<audio src>`.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-OPEN_PATHS = frozenset({"/health"})
+from api.signed_links import is_signed_audio_request
+
+OPEN_PATHS = frozenset({"/health", "/"})
+# The dashboard's static files: the page itself asks for the key before it shows anything.
+OPEN_PREFIXES = ("/ui/",)
 UNAUTHORIZED = {
     "description": "No API key, or a wrong one",
     "content": {
@@ -36,10 +43,15 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
 class ApiKeyMiddleware:
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
+        self.api_key = api_key
         self.expected = api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        if self._signed(scope):  # a signed link to a job's audio, for <audio src>
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -61,6 +73,11 @@ class ApiKeyMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+    def _signed(self, scope: Scope) -> bool:
+        return scope["method"] in ("GET", "HEAD") and is_signed_audio_request(
+            self.api_key, scope["path"], scope.get("query_string", b""), time.time()
+        )
 
 
 def security_schemes() -> dict[str, Any]:

@@ -7,6 +7,7 @@ import os
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -16,8 +17,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from db.engine import SQLITE_BEGIN_OPTION
 from db.errors import DatabaseUnavailable, InvalidTransition, JobNotFound, LeaseLost
-from db.models import Job, JobStatus, TranscriptRow, TranscriptSegmentRow
+from db.models import InboxScanRow, Job, JobStatus, TranscriptRow, TranscriptSegmentRow
 from db.values import (
+    InboxScan,
     JobOptions,
     JobQuery,
     JobRecord,
@@ -39,6 +41,7 @@ MISSING_MTIME_NS = -1
 JOBS = cast(Table, Job.__table__)
 TRANSCRIPTS = cast(Table, TranscriptRow.__table__)
 SEGMENTS = cast(Table, TranscriptSegmentRow.__table__)
+INBOX_SCANS = cast(Table, InboxScanRow.__table__)
 # Marks around the matched words in search snippets: private-use characters in SQL, so that the
 # text can be HTML-escaped before they become <mark> and </mark>.
 MATCH_START, MATCH_END = "\ue000", "\ue001"
@@ -540,6 +543,27 @@ class JobStore:
             for path, size, mtime_ns in conn.execute(query):
                 known.setdefault(path, set()).add((size, mtime_ns))
         return known
+
+    # -- inbox scans --------------------------------------------------------------------------
+
+    def record_inbox_scan(self, scan: InboxScan) -> None:
+        """Keep an inbox's latest scan (one row per name, overwritten)."""
+        values = asdict(scan)
+        by_name = update(INBOX_SCANS).where(INBOX_SCANS.c.name == scan.name).values(values)
+        try:
+            with self._write() as conn:
+                if conn.execute(by_name).rowcount == 0:
+                    conn.execute(insert(INBOX_SCANS).values(values))
+        except IntegrityError:
+            # Another watcher of that inbox recorded its first scan between our update and insert.
+            with self._write() as conn:
+                conn.execute(by_name)
+
+    def inbox_scans(self) -> list[InboxScan]:
+        """Every inbox's latest scan by name, inboxes no longer configured included."""
+        with self._read() as conn:
+            rows = conn.execute(select(INBOX_SCANS).order_by(INBOX_SCANS.c.name))
+            return [InboxScan(**row._mapping) for row in rows]
 
     # -- queries ------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Tables: jobs (the queue and its history) and transcripts (the results, for history and search)."""
+"""Tables: jobs (the queue and its history), transcripts (the results, for history and search)
+and inbox_scans (each inbox's latest scan, for whichever instance answers HTTP)."""
 
 from __future__ import annotations
 
@@ -148,6 +149,20 @@ class TranscriptSegmentRow(Base):
     start: Mapped[float] = mapped_column(Float)
     end: Mapped[float] = mapped_column(Float)
     text: Mapped[str] = mapped_column(Text)
+
+
+class InboxScanRow(Base):
+    """One row per inbox name, overwritten by each scan: the API may run where no watcher does."""
+
+    __tablename__ = "inbox_scans"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    observer: Mapped[str] = mapped_column(String(16))  # inotify or polling, as actually used
+    poll_interval_s: Mapped[float | None] = mapped_column(Float)
+    last_scan_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_scan_new: Mapped[int | None] = mapped_column(Integer)
+    scanned_by: Mapped[str | None] = mapped_column(String(200))
 
 
 # Search objects made by migration 0004 outside the models (dialect-specific).

@@ -13,6 +13,10 @@ from db.models import JobStatus
 
 OutputFormat = Literal["txt", "srt", "vtt", "json", "tsv"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("txt", "srt", "vtt", "json", "tsv")
+Task = Literal["transcribe", "translate"]
+TASKS: tuple[Task, ...] = ("transcribe", "translate")
+# How a watcher learns of an inbox's changes: inotify events, or listing the folder every so often.
+ObserverKind = Literal["inotify", "polling"]
 DEFAULT_BEAM_SIZE = 5  # faster-whisper's own default
 RETRY_BASE_DELAY_S = 30.0
 RETRY_MAX_DELAY_S = 3600.0
@@ -24,7 +28,7 @@ class JobOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     language: str | None = Field(default=None, description="ISO code; None detects the language")
-    task: Literal["transcribe", "translate"] = "transcribe"
+    task: Task = "transcribe"
     beam_size: int = Field(default=DEFAULT_BEAM_SIZE, ge=1, le=20)
     vad_filter: bool = False
     word_timestamps: bool = False
@@ -128,6 +132,24 @@ class QueueStats:
     queue_depth: int  # queued and due now
     audio_s: float  # seconds of audio transcribed, all time
     processing_s: float  # seconds spent transcribing it
+
+    @property
+    def real_time_factor(self) -> float:
+        """Audio seconds per processing second (per worker); 0 before the first transcript."""
+        return self.audio_s / self.processing_s if self.processing_s else 0.0
+
+
+@dataclass(frozen=True)
+class InboxScan:
+    """An inbox's latest scan, as the watcher that made it recorded it (any instance's)."""
+
+    name: str
+    path: str  # the inbox's resolved folder
+    observer: ObserverKind  # as actually used: polling also when inotify could not watch it
+    poll_interval_s: float | None  # for polling; None with inotify
+    last_scan_at: datetime | None
+    last_scan_new: int | None  # files no job knew, found by that scan
+    scanned_by: str | None  # the watching instance, host:pid
 
 
 @dataclass(frozen=True)

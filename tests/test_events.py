@@ -93,10 +93,13 @@ def test_events_follow_jobs_through_their_lives(store: JobStore, tmp_path: Path)
                     break
             subscribed.set()
             received = []
+            finished: dict[str, object] = {}
             for kind, job in job_events(lines):
                 assert isinstance(job["id"], int)
                 seen.add(kind, job["id"])
                 received.append((kind, job["status"], job["progress"]))
+                if kind == "done":
+                    finished = job
                 if kind == "cancelled" or errors:
                     break
         changer.join()
@@ -109,3 +112,8 @@ def test_events_follow_jobs_through_their_lives(store: JobStore, tmp_path: Path)
         ("queued", "queued", 0.0),
         ("cancelled", "cancelled", 0.0),
     ]
+    # A finished job's event shows it as GET /jobs/{id} does: language, duration, transcript links.
+    with TestClient(create_app(context)) as client:
+        assert finished == client.get(f"/jobs/{finished['id']}").json()
+    assert finished["duration"] == 2.0
+    assert finished["language"] == "en"

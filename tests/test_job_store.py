@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from db.errors import InvalidTransition, JobNotFound, LeaseLost
 from db.job_store import MISSING_SIZE, JobStore
 from db.models import JobStatus
-from db.values import JobOptions, RetryPolicy
+from db.values import InboxScan, JobOptions, RetryPolicy
 from worker.transcript import Segment, Transcript
 
 OPTIONS = JobOptions()
@@ -297,3 +297,19 @@ def test_options_round_trip(store: JobStore, tmp_path: Path) -> None:
     )
     job, _ = store.enqueue(make_file(tmp_path, "a.wav"), options, "api")
     assert store.get(job.id).options == options
+
+
+def test_inbox_scans_keep_the_latest_of_each_inbox_by_name(store: JobStore) -> None:
+    first = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    nas = InboxScan("nas", "/mnt/nas", "polling", 10.0, first, 3, "front:12")
+    store.record_inbox_scan(nas)
+    store.record_inbox_scan(InboxScan("calls", "/srv/calls", "inotify", None, first, 0, "front:12"))
+    assert store.inbox_scans() == [
+        InboxScan("calls", "/srv/calls", "inotify", None, first, 0, "front:12"),
+        nas,
+    ]
+    # The next scan overwrites its inbox's row, whichever instance made it.
+    later = InboxScan("nas", "/mnt/nas", "inotify", None, first + timedelta(minutes=5), 0, "b:7")
+    store.record_inbox_scan(later)
+    assert [scan.name for scan in store.inbox_scans()] == ["calls", "nas"]
+    assert store.inbox_scans()[1] == later  # its time comes back aware, in UTC

@@ -31,7 +31,7 @@ def test_downgrade_and_upgrade_again(database_url: str) -> None:
         command.downgrade(config, "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     upgrade(engine)
-    assert {"jobs", "transcripts"} <= set(inspect(engine).get_table_names())
+    assert {"jobs", "transcripts", "inbox_scans"} <= set(inspect(engine).get_table_names())
     engine.dispose()
 
 
@@ -41,7 +41,7 @@ def test_both_backends_have_the_same_columns(sqlite_url: str, postgres_url: str)
         inspector = inspect(engine)
         result = {
             table: [(c["name"], c["nullable"]) for c in inspector.get_columns(table)]
-            for table in ("jobs", "transcripts")
+            for table in ("jobs", "transcripts", "inbox_scans")
         }
         engine.dispose()
         return result

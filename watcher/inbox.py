@@ -16,6 +16,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from db.errors import QueueError
+from db.values import ObserverKind
 from watcher.intake import Intake
 from watcher.spec import Inbox
 from watcher.stability import SETTLE_S, StabilityTracker
@@ -58,6 +59,8 @@ class InboxWatcher:
         self.intake = intake
         self.tracker = StabilityTracker(settle_s)
         self.last_scan: dict[str, datetime] = {}
+        # By inbox name: how its changes are really seen (polling after inotify failed, too).
+        self.observers_used: dict[str, ObserverKind] = {}
         self.settled = 0  # files handed to the intake so far, whatever it made of them
         self._folders: queue.Queue[Path] = queue.Queue()
         self._observers: list[BaseObserver] = []
@@ -70,9 +73,16 @@ class InboxWatcher:
     def start(self) -> None:
         handler = _RecordEvents(self.intake, self.tracker, self._folders)
         for inbox in self.intake.inboxes:
-            self._observers.append(self._observe(inbox, handler))
+            observer = self._observe(inbox, handler)
+            self._observers.append(observer)
+            self.observers_used[inbox.name] = (
+                "polling" if isinstance(observer, PollingObserver) else "inotify"
+            )
         # After the observers start, so that nothing arriving in between is missed.
-        self.rescan()
+        try:
+            self.rescan()
+        except QueueError as exc:  # the database is away: events still come, rescans catch up
+            log.warning("start-up scan skipped: %s; the next rescan looks again", exc)
         self._settle_thread.start()
         log.info(
             "watching %s",
@@ -122,12 +132,24 @@ class InboxWatcher:
                 for path in self.intake.new_files(inbox):
                     self.tracker.mark(path)
                     count += 1
-                self.last_scan[inbox.name] = datetime.now(UTC)
+                scanned_at = datetime.now(UTC)
+                self.last_scan[inbox.name] = scanned_at
                 log.debug(
                     "scanned %s in %.2f s: %s new", inbox.root, time.monotonic() - started, count
                 )
                 found += count
+                self._record_scan(inbox, count, scanned_at)
         return found
+
+    def _record_scan(self, inbox: Inbox, count: int, scanned_at: datetime) -> None:
+        """The scan is done whether or not the database hears of it: a failure is one line."""
+        observer = self.observers_used.get(inbox.name)
+        if observer is None:  # scanned before start(): what the settings ask for
+            observer = "polling" if inbox.observer == "polling" else "inotify"
+        try:
+            self.intake.record_scan(inbox, observer, count, scanned_at)
+        except QueueError as exc:
+            log.warning("could not record the scan of %s: %s", inbox.name, exc)
 
     def _settle_loop(self) -> None:
         while not self._stop.wait(SETTLE_CHECK_INTERVAL_S):

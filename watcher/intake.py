@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from db.job_store import JobStore
 from db.models import JobStatus
-from db.values import JobRecord
+from db.values import InboxScan, JobRecord, ObserverKind
 from watcher.filters import FileFilter
 from watcher.spec import Inbox
+from worker.process import worker_id_for
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,8 @@ class Intake:
         self.store = store
         self.inboxes = tuple(inboxes)
         self.file_filter = file_filter
+        # Named as worker ids are (host:pid), so that /status says which instance scanned.
+        self.instance = worker_id_for(os.getpid())
 
     def inbox_of(self, path: Path) -> Inbox | None:
         return next((inbox for inbox in self.inboxes if inbox.holds(path)), None)
@@ -67,6 +71,22 @@ class Intake:
                 continue  # gone since the walk listed it
             if (stat.st_size, stat.st_mtime_ns) not in known.get(str(path), ()):
                 yield path
+
+    def record_scan(
+        self, inbox: Inbox, observer: ObserverKind, new_files: int, at: datetime
+    ) -> None:
+        """Note the scan in the database: the instance that answers /status may watch nothing."""
+        self.store.record_inbox_scan(
+            InboxScan(
+                name=inbox.name,
+                path=str(inbox.root),
+                observer=observer,
+                poll_interval_s=inbox.poll_interval_s if observer == "polling" else None,
+                last_scan_at=at,
+                last_scan_new=new_files,
+                scanned_by=self.instance,
+            )
+        )
 
     def walk(self, inbox: Inbox) -> Iterator[Path]:
         """Candidate files under the inbox, not descending into ignored or excluded folders."""

@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
 from api.deps import MAX_JOB_ID, Context
 from api.events import event_kind
 from api.schemas import JobOut
+from db.models import JobStatus
 
 router = APIRouter(tags=["jobs"])
 PING_S = 15
@@ -45,8 +47,15 @@ async def events(
                 change = await subscription.queue.get()
                 if job is not None and change.id != job:
                     continue
+                # As GET /jobs/{id} shows it: a finished job with its language and duration.
+                summary = None
+                if change.status is JobStatus.DONE:
+                    summaries = await run_in_threadpool(
+                        context.store.transcript_summaries, [change.id]
+                    )
+                    summary = summaries.get(change.id)
                 yield ServerSentEvent(
-                    data=JobOut.from_record(change).model_dump_json(),
+                    data=JobOut.from_record(change, summary).model_dump_json(),
                     event=event_kind(change),
                     id=f"{change.id}-{change.updated_at.timestamp():.6f}",
                 )

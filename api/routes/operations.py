@@ -73,11 +73,10 @@ class QueueCollector(Collector):
             "Seconds spent transcribing, claim to transcript",
             stats.processing_s,
         )
-        factor = stats.audio_s / stats.processing_s if stats.processing_s else 0.0
         yield GaugeMetricFamily(
             "whisper_transcriber_real_time_factor",
             "Audio seconds per processing second, all time (per worker)",
-            factor,
+            stats.real_time_factor,
         )
         workers = self.context.workers
         if workers is not None:

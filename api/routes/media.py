@@ -1,0 +1,99 @@
+"""A job's source file, for a browser's `<audio>`: served with Range support, and reachable
+without the API key through a signed link that expires (api/signed_links.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import FileResponse
+
+from api.deps import Context, JobId
+from api.schemas import AudioLinkOut, ErrorOut
+from api.signed_links import signed_audio_link
+from db.errors import JobNotFound
+from db.values import JobRecord
+
+# The names browsers expect for the containers inboxes take (watcher/filters.py). A fixed table,
+# not the system's mime tables (they call .ts a Qt translation file), and nothing else: an upload
+# named page.html must never come back as text/html from the API's origin.
+MEDIA_TYPES = {
+    ".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".m4a": "audio/mp4",
+    ".aac": "audio/aac", ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg",
+    ".wma": "audio/x-ms-wma", ".aiff": "audio/aiff", ".aif": "audio/aiff", ".amr": "audio/amr",
+    ".webm": "video/webm", ".mp4": "video/mp4", ".m4v": "video/mp4", ".mkv": "video/x-matroska",
+    ".mov": "video/quicktime", ".avi": "video/x-msvideo", ".wmv": "video/x-ms-wmv",
+    ".mpg": "video/mpeg", ".mpeg": "video/mpeg", ".ts": "video/mp2t", ".3gp": "video/3gpp",
+}  # fmt: skip
+FALLBACK_MEDIA_TYPE = "application/octet-stream"
+FILE_CONTENT = {"schema": {"type": "string", "format": "binary"}}
+AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The whole file",
+        "content": {kind: FILE_CONTENT for kind in ("audio/*", "video/*", FALLBACK_MEDIA_TYPE)},
+    },
+    206: {
+        "description": "The byte range asked for (Range: bytes=START-END)",
+        "content": {kind: FILE_CONTENT for kind in ("audio/*", "video/*", FALLBACK_MEDIA_TYPE)},
+    },
+    404: {"model": ErrorOut, "description": "No such job, or its file is no longer there"},
+    416: {"description": "The range lies outside the file"},
+}
+
+router = APIRouter(tags=["jobs"])
+
+
+def media_type_of(path: Path) -> str:
+    return MEDIA_TYPES.get(path.suffix.lower(), FALLBACK_MEDIA_TYPE)
+
+
+def source_file_of(job: JobRecord) -> Path:
+    """Where the job's file is now: where its original was moved to, if it was."""
+    return Path(job.original_moved_to or job.source_path)
+
+
+def _job(context: Context, job_id: int) -> JobRecord:
+    try:
+        return context.store.get(job_id)
+    except JobNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+@router.get("/jobs/{job_id}/audio", response_class=FileResponse, responses=AUDIO_RESPONSES)
+def get_audio(
+    job_id: JobId,
+    context: Context,
+    expires: Annotated[
+        int | None, Query(description="From audio-link: when the signed link expires (Unix)")
+    ] = None,
+    signature: Annotated[
+        str | None, Query(description="From audio-link: lets the link in without the API key")
+    ] = None,
+) -> FileResponse:
+    """The job's source file, for an `<audio>` or `<video>` element (Range requests answer 206).
+    With an API key set, a browser opens it through GET /jobs/{id}/audio-link."""
+    del expires, signature  # checked by the API key middleware, before the route
+    path = source_file_of(_job(context, job_id))
+    if not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"the source file is no longer at {path}")
+    return FileResponse(
+        path,
+        media_type=media_type_of(path),
+        filename=path.name,
+        content_disposition_type="inline",
+        headers={"X-Content-Type-Options": "nosniff"},  # the browser takes the type as given
+    )
+
+
+@router.get(
+    "/jobs/{job_id}/audio-link",
+    responses={404: {"model": ErrorOut, "description": "No such job"}},
+)
+def get_audio_link(job_id: JobId, context: Context) -> AudioLinkOut:
+    """A URL for GET /jobs/{id}/audio that needs no API key for six hours (signed with the key);
+    without a key set, the plain URL."""
+    _job(context, job_id)
+    link = signed_audio_link(context.api_key, job_id, now=time.time())
+    return AudioLinkOut(url=link.url, expires_at=link.expires_at)

@@ -1,0 +1,32 @@
+"""What a submit form offers: the service's defaults and every choice a job option has."""
+
+from __future__ import annotations
+
+import functools
+
+from fastapi import APIRouter
+
+from api.deps import Context
+from api.schemas import OptionsOut
+from db.values import OUTPUT_FORMATS, TASKS
+from worker.engine import language_codes
+from worker.sidecars import language_name
+
+router = APIRouter(tags=["jobs"])
+
+
+@router.get("/options")
+def options(context: Context) -> OptionsOut:
+    return OptionsOut(
+        defaults=context.default_options,
+        formats=list(OUTPUT_FORMATS),
+        tasks=list(TASKS),
+        languages=_languages(),
+        max_upload_bytes=context.max_upload_bytes,
+    )
+
+
+@functools.cache
+def _languages() -> dict[str, str]:
+    """Whisper's codes with the names /detect-language answers ("en": "english")."""
+    return {code: language_name(code) for code in language_codes()}

@@ -1,0 +1,21 @@
+"""The service at a glance, as JSON: this instance's workers, the queue, and every inbox's scan."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import Context
+from api.schemas import ErrorOut, StatusOut
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/status",
+    responses={503: {"model": ErrorOut, "description": "The database is unavailable"}},
+)
+def status(context: Context) -> StatusOut:
+    """Jobs, totals and inboxes come from the database, so any instance answers for all of
+    them (a split `--role api` watches nothing itself); workers are this instance's own."""
+    store = context.store
+    return StatusOut.of(store.stats(), store.inbox_scans(), context.workers)

@@ -1,0 +1,57 @@
+// The service in detail: workers, jobs by status, and every inbox with its last scan.
+
+import { authHeaders, getJson } from "../api.js";
+import { h, when } from "../dom.js";
+import { figures } from "../glance.js";
+
+const REFRESH_MS = 3000;
+
+export function render(main) {
+  const content = h("div");
+  main.append(h("h1", {}, "Health"), content);
+  const refresh = async () => {
+    const [status, ready] = await Promise.all([getJson("/status"), readiness()]);
+    content.replaceChildren(
+      h("p", { class: ready.ready ? "ok" : "error", dataset: { ready: ready.ready } },
+        ready.ready ? "Ready." : `Not ready: ${ready.problems.join("; ")}`),
+      h("div", { class: "glance wide" }, figures(status)),
+      h("h2", {}, "Jobs"),
+      h("dl", { class: "details" }, Object.entries(status.jobs).flatMap(([name, count]) => [
+        h("dt", {}, name), h("dd", {}, h("a", { href: `#/jobs?status=${name}` }, String(count)))])),
+      workers(status.workers),
+      h("h2", {}, "Inboxes"),
+      status.inboxes.length ? inboxes(status.inboxes) : h("p", { class: "empty" }, "No inbox has been scanned yet."),
+    );
+  };
+  refresh().catch(() => {});
+  const timer = setInterval(() => refresh().catch(() => {}), REFRESH_MS);
+  return () => clearInterval(timer);
+}
+
+// /ready answers 503 with its reasons when not ready: that is an answer, not an error.
+async function readiness() {
+  const response = await fetch("/ready", { headers: authHeaders() });
+  return response.json();
+}
+
+function workers(pool) {
+  if (!pool) return h("p", { class: "empty" }, "This instance runs no workers (see the others' /status).");
+  return h("section", {}, h("h2", {}, "Workers"),
+    h("dl", { class: "details" },
+      ["size", "up", "busy", "idle", "restarts", "recycles"].flatMap((name) => [
+        h("dt", {}, name), h("dd", {}, String(pool[name]))])));
+}
+
+function inboxes(list) {
+  return h("table", { class: "inboxes" },
+    h("thead", {}, h("tr", {}, ["Inbox", "Folder", "Watched by", "Last scan", "New files", "Scanned by"]
+      .map((name) => h("th", { scope: "col" }, name)))),
+    h("tbody", {}, list.map((inbox) => h("tr", { dataset: { inbox: inbox.name } },
+      h("td", { "data-label": "Inbox" }, h("a", { href: `#/jobs?source=inbox:${inbox.name}` }, inbox.name)),
+      h("td", { "data-label": "Folder" }, inbox.path),
+      h("td", { "data-label": "Watched by" }, inbox.observer === "polling"
+        ? `polling every ${inbox.poll_interval_s} s` : "inotify"),
+      h("td", { "data-label": "Last scan" }, when(inbox.last_scan_at) || "never"),
+      h("td", { "data-label": "New files" }, inbox.last_scan_new ?? ""),
+      h("td", { "data-label": "Scanned by" }, inbox.scanned_by ?? "")))));
+}

@@ -1,0 +1,142 @@
+// One job: its state (live), the audio with the transcript under the playhead, and downloads.
+
+import { ApiError, download, getJson } from "../api.js";
+import { clock, fileName, h, realTimeFactor, when } from "../dom.js";
+import { onConnected, onJob } from "../events.js";
+import { actions, progressBar, statusBadge } from "../jobs.js";
+
+const FORMATS = ["txt", "srt", "vtt", "json", "tsv"];
+
+export function render(main, { id, params }) {
+  const jobId = Number(id);
+  const startAt = params.has("t") ? Number(params.get("t")) : null;
+  const header = h("div", { class: "job-head" });
+  const details = h("dl", { class: "details" });
+  const player = h("div", { class: "player" });
+  const transcript = h("div", { class: "transcript-area" });
+  main.append(h("p", {}, h("a", { href: "#/jobs" }, "← Jobs")), header, details, player, transcript);
+
+  let shown = null;
+  let audio = null;
+  let segments = [];
+
+  const paint = (job) => {
+    const factor = realTimeFactor(job);
+    header.replaceChildren(
+      h("h1", { title: job.source_path }, fileName(job.source_path)),
+      h("div", { class: "job-state" }, statusBadge(job), progressBar(job), actions(job, paint)),
+    );
+    const rows = [
+      ["Job", `#${job.id}`],
+      ["File", job.source_path],
+      ["Source", job.source],
+      ["Attempts", `${job.attempts} of ${job.max_attempts}`],
+      ["Language", job.language],
+      ["Duration", job.duration === null ? null : clock(job.duration)],
+      ["Speed", factor === null ? null : `${factor.toFixed(1)}× real time`],
+      ["Queued", when(job.created_at)],
+      ["Started", when(job.started_at)],
+      ["Finished", when(job.finished_at)],
+      ["Error", job.error],
+      ["Note", job.note],
+      ["Written", job.outputs.length ? job.outputs.join("\n") : null],
+    ];
+    details.replaceChildren(
+      ...rows.filter(([, value]) => value).flatMap(([term, value]) => [
+        h("dt", {}, term),
+        h("dd", { class: term === "Error" ? "error" : "" }, value),
+      ]),
+    );
+    const wasDone = shown && shown.status === "done";
+    shown = job;
+    if (job.status === "done" && !wasDone) showTranscript(job);
+  };
+
+  const showTranscript = async (job) => {
+    const stem = fileName(job.source_path).replace(/\.[^.]+$/, "");
+    const body = await getJson(`/jobs/${job.id}/transcript?format=json`);
+    segments = body.segments;
+    const list = h("ol", { class: "segments", "aria-label": "Transcript" },
+      segments.map((segment, index) =>
+        h("li", {},
+          h("button", {
+            type: "button",
+            class: "segment",
+            dataset: { index, start: segment.start },
+            "aria-label": `Play from ${clock(segment.start)}: ${segment.text.trim()}`,
+            onclick: () => seek(segment.start, true),
+          },
+          h("span", { class: "time" }, `${clock(segment.start)} – ${clock(segment.end)}`),
+          h("span", { class: "text" }, segment.text.trim())))));
+    transcript.replaceChildren(
+      h("h2", {}, "Transcript"),
+      h("div", { class: "downloads", role: "group", "aria-label": "Download the transcript" },
+        h("span", {}, "Download:"),
+        FORMATS.map((format) => h("button", {
+          type: "button", class: "quiet", dataset: { format },
+          onclick: () => download(`/jobs/${job.id}/transcript?format=${format}`, `${stem}.${format}`),
+        }, format))),
+      segments.length ? list : h("p", { class: "empty" }, "No speech was found in this file."),
+    );
+    await showAudio(job);
+    if (startAt !== null) seek(startAt, false);
+  };
+
+  const showAudio = async (job) => {
+    let link;
+    try {
+      link = await getJson(`/jobs/${job.id}/audio-link`);
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      player.replaceChildren(h("p", { class: "empty" }, `No audio to play: ${error.message}`));
+      return;
+    }
+    audio = h("audio", { controls: true, preload: "metadata", src: link.url, "aria-label": "Audio" });
+    const problem = h("p", { class: "empty", hidden: true },
+      "This browser cannot play this file's format. ",
+      h("a", { href: link.url, download: fileName(job.source_path) }, "Download the original"));
+    audio.addEventListener("error", () => (problem.hidden = false));
+    audio.addEventListener("timeupdate", () => highlight(audio.currentTime, !audio.paused));
+    player.replaceChildren(audio, problem);
+  };
+
+  const seek = (seconds, play) => {
+    highlight(seconds, true);
+    if (!audio) return;
+    audio.currentTime = seconds;
+    if (play) audio.play().catch(() => {});
+  };
+
+  // The segment under the playhead; the latest that started when segments overlap.
+  const highlight = (seconds, scroll) => {
+    let current = -1;
+    segments.forEach((segment, index) => {
+      if (segment.start <= seconds + 0.01 && seconds < segment.end) current = index;
+    });
+    for (const button of transcript.querySelectorAll(".segment")) {
+      const now = Number(button.dataset.index) === current;
+      if (now && button.getAttribute("aria-current") !== "true" && scroll) {
+        button.scrollIntoView({ block: "nearest" });
+      }
+      if (now) button.setAttribute("aria-current", "true");
+      else button.removeAttribute("aria-current");
+    }
+  };
+
+  const load = async () => {
+    try {
+      paint(await getJson(`/jobs/${jobId}`));
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      header.replaceChildren(h("h1", {}, `Job ${id}`), h("p", { class: "error" }, error.message));
+    }
+  };
+  load();
+  const stopJobs = onJob((job) => job.id === jobId && paint(job));
+  const stopConnected = onConnected(() => load());
+  return () => {
+    stopJobs();
+    stopConnected();
+    if (audio) audio.pause();
+  };
+}

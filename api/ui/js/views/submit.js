@@ -1,0 +1,106 @@
+// Submit a file: an upload (with its progress) or a path on the server, with the job options
+// preset to the service's defaults from /options.
+
+import { ApiError, getJson, request, Unauthorized, upload } from "../api.js";
+import { announce, h } from "../dom.js";
+
+export function render(main) {
+  const form = h("form", { class: "submit" });
+  main.append(h("h1", {}, "Submit a file"), form);
+  getJson("/options").then((options) => build(form, options));
+}
+
+function build(form, { defaults, formats, tasks, languages, max_upload_bytes: maxBytes }) {
+  const field = (id, label, control, hint) =>
+    h("div", { class: "field" }, h("label", { for: id }, label), control, hint && h("small", {}, hint));
+  const fileInput = h("input", { id: "submit-file", name: "file", type: "file",
+    accept: "audio/*,video/*" });
+  const pathInput = h("input", { id: "submit-path", name: "path", type: "text",
+    placeholder: "/srv/inbox/talk.mp3", autocomplete: "off" });
+  const language = h("select", { id: "submit-language", name: "language" },
+    h("option", { value: "" }, defaults.language ? "service default" : "detect"),
+    Object.entries(languages).map(([code, name]) =>
+      h("option", { value: code, selected: code === defaults.language }, `${name} (${code})`)));
+  const task = h("fieldset", { class: "choices" }, h("legend", {}, "Task"),
+    tasks.map((name) => h("label", {}, h("input", { type: "radio", name: "task", value: name,
+      checked: name === defaults.task }), name)));
+  const formatBoxes = h("fieldset", { class: "choices" }, h("legend", {}, "Formats"),
+    formats.map((name) => h("label", {}, h("input", { type: "checkbox", name: "formats",
+      value: name, checked: defaults.formats.includes(name) }), name)));
+  const vad = h("input", { id: "submit-vad", name: "vad_filter", type: "checkbox",
+    checked: defaults.vad_filter });
+  const words = h("input", { id: "submit-words", name: "word_timestamps", type: "checkbox",
+    checked: defaults.word_timestamps });
+  const bar = h("progress", { max: "100", value: "0", hidden: true, "aria-label": "Upload progress" });
+  const outcome = h("p", { class: "outcome", role: "status" });
+  const send = h("button", { type: "submit" }, "Submit");
+
+  form.append(
+    h("fieldset", { class: "what" }, h("legend", {}, "File"),
+      field("submit-file", "Upload a file", fileInput,
+        `Up to ${(maxBytes / 1024 ** 3).toFixed(1)} GiB.`),
+      h("p", { class: "or" }, "or"),
+      field("submit-path", "A path on the server", pathInput,
+        "Inside one of the service's inboxes or allowed folders.")),
+    h("fieldset", {}, h("legend", {}, "Options"),
+      field("submit-language", "Language", language),
+      task, formatBoxes,
+      h("label", { class: "check" }, vad, "Skip silence (VAD)"),
+      h("label", { class: "check" }, words, "Word timestamps")),
+    send, bar, outcome);
+
+  const chosen = () => ({
+    language: language.value,
+    task: form.querySelector("input[name=task]:checked")?.value ?? defaults.task,
+    formats: [...form.querySelectorAll("input[name=formats]:checked")].map((box) => box.value),
+    vad_filter: vad.checked,
+    word_timestamps: words.checked,
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const options = chosen();
+    const file = fileInput.files[0];
+    const path = pathInput.value.trim();
+    if (!file && !path) return show(outcome, "Choose a file to upload or enter a path.", true);
+    if (file && path) return show(outcome, "Either upload a file or enter a path, not both.", true);
+    if (!options.formats.length) return show(outcome, "Choose at least one format.", true);
+    send.disabled = true;
+    try {
+      const job = file ? await sendUpload(file, options, bar) : await sendPath(path, options);
+      fileInput.value = "";
+      pathInput.value = "";
+      outcome.replaceChildren(`Queued as job ${job.id}: `,
+        h("a", { href: `#/job/${job.id}`, class: "job-link" }, "follow it"));
+      outcome.classList.remove("error");
+      announce(`Queued as job ${job.id}`);
+    } catch (error) {
+      if (error instanceof Unauthorized) return;
+      if (!(error instanceof ApiError)) throw error;
+      show(outcome, error.message, true);
+    } finally {
+      send.disabled = false;
+    }
+  });
+}
+
+function show(outcome, message, isError) {
+  outcome.textContent = message;
+  outcome.classList.toggle("error", isError);
+}
+
+async function sendPath(path, options) {
+  const body = { path, ...options, language: options.language || null };
+  return (await request("/transcribe", { method: "POST", json: body })).json();
+}
+
+function sendUpload(file, options, bar) {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(options)) {
+    form.append(name, Array.isArray(value) ? value.join(",") : String(value));
+  }
+  form.append("file", file);
+  bar.hidden = false;
+  bar.value = 0;
+  return upload(form, (fraction) => (bar.value = Math.round(fraction * 100)));
+}

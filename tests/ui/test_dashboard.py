@@ -1,0 +1,216 @@
+"""The dashboard in a real browser against a real service with real jobs (tiny.en, one worker)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from tests.conftest import FIXTURES
+from tests.media import place
+from tests.service import Service
+from tests.ui.conftest import JOB_TIMEOUT_MS, PHONE, screenshot
+
+
+def row(page: Page, job_id: int):  # type: ignore[no-untyped-def]
+    return page.locator(f'tr[data-job-id="{job_id}"]')
+
+
+def submitted_job(page: Page) -> int:
+    """The job id the submit form reports."""
+    outcome = page.locator(".outcome")
+    expect(outcome).to_contain_text("Queued as job", timeout=JOB_TIMEOUT_MS)
+    match = re.search(r"job (\d+)", outcome.inner_text())
+    assert match, outcome.inner_text()
+    return int(match.group(1))
+
+
+def test_upload_runs_to_a_transcript_that_search_finds(
+    page: Page, service: Service, long_speech: Path
+) -> None:
+    page.goto(service.base_url + "/#/submit")
+    # The options start at the service's defaults: every format, transcribe, no VAD.
+    for fmt in ("txt", "srt", "vtt", "json", "tsv"):
+        expect(page.get_by_label(fmt, exact=True)).to_be_checked()
+    expect(page.get_by_label("transcribe", exact=True)).to_be_checked()
+    expect(page.get_by_label("Skip silence (VAD)")).not_to_be_checked()
+    page.get_by_label("Upload a file").set_input_files(long_speech)
+    page.get_by_role("button", name="Submit").click()
+    expect(page.get_by_label("Upload progress")).to_have_attribute("value", "100")
+    job_id = submitted_job(page)
+    screenshot(page, "submit")
+
+    # The table follows the job through /events: no reload from here on.
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    expect(row(page, job_id)).to_be_visible()
+    page.wait_for_function(
+        """id => {
+            const bar = document.querySelector(`tr[data-job-id="${id}"] progress`);
+            return bar && bar.value > 0 && bar.value < 100;
+        }""",
+        arg=job_id,
+        timeout=JOB_TIMEOUT_MS,
+    )
+    expect(row(page, job_id).locator(".badge")).to_have_text("running")
+    screenshot(page, "jobs-running")
+    expect(row(page, job_id).locator(".badge")).to_have_text("done", timeout=JOB_TIMEOUT_MS)
+    expect(row(page, job_id).locator('td[data-label="Speed"]')).to_have_text(
+        re.compile(r"^\d+\.\d" + "\N{MULTIPLICATION SIGN}$")
+    )
+    expect(row(page, job_id).locator('td[data-label="Source"]')).to_have_text("upload")
+
+    row(page, job_id).get_by_role("link", name="long.wav").click()
+    expect(page).to_have_url(re.compile(rf"#/job/{job_id}$"))
+    segments = page.locator(".segment")
+    expect(segments.first).to_contain_text("museum")
+    audio = page.locator("audio")
+    expect(audio).to_have_attribute("src", f"/jobs/{job_id}/audio")
+    page.wait_for_function("() => document.querySelector('audio')?.readyState >= 1")
+    assert page.evaluate("document.querySelector('audio').duration") > 50
+
+    # A click on a segment seeks there and marks it as the one playing.
+    third = segments.nth(2)
+    third.click()
+    expect(third).to_have_attribute("aria-current", "true")
+    start = float(third.get_attribute("data-start") or "nan")
+    assert abs(page.evaluate("document.querySelector('audio').currentTime") - start) < 0.5
+    # And the playhead moving on marks the segment under it.
+    page.evaluate("document.querySelector('audio').pause()")
+    fifth = segments.nth(4)
+    midpoint = page.evaluate(
+        "i => { const s = document.querySelectorAll('.segment')[i]; return Number(s.dataset.start) + 0.5 }",
+        4,
+    )
+    page.evaluate("t => { document.querySelector('audio').currentTime = t }", midpoint)
+    expect(fifth).to_have_attribute("aria-current", "true")
+    expect(third).not_to_have_attribute("aria-current", "true")
+    screenshot(page, "job")
+
+    with page.expect_download() as caught:
+        page.locator('.downloads button[data-format="srt"]').click()
+    download = caught.value
+    assert download.suggested_filename == "long.srt"
+    assert "-->" in Path(download.path()).read_text()
+
+    page.get_by_role("link", name="Search").click()
+    page.get_by_label("Find").fill("museum painting")
+    page.get_by_label("Find").press("Enter")
+    hit = page.locator(".hit").first
+    expect(hit.locator("mark").first).to_have_text(re.compile("museum|painting", re.I))
+    screenshot(page, "search")
+    hit.click()
+    expect(page).to_have_url(re.compile(rf"#/job/{job_id}\?t="))
+    expect(page.locator('.segment[aria-current="true"]')).to_contain_text("museum")
+
+
+def test_cancel_and_retry_from_the_table(
+    page: Page, service: Service, folders: Path, long_speech: Path
+) -> None:
+    source = place(long_speech, folders / "library", "to-cancel.wav")
+    page.goto(service.base_url + "/#/submit")
+    page.get_by_label("A path on the server").fill(str(source))
+    page.get_by_label("srt", exact=True).uncheck()
+    page.get_by_role("button", name="Submit").click()
+    job_id = submitted_job(page)
+    assert service.job(job_id)["options"]["formats"] == ["txt", "vtt", "json", "tsv"]
+
+    page.goto(service.base_url + "/#/jobs")
+    expect(row(page, job_id).locator(".badge")).to_have_text(
+        re.compile("queued|running"), timeout=JOB_TIMEOUT_MS
+    )
+    row(page, job_id).get_by_role("button", name=f"Cancel job {job_id}").click()
+    expect(row(page, job_id).locator(".badge")).to_have_text("cancelled")
+    assert service.job(job_id)["status"] == "cancelled"
+
+    row(page, job_id).get_by_role("button", name=f"Retry job {job_id}").click()
+    expect(row(page, job_id).locator(".badge")).to_have_text(re.compile("queued|running|done"))
+    expect(row(page, job_id).locator(".badge")).to_have_text("done", timeout=JOB_TIMEOUT_MS)
+    assert service.job(job_id)["status"] == "done"
+
+    # The status filter shows only what it names, and pages through the rest.
+    page.get_by_label("Status").select_option("cancelled")
+    expect(page.locator(".empty")).to_be_visible()
+    page.get_by_label("Status").select_option("done")
+    expect(row(page, job_id)).to_be_visible()
+
+
+def test_inbox_file_and_health_at_a_glance(page: Page, service: Service, folders: Path) -> None:
+    dropped = place(FIXTURES / "speech_b.flac", folders / "inbox")
+    job_id = service.wait_status(_job_for(service, dropped), "done")["id"]
+
+    page.goto(service.base_url + "/#/jobs?source=inbox:inbox")
+    expect(row(page, job_id).locator('td[data-label="Source"]')).to_have_text("inbox")
+    expect(page.locator("#filter-source")).to_have_value("inbox:inbox")
+    page.get_by_label("Source").select_option("")
+    expect(page).to_have_url(re.compile(r"#/jobs$"))
+    expect(row(page, job_id)).to_be_visible()
+    screenshot(page, "jobs")
+
+    page.get_by_role("link", name="Health").click()
+    expect(page.locator("[data-ready]")).to_have_text("Ready.")
+    inbox = page.locator('tr[data-inbox="inbox"]')
+    expect(inbox.locator('td[data-label="Folder"]')).to_have_text(str(folders / "inbox"))
+    expect(inbox.locator('td[data-label="Last scan"]')).not_to_have_text("never")
+    glance = page.locator("#glance")
+    expect(glance.locator('[data-figure="workers"]')).to_contain_text(
+        re.compile(r"\d busy · \d idle")
+    )
+    expect(glance.locator('[data-figure="audio"]')).to_contain_text(" h")
+    expect(glance.locator('[data-figure="speed"]')).to_contain_text(
+        "\N{MULTIPLICATION SIGN} real time"
+    )
+    screenshot(page, "health")
+
+
+def _job_for(service: Service, path: Path) -> int:
+    from tests.waiting import wait_until
+
+    def found() -> int | None:
+        items = service.client.get("/jobs", params={"text": path.name}).json()["items"]
+        return items[0]["id"] if items else None
+
+    return wait_until(found, 60, f"a job for {path}")
+
+
+def test_phone_width_and_keyboard(page: Page, service: Service, folders: Path) -> None:
+    job_id = service.submit(place(FIXTURES / "speech_c.ogg", folders / "library"))
+    service.wait_status(job_id, "done")
+    page.set_viewport_size(PHONE)
+    page.goto(service.base_url + "/#/jobs")
+    expect(page.locator("tr[data-job-id]").first).to_be_visible()
+    shown = {
+        "jobs": "tr[data-job-id]",
+        "search?q=elephant": ".hit",
+        "submit": "#submit-language",
+        "health": "tr[data-inbox]",
+    }
+    for view, selector in shown.items():
+        page.goto(f"{service.base_url}/#/{view}")
+        expect(page.locator(selector).first).to_be_visible()
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"#/{view} is {overflow}px wider than a phone"
+    page.goto(service.base_url + "/#/jobs")
+    page.reload()
+    expect(page.locator("tr[data-job-id]").first).to_be_visible()
+    screenshot(page, "phone-jobs")
+
+    # From the top of the page, the keyboard alone reaches a job and plays from a segment.
+    page.keyboard.press("Tab")
+    expect(page.locator(".skip")).to_be_focused()
+    first_done = page.locator('tr[data-status="done"] td[data-label="File"] a').first
+    for _ in range(60):
+        if first_done.evaluate("link => link === document.activeElement"):
+            break
+        page.keyboard.press("Tab")
+    expect(first_done).to_be_focused()
+    page.keyboard.press("Enter")
+    segment = page.locator(".segment").first
+    expect(segment).to_be_visible()
+    page.wait_for_function("() => document.querySelector('audio')?.readyState >= 1")
+    page.evaluate("() => { const a = document.querySelector('audio'); a.currentTime = a.duration }")
+    expect(segment).not_to_have_attribute("aria-current", "true")
+    segment.focus()
+    page.keyboard.press("Enter")
+    expect(segment).to_have_attribute("aria-current", "true")
+    assert page.evaluate("document.querySelector('audio').currentTime") < 1
