@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 AUDIO_LINK_LIFETIME_S = 6 * 3600
 # Only this exact path may be opened with a signature instead of the key.
-AUDIO_PATH = re.compile(r"/jobs/([0-9]+)/audio")
+AUDIO_PATH = re.compile(r"/jobs/([0-9]{1,19})/audio")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ def audio_link_is_valid(
     api_key: str, job_id: int, expires: str, signature: str, now: float
 ) -> bool:
     """Whether a signature made with this key for this job and expiry holds, and has not expired."""
-    if not (expires.isascii() and expires.isdigit()) or int(expires) <= now:
+    # Bounded before int(): a huge digit string must be a refusal, not an error.
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= 12) or int(expires) <= now:
         return False
     expected = audio_signature(api_key, job_id, int(expires))
     return hmac.compare_digest(expected.encode(), signature.encode())

@@ -75,7 +75,8 @@ def test_a_signed_link_holds_for_its_job_until_it_expires() -> None:
     tampered = ("0" if signature[0] != "0" else "1") + signature[1:]
     assert not audio_link_is_valid(KEY, 7, str(expires), tampered, NOW)
     # Full-width digits pass str.isdigit; a time is ASCII digits only.
-    for junk in ("", "-5", "1e9", "\uff11\uff12", "12 "):
+    # A huge digit string is refused before int() (which raises past 4300 digits).
+    for junk in ("", "-5", "1e9", "\uff11\uff12", "12 ", "9" * 5000):
         assert not audio_link_is_valid(KEY, 7, junk, signature, NOW)
     assert not audio_link_is_valid(KEY, 7, str(expires), "ü" + signature[1:], NOW)
 
@@ -94,6 +95,8 @@ def test_only_the_exact_audio_path_accepts_a_signature() -> None:
     assert not is_signed_audio_request(KEY, path, b"", NOW)
     twice = f"{query}&signature={'0' * 64}".encode()  # which one counts? neither
     assert not is_signed_audio_request(KEY, path, twice, NOW)
+    huge_id = "/jobs/" + "7" * 5000 + "/audio"
+    assert not is_signed_audio_request(KEY, huge_id, query.encode(), NOW)
 
 
 # -- the endpoints --------------------------------------------------------------------------

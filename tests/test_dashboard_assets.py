@@ -32,6 +32,7 @@ def test_the_page_and_its_assets_need_no_key_but_the_data_does(keyed: TestClient
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert page.headers["cache-control"] == "no-cache"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert '<script type="module" src="/ui/js/app.js">' in page.text
     script = keyed.get("/ui/js/app.js")
     assert script.status_code == 200

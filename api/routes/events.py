@@ -13,6 +13,7 @@ from sse_starlette.sse import EventSourceResponse
 from api.deps import MAX_JOB_ID, Context
 from api.events import event_kind
 from api.schemas import JobOut
+from db.errors import DatabaseUnavailable
 from db.models import JobStatus
 
 router = APIRouter(tags=["jobs"])
@@ -50,10 +51,13 @@ async def events(
                 # As GET /jobs/{id} shows it: a finished job with its language and duration.
                 summary = None
                 if change.status is JobStatus.DONE:
-                    summaries = await run_in_threadpool(
-                        context.store.transcript_summaries, [change.id]
-                    )
-                    summary = summaries.get(change.id)
+                    try:
+                        summaries = await run_in_threadpool(
+                            context.store.transcript_summaries, [change.id]
+                        )
+                        summary = summaries.get(change.id)
+                    except DatabaseUnavailable:  # the event still goes out, without them
+                        pass
                 yield ServerSentEvent(
                     data=JobOut.from_record(change, summary).model_dump_json(),
                     event=event_kind(change),

@@ -15,21 +15,25 @@ from starlette.types import Scope
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 UI_PREFIX = "/ui"
-# Revalidated on every load (ETag): an upgraded service serves its new page at once.
-NO_CACHE = {"Cache-Control": "no-cache"}
+HEADERS = {
+    # Revalidated on every load (ETag): an upgraded service serves its new page at once.
+    "Cache-Control": "no-cache",
+    # Only our own scripts run, and no other site may frame the page (it holds the key).
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+}
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/")
 def dashboard() -> FileResponse:
-    return FileResponse(UI_DIR / "index.html", headers=NO_CACHE)
+    return FileResponse(UI_DIR / "index.html", headers=HEADERS)
 
 
 class _Assets(StaticFiles):
     async def get_response(self, path: str, scope: Scope):  # type: ignore[no-untyped-def]
         response = await super().get_response(path, scope)
-        response.headers.update(NO_CACHE)
+        response.headers.update(HEADERS)
         return response
 
 

@@ -90,7 +90,12 @@ document.querySelector(".skip").addEventListener("click", (event) => {
 });
 
 window.addEventListener("hashchange", () => {
+  // A filter that changed the address keeps the focus (arrow keys step through a select);
+  // any other navigation moves it to the new content.
+  const focusedId = document.activeElement?.id;
   show();
-  document.getElementById("main").focus({ preventScroll: true });
+  const same = focusedId && document.getElementById(focusedId);
+  if (same && document.getElementById("main").contains(same)) same.focus();
+  else document.getElementById("main").focus({ preventScroll: true });
 });
 start();

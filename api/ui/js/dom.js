@@ -48,3 +48,29 @@ export function announce(message) {
   // A fresh node, so screen readers speak a repeated message again.
   requestAnimationFrame(() => (region.textContent = message));
 }
+
+// Live updates replace elements; a control the visitor has focused must not vanish under them.
+// Focus moves to its counterpart in the new content (same id, aria-label or href), else to the
+// first link or button there.
+export function replaceKeepingFocus(old, replacement) {
+  const focused = document.activeElement;
+  const had = focused && old.contains(focused);
+  old.replaceWith(replacement);
+  if (had) focusTwin(focused, replacement);
+}
+
+export function replaceChildrenKeepingFocus(container, ...children) {
+  const focused = document.activeElement;
+  const had = focused && focused !== container && container.contains(focused);
+  container.replaceChildren(...children);
+  if (had && !container.contains(focused)) focusTwin(focused, container);
+}
+
+function focusTwin(focused, within) {
+  const same = (name) => {
+    const value = focused.getAttribute(name);
+    return value && within.querySelector(`[${name}="${CSS.escape(value)}"]`);
+  };
+  const twin = same("id") || same("aria-label") || same("href") || within.querySelector("a, button");
+  if (twin) twin.focus();
+}

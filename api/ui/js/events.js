@@ -59,12 +59,17 @@ async function read(body, signal) {
   while (!signal.aborted) {
     const { value, done } = await reader.read();
     if (done) return;
-    buffer += value.replace(/\r\n?/g, "\n");
+    buffer += value;
+    // A "\r\n" may be split across chunks: a trailing "\r" waits for what follows.
+    const whole = buffer.endsWith("\r") ? buffer.slice(0, -1) : buffer;
+    const rest = buffer.slice(whole.length);
+    buffer = whole.replace(/\r\n?/g, "\n");
     let end;
     while ((end = buffer.indexOf("\n\n")) >= 0) {
       dispatch(buffer.slice(0, end));
       buffer = buffer.slice(end + 2);
     }
+    buffer += rest;
   }
 }
 
@@ -73,7 +78,7 @@ function dispatch(block) {
   const data = [];
   for (const line of block.split("\n")) {
     if (line.startsWith(":")) {
-      if (line.slice(1).trim() === "subscribed") connectListeners.forEach((l) => l());
+      if (line.slice(1).trim() === "subscribed") connectListeners.forEach(safely);
       continue;
     }
     const colon = line.indexOf(":");
@@ -84,7 +89,16 @@ function dispatch(block) {
   }
   if (!data.length) return;
   const job = JSON.parse(data.join("\n"));
-  jobListeners.forEach((listener) => listener(job, event));
+  jobListeners.forEach((listener) => safely(listener, job, event));
+}
+
+// One view's mistake must not cut the stream for the others.
+function safely(listener, ...args) {
+  try {
+    listener(...args);
+  } catch (error) {
+    console.error(error);
+  }
 }
 
 function setLive(live) {

@@ -1,8 +1,8 @@
-// The service in detail: workers, jobs by status, and every inbox with its last scan.
+// The service in detail (the strip under the header has the main figures): readiness, jobs by
+// status, workers, and every inbox with its last scan.
 
 import { authHeaders, getJson } from "../api.js";
-import { h, when } from "../dom.js";
-import { figures } from "../glance.js";
+import { h, replaceChildrenKeepingFocus, when } from "../dom.js";
 
 const REFRESH_MS = 3000;
 
@@ -11,10 +11,10 @@ export function render(main) {
   main.append(h("h1", {}, "Health"), content);
   const refresh = async () => {
     const [status, ready] = await Promise.all([getJson("/status"), readiness()]);
-    content.replaceChildren(
+    replaceChildrenKeepingFocus(
+      content,
       h("p", { class: ready.ready ? "ok" : "error", dataset: { ready: ready.ready } },
         ready.ready ? "Ready." : `Not ready: ${ready.problems.join("; ")}`),
-      h("div", { class: "glance wide" }, figures(status)),
       h("h2", {}, "Jobs"),
       h("dl", { class: "details" }, Object.entries(status.jobs).flatMap(([name, count]) => [
         h("dt", {}, name), h("dd", {}, h("a", { href: `#/jobs?status=${name}` }, String(count)))])),
@@ -47,7 +47,7 @@ function inboxes(list) {
     h("thead", {}, h("tr", {}, ["Inbox", "Folder", "Watched by", "Last scan", "New files", "Scanned by"]
       .map((name) => h("th", { scope: "col" }, name)))),
     h("tbody", {}, list.map((inbox) => h("tr", { dataset: { inbox: inbox.name } },
-      h("td", { "data-label": "Inbox" }, h("a", { href: `#/jobs?source=inbox:${inbox.name}` }, inbox.name)),
+      h("td", { "data-label": "Inbox" }, h("a", { href: `#/jobs?${new URLSearchParams({ source: `inbox:${inbox.name}` })}` }, inbox.name)),
       h("td", { "data-label": "Folder" }, inbox.path),
       h("td", { "data-label": "Watched by" }, inbox.observer === "polling"
         ? `polling every ${inbox.poll_interval_s} s` : "inotify"),

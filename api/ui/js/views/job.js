@@ -1,7 +1,7 @@
 // One job: its state (live), the audio with the transcript under the playhead, and downloads.
 
 import { ApiError, download, getJson } from "../api.js";
-import { clock, fileName, h, realTimeFactor, when } from "../dom.js";
+import { clock, fileName, h, realTimeFactor, replaceChildrenKeepingFocus, when } from "../dom.js";
 import { onConnected, onJob } from "../events.js";
 import { actions, progressBar, statusBadge } from "../jobs.js";
 
@@ -22,7 +22,8 @@ export function render(main, { id, params }) {
 
   const paint = (job) => {
     const factor = realTimeFactor(job);
-    header.replaceChildren(
+    replaceChildrenKeepingFocus(
+      header,
       h("h1", { title: job.source_path }, fileName(job.source_path)),
       h("div", { class: "job-state" }, statusBadge(job), progressBar(job), actions(job, paint)),
     );
@@ -95,7 +96,19 @@ export function render(main, { id, params }) {
     const problem = h("p", { class: "empty", hidden: true },
       "This browser cannot play this file's format. ",
       h("a", { href: link.url, download: fileName(job.source_path) }, "Download the original"));
-    audio.addEventListener("error", () => (problem.hidden = false));
+    // A signed link lasts hours: a page left open longer asks for a fresh one, once.
+    let renewed = false;
+    audio.addEventListener("error", async () => {
+      if (renewed) return void (problem.hidden = false);
+      renewed = true;
+      const at = audio.currentTime;
+      try {
+        audio.src = (await getJson(`/jobs/${job.id}/audio-link`)).url;
+        audio.currentTime = at;
+      } catch {
+        problem.hidden = false;
+      }
+    });
     audio.addEventListener("timeupdate", () => highlight(audio.currentTime, !audio.paused));
     player.replaceChildren(audio, problem);
   };
@@ -123,16 +136,28 @@ export function render(main, { id, params }) {
     }
   };
 
+  // An event that arrives while the job loads is newer than what the load brings: it wins.
+  let loading = false;
+  let latest = null;
   const load = async () => {
+    loading = true;
+    latest = null;
     try {
-      paint(await getJson(`/jobs/${jobId}`));
+      const job = await getJson(`/jobs/${jobId}`);
+      paint(latest ?? job);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       header.replaceChildren(h("h1", {}, `Job ${id}`), h("p", { class: "error" }, error.message));
+    } finally {
+      loading = false;
     }
   };
   load();
-  const stopJobs = onJob((job) => job.id === jobId && paint(job));
+  const stopJobs = onJob((job) => {
+    if (job.id !== jobId) return;
+    if (loading) latest = job;
+    else paint(job);
+  });
   const stopConnected = onConnected(() => load());
   return () => {
     stopJobs();

@@ -1,7 +1,7 @@
 // The live jobs table: filters by status and source, pages through history, and follows /events.
 
 import { getJson } from "../api.js";
-import { clock, fileName, h, realTimeFactor } from "../dom.js";
+import { clock, fileName, h, realTimeFactor, replaceChildrenKeepingFocus, replaceKeepingFocus } from "../dom.js";
 import { onConnected, onJob } from "../events.js";
 import { actions, progressBar, STATUSES, statusBadge } from "../jobs.js";
 
@@ -62,21 +62,43 @@ export function render(main, { params }) {
     (!filters.source || job.origin === filters.source || (filters.source === job.source));
 
   const place = (job) => {
-    const row = jobRow(job, place);
     const existing = rows.get(job.id);
-    if (existing) existing.replaceWith(row);
-    else if (!filters.cursor && matches(job)) {
-      // Newest first: a new job goes above every older one on the first page.
-      const after = [...rows.keys()].find((id) => id < job.id);
-      body.insertBefore(row, after === undefined ? null : rows.get(after));
+    if (existing && !matches(job)) {
+      // No longer what the filter shows (a running job that finished, say).
+      existing.remove();
+      rows.delete(job.id);
+      empty.hidden = rows.size > 0;
+      return;
+    }
+    const row = jobRow(job, place);
+    if (existing) replaceKeepingFocus(existing, row);
+    else {
+      // New rows belong on the first page only, and only if they are newer than its oldest.
+      if (filters.cursor || !matches(job)) return;
+      if (rows.size >= PAGE_SIZE && job.id < Math.min(...rows.keys())) return;
+      // Newest first, by the order on screen.
+      const after = [...body.children].find((tr) => Number(tr.dataset.jobId) < job.id);
+      body.insertBefore(row, after ?? null);
       while (rows.size >= PAGE_SIZE) {
         const oldest = Math.min(...rows.keys());
         rows.get(oldest).remove();
         rows.delete(oldest);
       }
-    } else return;
+    }
     rows.set(job.id, row);
     empty.hidden = true;
+  };
+
+  // Events that arrive while a page loads wait for it, so that an older snapshot never
+  // overwrites them; a load overtaken by a newer one is dropped.
+  let loads = 0;
+  let held = null;
+  const receive = (job) => (held ? held.push(job) : place(job));
+  const release = (apply = true) => {
+    const waiting = held ?? [];
+    held = null;
+    if (apply) waiting.forEach(place);
+    return waiting;
   };
 
   const load = async () => {
@@ -85,22 +107,36 @@ export function render(main, { params }) {
     if (filters.source.startsWith("inbox:")) query.set("inbox", filters.source.slice(6));
     else if (filters.source) query.set("source", filters.source);
     if (filters.cursor) query.set("cursor", filters.cursor);
-    const page = await getJson(`/jobs?${query}`);
+    const mine = ++loads;
+    held = held ?? [];
+    let page;
+    try {
+      page = await getJson(`/jobs?${query}`);
+    } catch (error) {
+      if (mine === loads) release();
+      empty.textContent = `Could not load the jobs: ${error.message}`;
+      empty.hidden = false;
+      return;
+    }
+    if (mine !== loads) return;
+    const waiting = release(false);
     rows.clear();
-    body.replaceChildren();
-    for (const job of page.items) {
+    const fresh = page.items.map((job) => {
       const row = jobRow(job, place);
       rows.set(job.id, row);
-      body.append(row);
-    }
+      return row;
+    });
+    replaceChildrenKeepingFocus(body, ...fresh);
+    empty.textContent = "No jobs here yet.";
     empty.hidden = page.items.length > 0;
     older.hidden = !page.next_cursor;
     older.onclick = () => go({ cursor: page.next_cursor });
+    waiting.forEach(place);
     main.dataset.loaded = "true";
   };
 
   load();
-  const stopJobs = onJob((job) => place(job));
+  const stopJobs = onJob(receive);
   const stopConnected = onConnected(() => load());
   return () => {
     stopJobs();
