@@ -7,14 +7,10 @@ import shutil
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.app_context import ApiContext
 from api.signed_links import (
     AUDIO_LINK_LIFETIME_S,
     audio_link_is_valid,
@@ -25,23 +21,10 @@ from api.signed_links import (
 from db.job_store import JobStore
 from db.values import JobOptions, JobRecord
 from tests.conftest import FIXTURES
+from tests.test_api_operations import app_for
 
 KEY = "s3cret key"
 NOW = 1_800_000_000.0
-
-
-def make_client(store: JobStore, tmp_path: Path, **context: Any) -> TestClient:
-    return TestClient(
-        create_app(
-            ApiContext(
-                store=store,
-                default_options=JobOptions(),
-                allowed_roots=[tmp_path],
-                uploads_dir=tmp_path / "uploads",
-                **context,
-            )
-        )
-    )
 
 
 def queue(store: JobStore, folder: Path, fixture: str, name: str) -> JobRecord:
@@ -107,7 +90,7 @@ def test_audio_is_served_whole_and_by_range(store: JobStore, tmp_path: Path) -> 
     flac = queue(store, tmp_path, "speech_b.flac", "talk.flac")
     ogg = queue(store, tmp_path, "speech_c.ogg", "talk.ogg")
     data = (FIXTURES / "speech_a.wav").read_bytes()
-    with make_client(store, tmp_path) as client:
+    with app_for(store, tmp_path) as client:
         whole = client.get(f"/jobs/{wav.id}/audio")
         assert whole.status_code == 200
         assert whole.content == data
@@ -133,7 +116,7 @@ def test_what_is_not_media_is_served_as_bytes(store: JobStore, tmp_path: Path) -
     page = tmp_path / "page.html"  # an upload may be named anything
     page.write_text("<script>alert(1)</script>")
     job, _ = store.enqueue(page, JobOptions(), "upload")
-    with make_client(store, tmp_path) as client:
+    with app_for(store, tmp_path) as client:
         response = client.get(f"/jobs/{job.id}/audio")
     assert response.headers["content-type"] == "application/octet-stream"
     assert response.headers["x-content-type-options"] == "nosniff"
@@ -145,7 +128,7 @@ def test_a_moved_original_is_served_from_where_it_went(store: JobStore, tmp_path
     done.mkdir()
     moved = Path(shutil.move(job.source_path, done / "talk.wav"))
     store.original_moved(job.id, moved)
-    with make_client(store, tmp_path) as client:
+    with app_for(store, tmp_path) as client:
         response = client.get(f"/jobs/{job.id}/audio")
     assert response.status_code == 200
     assert response.content == moved.read_bytes()
@@ -154,7 +137,7 @@ def test_a_moved_original_is_served_from_where_it_went(store: JobStore, tmp_path
 def test_audio_that_is_gone_is_a_readable_404(store: JobStore, tmp_path: Path) -> None:
     job = queue(store, tmp_path, "speech_a.wav", "talk.wav")
     Path(job.source_path).unlink()
-    with make_client(store, tmp_path) as client:
+    with app_for(store, tmp_path) as client:
         gone = client.get(f"/jobs/{job.id}/audio")
         unknown = client.get("/jobs/424242/audio")
         no_link = client.get("/jobs/424242/audio-link")
@@ -168,7 +151,7 @@ def test_audio_that_is_gone_is_a_readable_404(store: JobStore, tmp_path: Path) -
 
 def test_without_a_key_the_link_is_plain(store: JobStore, tmp_path: Path) -> None:
     job = queue(store, tmp_path, "speech_a.wav", "talk.wav")
-    with make_client(store, tmp_path) as client:
+    with app_for(store, tmp_path) as client:
         link = client.get(f"/jobs/{job.id}/audio-link")
         assert link.json() == {"url": f"/jobs/{job.id}/audio", "expires_at": None}
         assert client.get(link.json()["url"]).status_code == 200
@@ -180,7 +163,7 @@ def test_with_a_key_a_signed_link_opens_the_audio_and_nothing_else(
     job = queue(store, tmp_path, "speech_a.wav", "talk.wav")
     other = queue(store, tmp_path, "speech_c.ogg", "other.ogg")
     data = (FIXTURES / "speech_a.wav").read_bytes()
-    with make_client(store, tmp_path, api_key=KEY) as client:
+    with app_for(store, tmp_path, api_key=KEY) as client:
         assert client.get(f"/jobs/{job.id}/audio").status_code == 401
         assert client.get(f"/jobs/{job.id}/audio-link").status_code == 401
         before = time.time()
@@ -212,6 +195,6 @@ def test_with_a_key_a_signed_link_opens_the_audio_and_nothing_else(
 
 @pytest.mark.parametrize("job_id", ["0", "-1", "x", str(2**63)])
 def test_job_ids_out_of_range_are_refused(store: JobStore, tmp_path: Path, job_id: str) -> None:
-    with make_client(store, tmp_path) as client:
+    with app_for(store, tmp_path) as client:
         assert client.get(f"/jobs/{job_id}/audio").status_code == 422
         assert client.get(f"/jobs/{job_id}/audio-link").status_code == 422

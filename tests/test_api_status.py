@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from db.job_store import JobStore
 from db.models import JobStatus
 from db.values import OUTPUT_FORMATS, JobOptions
 from tests.conftest import FIXTURES, POSTGRES_ADMIN_URL
+from tests.media import place
 from tests.test_job_store import Clock
 from tests.test_watch_folders import wait_for_jobs, watching
 from worker.transcript import Segment, Transcript
@@ -57,10 +57,6 @@ def app_for(store: JobStore, tmp_path: Path, **context: Any) -> TestClient:
     return TestClient(create_app(ApiContext(store=store, **{**defaults, **context})))
 
 
-def place(folder: Path, fixture: str, name: str) -> Path:
-    return Path(shutil.copy(FIXTURES / fixture, folder / name))
-
-
 def test_status_of_a_new_service(store: JobStore, tmp_path: Path) -> None:
     with app_for(store, tmp_path) as client:
         response = client.get("/status")
@@ -80,7 +76,7 @@ def test_status_counts_jobs_totals_and_workers(db_engine: Engine, tmp_path: Path
     clock = Clock()
     store = JobStore(db_engine, clock=clock)
     done, queued, cancelled = (
-        store.enqueue(place(tmp_path, "speech_a.wav", name), JobOptions(), "api")[0]
+        store.enqueue(place(FIXTURES / "speech_a.wav", tmp_path, name), JobOptions(), "api")[0]
         for name in ("a.wav", "b.wav", "c.wav")
     )
     claimed = store.claim("w")
@@ -110,9 +106,9 @@ def test_status_counts_jobs_totals_and_workers(db_engine: Engine, tmp_path: Path
 def test_a_watched_inbox_shows_its_latest_scan(tmp_path: Path, database_url: str) -> None:
     inbox = tmp_path / "calls"
     inbox.mkdir()
-    place(inbox, "speech_a.wav", "monday.wav")
-    place(inbox, "speech_c.ogg", "tuesday.ogg")
-    place(inbox, "speech_a.wav", "wednesday.wav.part")  # still downloading: not counted
+    place(FIXTURES / "speech_a.wav", inbox, "monday.wav")
+    place(FIXTURES / "speech_c.ogg", inbox, "tuesday.ogg")
+    place(FIXTURES / "speech_a.wav", inbox, "wednesday.wav.part")  # still downloading: not counted
     before = datetime.now(UTC)
     with watching(database_url, inbox) as (watcher, store):
         [first] = store.inbox_scans()  # recorded by the start-up scan
@@ -173,7 +169,7 @@ def test_a_database_away_at_start_does_not_stop_the_watcher(
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    place(inbox, "speech_a.wav", "talk.wav")
+    place(FIXTURES / "speech_a.wav", inbox, "talk.wav")
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE "{postgres_url.rsplit("/", 1)[1]}" WITH (FORCE)')
     with (
@@ -190,7 +186,7 @@ def test_a_scan_the_database_cannot_record_still_finds_the_files(
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    place(inbox, "speech_a.wav", "talk.wav")
+    place(FIXTURES / "speech_a.wav", inbox, "talk.wav")
     engine = make_engine(database_url)
     with engine.begin() as conn:  # jobs can be written, scans cannot
         conn.execute(text("DROP TABLE inbox_scans"))
