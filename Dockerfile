@@ -23,6 +23,10 @@ COPY worker ./worker
 RUN pip install --no-deps -e .
 
 FROM python:3.11-slim AS runtime
+# The API listens on every interface of the container: set WHISPER_TRANSCRIBER_API_KEY wherever its
+# port is published (without one the service logs a NO API KEY warning, and anyone who reaches the
+# port can submit, read, cancel and retry jobs); a DNS name it is reached by goes into
+# WHISPER_TRANSCRIBER_ALLOWED_HOSTS.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     WHISPER_TRANSCRIBER_HOST=0.0.0.0 \

@@ -10,8 +10,11 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api.app_context import ApiContext
+from api.browser_guard import BrowserGuardMiddleware
 from api.errors import VALIDATION_ERROR_SCHEMA, install_error_handlers
 from api.events import EventHub
+from api.limits import BodyLimitMiddleware
+from api.methods import HeadMiddleware
 from api.routes import (
     compat,
     events,
@@ -59,8 +62,12 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(openai.router)
     mount_dashboard(app)
     install_error_handlers(app)
+    # The last added runs first: the browser checks, the key, the body's size, then HEAD as GET.
+    app.add_middleware(HeadMiddleware, router=app.router)
+    app.add_middleware(BodyLimitMiddleware, max_upload_bytes=context.max_upload_bytes)
     if context.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=context.api_key)
+    app.add_middleware(BrowserGuardMiddleware, policy=context.browser_policy)
     app.openapi = lambda: _openapi(app, keyed=bool(context.api_key))  # type: ignore[method-assign]
     return app
 

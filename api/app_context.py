@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from api.browser_guard import BrowserPolicy
 from db.job_store import JobStore
 from db.values import JobOptions
+from worker.confinement import Confinement
 
 DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024**3
 
@@ -34,3 +36,15 @@ class ApiContext:
     workers: WorkerStatus | None = None  # None: this process runs no workers (api role)
     api_key: str | None = None  # every endpoint but /health then asks for it
     sync_wait_s: float = 4 * 3600.0  # how long /asr and friends wait for their job
+    # The names the service answers to and the other origins whose pages may write.
+    browser_policy: BrowserPolicy = field(default_factory=BrowserPolicy.of)
+    # Folders whose files GET /jobs/{id}/audio may serve (Settings.read_roots); None: the
+    # allowed roots and the uploads folder.
+    served_roots: list[Path] | None = None
+
+    @property
+    def confinement(self) -> Confinement:
+        roots = self.served_roots
+        return Confinement.of(
+            roots if roots is not None else [*self.allowed_roots, self.uploads_dir]
+        )

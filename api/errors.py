@@ -10,8 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Match
 
+from api.limits import ContentTooLarge
+from api.methods import allowed_methods
 from db.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -68,21 +69,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code != 405:
         return await http_exception_handler(request, exc)
     # Starlette names only the first matching route's methods; a path may have several routes.
-    allowed = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        methods = getattr(route, "methods", None)
-        if match is not Match.NONE and methods:
-            allowed |= set(methods)
+    allowed = allowed_methods(request.app.router, request.scope)
     return JSONResponse(
         status_code=405,
-        content={"detail": "Method Not Allowed"},
-        headers={"Allow": ", ".join(sorted(allowed))},
+        content={"detail": f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"},
+        headers={"Allow": ", ".join(allowed)},
     )
+
+
+async def _too_large(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=413, content={"detail": str(exc)})
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(ContentTooLarge, _too_large)
     app.add_exception_handler(DatabaseUnavailable, _database_away)
     app.add_exception_handler(Exception, _unexpected)

@@ -10,12 +10,12 @@ GET /jobs/ID/audio with an unexpired signed link (api/signed_links.py), for `<au
 from __future__ import annotations
 
 import hmac
-import json
 import time
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.asgi_responses import send_error
 from api.signed_links import is_signed_audio_request
 
 OPEN_PATHS = frozenset({"/health", "/"})
@@ -60,19 +60,7 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         detail = "an API key is required" if given is None else "the API key is wrong"
-        body = json.dumps({"detail": detail}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b"Bearer"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 401, detail, ((b"www-authenticate", b"Bearer"),))
 
     def _signed(self, scope: Scope) -> bool:
         return scope["method"] in ("GET", "HEAD") and is_signed_audio_request(

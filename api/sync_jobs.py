@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.app_context import ApiContext
 from api.events import EventHub
-from api.uploads import Upload, UploadError, UploadTooLarge, receive_upload
+from api.uploads import Upload, UploadError, receive_upload
 from db.models import JobStatus
 from db.values import JobOptions, JobRecord
 
@@ -41,6 +41,7 @@ def multipart_body(
 
 
 async def receive(request: Request, context: ApiContext, file_field: str) -> Upload:
+    """The upload on disk; 400 for a malformed one (ContentTooLarge past a limit: 413)."""
     try:
         return await receive_upload(
             request.stream(),
@@ -49,8 +50,6 @@ async def receive(request: Request, context: ApiContext, file_field: str) -> Upl
             file_field,
             context.max_upload_bytes,
         )
-    except UploadTooLarge as exc:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
     except UploadError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
 

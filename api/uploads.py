@@ -21,7 +21,13 @@ from typing import IO
 import anyio.to_thread
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-MAX_FIELD_BYTES = 64 * 1024  # options are short; a bigger field is a mistake or an attack
+from api.limits import (
+    FORM_OVERHEAD_BYTES,
+    MAX_FORM_FIELD_BYTES,
+    MAX_FORM_PARTS,
+    ContentTooLarge,
+)
+
 _UNSAFE = re.compile(r"[^\w.\- ()\[\]]+")
 
 
@@ -29,8 +35,8 @@ class UploadError(Exception):
     """A malformed upload (400)."""
 
 
-class UploadTooLarge(Exception):
-    """The file is larger than the limit (413)."""
+class UploadTooLarge(ContentTooLarge):
+    """The file, a field, or the form's parts past their limits (413)."""
 
 
 @dataclass
@@ -71,6 +77,8 @@ class _Receiver:
         self._file: IO[bytes] | None = None
         self._partial: Path | None = None
         self._size = 0
+        self._parts = 0
+        self._overhead = 0  # bytes of part headers and field values, held in memory
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -84,9 +92,21 @@ class _Receiver:
         }
 
     def _add(self, attribute: str, data: bytes) -> None:
+        self._hold(len(data))
         setattr(self, attribute, getattr(self, attribute) + data)
 
+    def _hold(self, size: int) -> None:
+        self._overhead += size
+        if self._overhead > FORM_OVERHEAD_BYTES:
+            raise UploadTooLarge(
+                f"the form's fields and part headers are larger than the limit of "
+                f"{FORM_OVERHEAD_BYTES} bytes"
+            )
+
     def _part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > MAX_FORM_PARTS:
+            raise UploadTooLarge(f"the form has more than the limit of {MAX_FORM_PARTS} parts")
         self._headers, self._name, self._value = {}, None, bytearray()
 
     def _header_end(self) -> None:
@@ -115,9 +135,12 @@ class _Receiver:
                 raise UploadTooLarge(f"the file is larger than the limit of {self.max_bytes} bytes")
             self._file.write(data[start:end])
             return
+        self._hold(end - start)
         self._value += data[start:end]
-        if len(self._value) > MAX_FIELD_BYTES:
-            raise UploadError(f"form field {self._name!r} is too long")
+        if len(self._value) > MAX_FORM_FIELD_BYTES:
+            raise UploadTooLarge(
+                f"form field {self._name!r} is longer than the limit of {MAX_FORM_FIELD_BYTES} bytes"
+            )
 
     def _part_end(self) -> None:
         if self._file is not None and self.upload.path is None and self._name == self.file_field:
@@ -155,14 +178,15 @@ async def receive_upload(
 ) -> Upload:
     """Parse a multipart body as it streams in; the file lands in a new folder of uploads_dir.
 
-    UploadError for a malformed body or a missing file, UploadTooLarge past max_bytes."""
+    UploadError for a malformed body or a missing file; ContentTooLarge past max_bytes or a limit
+    of api/limits.py (also from the body's own counter, BodyLimitMiddleware)."""
     receiver = _Receiver(uploads_dir / uuid.uuid4().hex, file_field, max_bytes)
     parser = MultipartParser(boundary_of(content_type), receiver.callbacks())  # type: ignore[arg-type]
     try:
         async for chunk in chunks:
             await anyio.to_thread.run_sync(parser.write, chunk)
         await anyio.to_thread.run_sync(parser.finalize)
-    except (UploadError, UploadTooLarge):
+    except (UploadError, ContentTooLarge):
         receiver.abandon()
         raise
     except Exception as exc:  # the parser's own errors: a malformed body

@@ -26,7 +26,7 @@ from db.job_store import JOBS, JobStore
 from db.migrate import upgrade
 from db.models import JobStatus
 from db.values import JobOptions
-from service.inboxes import file_filter, inboxes_from_settings
+from service.inboxes import confinement, file_filter, inboxes_from_settings
 from service.settings import load_settings
 from watcher.inbox import InboxWatcher
 from watcher.intake import Intake
@@ -91,7 +91,9 @@ def main() -> int:
 
         inbox = f"{root}?observer={args.observer}&poll_interval_s=10"
         settings = load_settings(inboxes=[inbox], settle_s=SETTLE_S)
-        intake = Intake(store, inboxes_from_settings(settings), file_filter(settings))
+        intake = Intake(
+            store, inboxes_from_settings(settings), file_filter(settings), confinement(settings)
+        )
         watcher = InboxWatcher(intake, settle_s=SETTLE_S)
         started = time.monotonic()
         watcher.start()  # the observer (inotify on every folder), then the start-up rescan

@@ -18,9 +18,10 @@ import time
 import wave
 from pathlib import Path
 
+from faster_whisper.audio import decode_audio
+
 from db.values import JobOptions
 from worker.engine import Engine, resolve_model, transcribe_kwargs
-from worker.media import decode
 
 
 def silent_wav(path: Path, seconds: int) -> Path:
@@ -47,7 +48,7 @@ def main() -> None:
         for _ in range(args.repeat):
             started = time.perf_counter()
             segments, _info = engine.model.transcribe(
-                decode(path).samples, **transcribe_kwargs(options)
+                decode_audio(path), **transcribe_kwargs(options)
             )
             words = " ".join(segment.text.strip() for segment in segments)
             model_s.append(time.perf_counter() - started)

@@ -200,6 +200,48 @@ class JobStore:
                 row = conn.execute(select(JOBS).where(identity)).one()
                 return _record(row), False
 
+    def refuse(
+        self, path: str | os.PathLike[str], options: JobOptions, origin: str, reason: str
+    ) -> tuple[JobRecord, bool]:
+        """Record a job that fails at once without being run (a link out of the allowed folders):
+        the path as given (not followed), with the link's own size and mtime, so that the same
+        link is refused once and a changed one again. created=False when it already was."""
+        link = os.fspath(path)
+        stat = os.lstat(link)
+        identity = (
+            (JOBS.c.source_path == link)
+            & (JOBS.c.source_size == stat.st_size)
+            & (JOBS.c.source_mtime_ns == stat.st_mtime_ns)
+        )
+        now = self.clock()
+        values = {
+            "source_path": link,
+            "source_size": stat.st_size,
+            "source_mtime_ns": stat.st_mtime_ns,
+            "origin": origin,
+            "options": options.model_dump(mode="json"),
+            "status": JobStatus.FAILED.value,
+            "attempts": 0,
+            "max_attempts": self.max_attempts,
+            "run_after": now,
+            "progress": 0.0,
+            "error": reason,
+            "outputs": [],
+            "created_at": now,
+            "finished_at": now,
+            "updated_at": now,
+        }
+        try:
+            with self._write() as conn:
+                existing = conn.execute(select(JOBS).where(identity)).first()
+                if existing is not None:
+                    return _record(existing), False
+                row = conn.execute(insert(JOBS).values(values).returning(*JOBS.c)).one()
+            return _record(row), True
+        except IntegrityError:
+            with self._read() as conn:
+                return _record(conn.execute(select(JOBS).where(identity)).one()), False
+
     @staticmethod
     def _supersede_queued(conn: Connection, source_path: str, newer_id: int, now: datetime) -> None:
         """Queued jobs of older versions of the file would only fail: cancel them, saying why.
@@ -517,6 +559,17 @@ class JobStore:
         """Remember the try (updated_at), so that moves that keep failing do not block others."""
         with self._write() as conn:
             conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(updated_at=self.clock()))
+
+    def outputs_of_source(self, source_path: str) -> frozenset[str]:
+        """Files this service wrote for a source, by any of its jobs (skips, which point at a
+        subtitle someone else made, do not count): the only files its next run may replace."""
+        query = (
+            select(JOBS.c.outputs)
+            .join(TRANSCRIPTS, TRANSCRIPTS.c.job_id == JOBS.c.id)
+            .where(JOBS.c.source_path == source_path)
+        )
+        with self._read() as conn:
+            return frozenset(path for (outputs,) in conn.execute(query) for path in outputs or ())
 
     def known_files(self, folder: str | os.PathLike[str]) -> dict[str, set[tuple[int, int]]]:
         """Every (size, mtime_ns) with a job, by path, for the files under a folder: one query,

@@ -13,6 +13,7 @@ from db.errors import DatabaseUnavailable
 from db.job_store import JobStore
 from db.migrate import upgrade
 from db.values import RetryPolicy
+from service.inboxes import confinement
 from service.settings import SettingError, Settings, usable_cores
 from worker.engine import (
     ModelNotFound,
@@ -50,6 +51,7 @@ class Prepared:
             lease_s=self.settings.lease_s,
             poll_interval_s=self.settings.poll_interval_s,
             retry_policy=retry_policy(self.settings),
+            confinement=confinement(self.settings),
             log_level=self.settings.log_level,
             log_format=self.settings.log_format,
             recycling=Recycling(
@@ -60,6 +62,7 @@ class Prepared:
                     else None
                 ),
             ),
+            max_audio_duration_s=self.settings.max_audio_duration_s,
         )
 
     def worker_pool(

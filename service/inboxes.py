@@ -8,6 +8,7 @@ from pathlib import Path
 from service.settings import DEFAULT_INBOX, InboxSettings, SettingError, Settings
 from watcher.filters import FileFilter
 from watcher.spec import Inbox
+from worker.confinement import Confinement
 
 
 def ensure_inboxes(settings: Settings) -> None:
@@ -28,6 +29,11 @@ def ensure_inboxes(settings: Settings) -> None:
             raise SettingError(
                 "inboxes", f"inbox {folder} is not readable: {exc.strerror}"
             ) from exc
+
+
+def confinement(settings: Settings) -> Confinement:
+    """Where jobs may read, and where links in inboxes may lead (worker/confinement.py)."""
+    return Confinement.of(settings.read_roots())
 
 
 def file_filter(settings: Settings) -> FileFilter:

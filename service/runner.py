@@ -9,6 +9,7 @@ that is one UPDATE, safe to run anywhere, and a batch survives whichever machine
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import os
 import signal
@@ -23,11 +24,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from api.app import create_app
 from api.app_context import ApiContext
+from api.browser_guard import BrowserPolicy
 from db.announcements import JobAnnouncements, listens
 from db.errors import QueueError
 from db.job_store import JobStore
 from service.bootstrap import Prepared
-from service.inboxes import file_filter, inboxes_from_settings
+from service.http_protocol import MAX_HEAD_BYTES, ConnectionLimits, guarded_protocol
+from service.inboxes import confinement, file_filter, inboxes_from_settings
 from service.settings import Settings
 from watcher.inbox import InboxWatcher
 from watcher.intake import Intake
@@ -82,7 +85,12 @@ def serve(prepared: Prepared) -> None:
     )
     watcher = (
         InboxWatcher(
-            Intake(store, inboxes_from_settings(settings), file_filter(settings)),
+            Intake(
+                store,
+                inboxes_from_settings(settings),
+                file_filter(settings),
+                confinement(settings),
+            ),
             settle_s=settings.settle_s,
         )
         if "watch" in roles
@@ -127,11 +135,27 @@ def _api_server(settings: Settings, store: JobStore, pool: WorkerPool | None) ->
             store=store,
             default_options=settings.job_options(),
             allowed_roots=settings.api_roots(),
+            served_roots=settings.read_roots(),
             uploads_dir=settings.uploads_dir.resolve(),
             max_upload_bytes=int(settings.max_upload_mb * 1024 * 1024),
             workers=pool,
             api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+            browser_policy=BrowserPolicy.of(
+                settings.allowed_hosts, settings.allowed_origins, bound=settings.host
+            ),
         )
+    )
+    if not settings.api_key and not _loopback(settings.host):
+        log.warning(
+            "NO API KEY: the HTTP API listens on %s, beyond this machine, and anyone who reaches "
+            "it can submit, read, cancel and retry jobs; set api_key (WHISPER_TRANSCRIBER_API_KEY)",
+            settings.host,
+        )
+    limits = ConnectionLimits(
+        header_timeout_s=settings.http_header_timeout_s,
+        keepalive_timeout_s=settings.http_keepalive_timeout_s,
+        body_idle_timeout_s=settings.http_body_idle_timeout_s,
+        max_connections=settings.http_max_connections,
     )
     return uvicorn.Server(
         uvicorn.Config(
@@ -140,8 +164,20 @@ def _api_server(settings: Settings, store: JobStore, pool: WorkerPool | None) ->
             port=settings.port,
             log_level=settings.log_level.lower(),
             log_config=None,  # its lines go through our handler, in our format
+            http=guarded_protocol(limits),
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+            ws="none",  # the app has no WebSocket routes: an upgrade is a plain request
         )
     )
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may well resolve beyond this machine
 
 
 def _scheduler(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -206,6 +206,11 @@ class Settings(BaseSettings):
         default=[],
         description="Folders whose files POST /transcribe may name; empty means the inboxes",
     )
+    link_roots: Annotated[list[Path], NoDecode] = Field(
+        default=[],
+        description="Folders outside the inboxes that symbolic links in an inbox may point into "
+        "(a downloads folder); a link leading anywhere else is refused",
+    )
     uploads_dir: Path = Field(
         default=Path("data/uploads"),
         description="Where uploaded files are kept (each in a folder of its own, transcripts beside)",
@@ -240,6 +245,43 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the HTTP API listens on")
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="Port of the HTTP API")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Host names the HTTP API answers to besides the ones it always does (IP "
+        "addresses, names without a dot such as localhost or a compose service, names under "
+        ".localhost, .local, .internal and .home.arpa, this machine's name, the host setting): "
+        "a request for any other name is refused, as a DNS-rebinding page's would be. "
+        "'.example.com' allows a domain and its subdomains; '*' every name",
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Web origins (https://host[:port]) whose pages may create, cancel or retry "
+        "jobs besides the service's own (its dashboard); '*' any, which turns the cross-site "
+        "check off",
+    )
+    http_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has to send a request's head (request line and headers) "
+        "from connecting, or from its first byte on a kept-alive connection; then it is closed",
+    )
+    http_keepalive_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds an idle connection is kept open between two requests",
+    )
+    http_body_idle_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a request body (an upload) may stop arriving before the connection "
+        "is closed; a slow upload goes on as long as bytes flow",
+    )
+    http_max_connections: int = Field(
+        default=500,
+        ge=1,
+        description="Open HTTP connections at most: past it a new connection closes the one that "
+        "has waited longest for a request, or is answered 503 when every one is busy",
+    )
     job_timeout: float = Field(default=3600.0, gt=0, description="Seconds one job may run")
     max_attempts: int = Field(default=3, ge=1, description="Attempts before a job is failed")
     worker_max_jobs: int | None = Field(
@@ -251,6 +293,12 @@ class Settings(BaseSettings):
         default=None,
         gt=0,
         description="A worker process whose memory (RSS) is above this after a job is replaced",
+    )
+    max_audio_duration_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="A file with more seconds of audio than this fails at once, refused from its "
+        "header before decoding (or once decoding passes it); unset: any length",
     )
     lease_s: float = Field(
         default=60.0, gt=0, description="Seconds a claim lasts without a heartbeat"
@@ -293,11 +341,57 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "inboxes", "allowed_roots", "media_extensions", "ignore_patterns", mode="before"
+        "inboxes",
+        "allowed_roots",
+        "link_roots",
+        "media_extensions",
+        "ignore_patterns",
+        mode="before",
     )
     @classmethod
     def _split_items(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _bare_names(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if "/" in host or (":" in host and not host.startswith("[")):
+                raise ValueError(f"{host!r}: give a host name alone, without scheme or port")
+        return [host.strip().lower() for host in hosts]
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin.strip())
+            if origin != "*" and (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.path.strip("/")
+                or parts.query
+            ):
+                raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], or *")
+        return [origin.strip().lower().rstrip("/") for origin in origins]
+
+    @field_validator("api_key")
+    @classmethod
+    def _sendable_key(cls, key: SecretStr | None) -> SecretStr | None:
+        """HTTP headers carry Latin-1 and clients send ASCII: any other key could never match."""
+        text = key.get_secret_value() if key is not None else ""
+        if not (text.isascii() and text.isprintable()):
+            raise ValueError(
+                "the key must be printable ASCII (letters, digits, punctuation), as clients send "
+                "it in an HTTP header; it has another character"
+            )
+        if text != text.strip():
+            raise ValueError("the key must not begin or end with a space")
+        return key
 
     @field_validator("roles", mode="before")
     @classmethod
@@ -359,6 +453,16 @@ class Settings(BaseSettings):
         """Where files named over HTTP may live (symlinks resolved): the inboxes unless set."""
         roots = self.allowed_roots or [inbox.path for inbox in self.inboxes]
         return [root.expanduser().resolve() for root in roots]
+
+    def read_roots(self) -> list[Path]:
+        """Every folder whose files a job may read or serve (symlinks resolved): the inboxes with
+        their done and failed folders, the uploads folder, allowed_roots and link_roots."""
+        folders = [inbox.path for inbox in self.inboxes] + [self.uploads_dir]
+        for inbox in self.inboxes:
+            root = inbox.path.expanduser()
+            folders += [root / d for d in (inbox.done_dir, inbox.failed_dir) if d is not None]
+        folders += self.allowed_roots + self.link_roots
+        return [folder.expanduser().resolve() for folder in folders]
 
     def job_options(self) -> JobOptions:
         """The options a job gets when its submitter says nothing else."""

@@ -18,6 +18,7 @@ from db.job_store import JobStore
 from db.models import JobStatus
 from db.values import JobOptions, JobRecord
 from tests.conftest import FIXTURES
+from worker.confinement import Confinement
 from worker.engine import Engine, resolve_model
 from worker.job_runner import run_job
 from worker.originals import move_original
@@ -66,7 +67,7 @@ def queue(store: JobStore, media: Path, name: str, origin: str = "api") -> JobRe
 def run_next(store: JobStore, engine: Engine) -> JobRecord:
     claimed = store.claim("test-worker")
     assert claimed is not None
-    run_job(store, engine, claimed)
+    run_job(store, engine, claimed, Confinement.of([Path(claimed.source_path).parent]))
     return store.get(claimed.id)
 
 

@@ -16,6 +16,7 @@ from db.engine import make_engine
 from db.job_store import JobStore
 from db.values import JobOptions
 from tests.conftest import FIXTURES, POSTGRES_ADMIN_URL
+from worker.confinement import Confinement
 from worker.engine import Engine, resolve_model
 from worker.job_runner import run_job
 
@@ -92,7 +93,7 @@ def test_metrics_after_real_jobs(store: JobStore, tmp_path: Path) -> None:
         )
     claimed = store.claim("w")
     assert claimed is not None
-    run_job(store, model, claimed)
+    run_job(store, model, claimed, Confinement.of([tmp_path]))
     with app_for(store, tmp_path) as client:
         response = client.get("/metrics")
     assert response.status_code == 200

@@ -24,6 +24,7 @@ from db.migrate import upgrade
 from db.values import JobOptions, RetryPolicy
 from tests.conftest import FIXTURES
 from tests.waiting import wait_until
+from worker.confinement import Confinement
 from worker.engine import resolve_model
 from worker.process import WorkerConfig
 from worker.supervisor import WorkerPool
@@ -53,6 +54,7 @@ class _Harness:
             lease_s=60,
             poll_interval_s=1,
             retry_policy=RetryPolicy(base_delay_s=0),
+            confinement=Confinement.of([folder]),
         )
         self.pool = WorkerPool(config, 1, store, job_timeout_s=120)
         store.add_wake_listener(self.pool.wake)

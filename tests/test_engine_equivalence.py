@@ -61,7 +61,11 @@ def stored(transcript: Transcript) -> list[dict[str, Any]]:
 def test_service_text_equals_direct_faster_whisper(
     database_url: str, tmp_path: Path, direct_model: WhisperModel
 ) -> None:
-    prepared = prepare(load_settings(database_url=database_url, workers=2, threads_per_worker=1))
+    prepared = prepare(
+        load_settings(
+            database_url=database_url, workers=2, threads_per_worker=1, allowed_roots=[tmp_path]
+        )
+    )
     sources = sorted(FIXTURES.glob("speech_*"))
     jobs = []
     for n, raw in enumerate(OPTION_SETS):

@@ -19,6 +19,7 @@ from service.settings import load_settings
 from tests.conftest import FIXTURES
 from tests.media import place
 from watcher.spec import Inbox
+from worker.confinement import Confinement
 from worker.engine import Engine, resolve_model
 from worker.job_runner import run_job
 from worker.originals import move_originals
@@ -65,7 +66,7 @@ def enqueue_and_claim(store: JobStore, inbox: Inbox, path: Path) -> JobRecord:
 
 def enqueue_and_run(store: JobStore, engine: Engine, inbox: Inbox, path: Path) -> JobRecord:
     claimed = enqueue_and_claim(store, inbox, path)
-    run_job(store, engine, claimed)
+    run_job(store, engine, claimed, Confinement.of([inbox.root]))
     return store.get(claimed.id)
 
 
@@ -157,7 +158,7 @@ def test_a_file_deleted_before_its_job_ran_fails_with_a_clear_reason(
     source = place(FIXTURES / "speech_a.wav", inbox_folder, "gone.wav")
     claimed = enqueue_and_claim(store, inbox_for(str(inbox_folder)), source)
     source.unlink()
-    run_job(store, engine, claimed)
+    run_job(store, engine, claimed, Confinement.of([inbox_folder]))
     job = store.get(claimed.id)
     assert job.status is JobStatus.FAILED
     assert job.error == f"file not found (deleted or moved before its job ran): {source}"

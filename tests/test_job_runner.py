@@ -15,6 +15,7 @@ from db.values import JobOptions
 from tests.conftest import FIXTURES
 from tests.media import long_recording
 from tests.waiting import wait_until
+from worker.confinement import Confinement
 from worker.engine import Engine, resolve_model
 from worker.job_runner import run_job
 
@@ -39,7 +40,7 @@ def test_a_file_changed_since_queued_fails_its_job(
         f.write(b"\0" * 1024)
     job = store.claim("w1")
     assert job is not None
-    run_job(store, engine, job)
+    run_job(store, engine, job, Confinement.of([tmp_path]))
     failed = store.get(job.id)
     assert failed.status is JobStatus.FAILED
     assert "changed after it was queued" in (failed.error or "")
@@ -53,7 +54,7 @@ def test_cancel_stops_a_running_transcription(
     store.enqueue(source, JobOptions(), "test")
     job = store.claim("w1")
     assert job is not None
-    runner = threading.Thread(target=run_job, args=(store, engine, job))
+    runner = threading.Thread(target=run_job, args=(store, engine, job, Confinement.of([tmp_path])))
     runner.start()
     wait_until(lambda: store.get(job.id).progress > 0, 120, "the job to make progress")
     store.cancel(job.id)
@@ -73,7 +74,7 @@ def test_progress_is_recorded_while_running(
     job = store.claim("w1")
     assert job is not None
     seen: list[float] = []
-    runner = threading.Thread(target=run_job, args=(store, engine, job))
+    runner = threading.Thread(target=run_job, args=(store, engine, job, Confinement.of([tmp_path])))
     runner.start()
     while runner.is_alive():
         progress = store.get(job.id).progress

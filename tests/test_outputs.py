@@ -6,13 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.outputs import (
-    FORMATS,
-    output_paths,
-    remove_stale_temporaries,
-    render,
-    stage_outputs,
-)
+from worker.outputs import FORMATS, output_paths, render
+from worker.staging import remove_stale_temporaries, stage_outputs
 from worker.transcript import Segment, Transcript, Word
 
 TRANSCRIPT = Transcript(
@@ -229,14 +224,17 @@ def test_published_files_get_the_usual_mode(tmp_path: Path) -> None:
     assert path.stat().st_mode == reference.stat().st_mode
 
 
-def test_stage_into_new_output_dir_replaces_existing_files(tmp_path: Path) -> None:
+def test_stage_into_new_output_dir_replaces_its_own_earlier_files(tmp_path: Path) -> None:
     output_dir = tmp_path / "a" / "b"
-    staged = stage_outputs(TRANSCRIPT, tmp_path / "talk.flac", FORMATS, output_dir)
+    ours = [str(output_dir / "talk.txt")]
+    staged = stage_outputs(TRANSCRIPT, tmp_path / "talk.flac", FORMATS, output_dir, ours=ours)
     assert output_dir.is_dir()
     (output_dir / "talk.txt").write_text("old")  # an earlier run's output is replaced
+    (output_dir / "talk.txt").chmod(0o600)  # and keeps the mode someone gave it
     staged.publish()
     assert files_in(output_dir) == sorted(f"talk.{fmt}" for fmt in FORMATS)
     assert (output_dir / "talk.txt").read_text(encoding="utf-8") == EXPECTED["txt"]
+    assert (output_dir / "talk.txt").stat().st_mode & 0o777 == 0o600
 
 
 def test_stage_then_discard_leaves_nothing(tmp_path: Path) -> None:
@@ -285,14 +283,22 @@ def test_failure_midway_removes_written_temporaries(
     assert files_in(tmp_path) == []
 
 
-def test_failed_publish_removes_remaining_temporaries(tmp_path: Path) -> None:
-    (tmp_path / "talk.srt").mkdir()  # the srt cannot be moved onto a folder
+def test_failed_publish_removes_remaining_temporaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     staged = stage_outputs(TRANSCRIPT, tmp_path / "talk.mp3", ["txt", "srt", "vtt"], None)
+    real_link = os.link
+
+    def link_failing_for_srt(source: str, name: str, **kwargs: object) -> None:
+        if name.endswith(".srt"):
+            raise OSError(5, "Input/output error", name)
+        real_link(source, name, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "link", link_failing_for_srt)
     with pytest.raises(OSError, match=r"talk\.srt"):
         staged.publish()
     # txt came first and is published; srt and vtt are gone, temporaries included.
-    assert files_in(tmp_path) == ["talk.srt", "talk.txt"]
-    assert files_in(tmp_path / "talk.srt") == []
+    assert files_in(tmp_path) == ["talk.txt"]
     assert staged.temporaries == {}
 
 

@@ -16,6 +16,7 @@ from db.job_store import JOBS, TRANSCRIPTS, JobStore, utcnow
 from db.migrate import alembic_config, upgrade
 from db.values import JobOptions
 from tests.conftest import FIXTURES
+from worker.confinement import Confinement
 from worker.engine import Engine as Model
 from worker.engine import resolve_model
 from worker.job_runner import run_job
@@ -33,7 +34,7 @@ def transcribe_fixtures(store: JobStore, model: Model, folder: Path) -> dict[str
         job, _ = store.enqueue(Path(shutil.copy(FIXTURES / name, folder)), JobOptions(), "api")
         claimed = store.claim("w")
         assert claimed is not None
-        run_job(store, model, claimed)
+        run_job(store, model, claimed, Confinement.of([folder]))
         ids[name] = job.id
     return ids
 

@@ -171,3 +171,37 @@ def test_worker_recycling_settings() -> None:
     assert (settings.worker_max_jobs, settings.worker_max_memory_mb) == (10, 512)
     with pytest.raises(SettingError, match="worker_max_jobs"):
         load_settings(worker_max_jobs=0)
+
+
+@pytest.mark.parametrize(
+    ("settings", "setting", "detail"),
+    [
+        ({"api_key": "schlüssel"}, "api_key", "printable ASCII"),
+        ({"api_key": "line\nbreak"}, "api_key", "printable ASCII"),
+        ({"api_key": " padded"}, "api_key", "must not begin or end with a space"),
+        ({"allowed_hosts": "example.org:9000"}, "allowed_hosts", "without scheme or port"),
+        ({"allowed_hosts": "https://example.org"}, "allowed_hosts", "without scheme or port"),
+        ({"allowed_origins": "example.org"}, "allowed_origins", "is not an origin"),
+        ({"allowed_origins": "https://example.org/app"}, "allowed_origins", "is not an origin"),
+        ({"http_max_connections": 0}, "http_max_connections", "greater than or equal to 1"),
+        ({"http_header_timeout_s": 0}, "http_header_timeout_s", "greater than 0"),
+    ],
+)
+def test_http_settings_are_checked(settings: dict[str, object], setting: str, detail: str) -> None:
+    with pytest.raises(SettingError, match=rf"^setting {setting} \(") as raised:
+        load_settings(**settings)
+    assert detail in str(raised.value)
+    if setting == "api_key":
+        assert str(settings["api_key"]) not in str(raised.value)  # never echoed
+
+
+def test_http_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHISPER_TRANSCRIBER_ALLOWED_HOSTS", "Transcribe.Example.org, .lan.example")
+    monkeypatch.setenv("WHISPER_TRANSCRIBER_ALLOWED_ORIGINS", "https://Bazarr.example.org/")
+    monkeypatch.setenv("WHISPER_TRANSCRIBER_API_KEY", "a key with spaces-and_punctuation!")
+    settings = load_settings()
+    assert settings.allowed_hosts == ["transcribe.example.org", ".lan.example"]
+    assert settings.allowed_origins == ["https://bazarr.example.org"]
+    assert settings.api_key is not None
+    assert (settings.http_header_timeout_s, settings.http_keepalive_timeout_s) == (10.0, 5.0)
+    assert (settings.http_body_idle_timeout_s, settings.http_max_connections) == (60.0, 500)

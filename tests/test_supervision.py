@@ -205,7 +205,7 @@ def test_idle_worker_is_woken_by_an_enqueue_on_another_machine(
     source = place(FIXTURES / "speech_c.ogg", tmp_path / "elsewhere")
     with running_service(
         "--database-url", postgres_url, "--inbox", inbox, "--workers", "1",
-        cwd=tmp_path, env=service_env(),
+        cwd=tmp_path, env=service_env(ALLOWED_ROOTS=str(source.parent)),
     ) as service:  # fmt: skip
         service.wait_for_workers(1)
         store = JobStore(make_engine(postgres_url))

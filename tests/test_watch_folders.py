@@ -16,7 +16,7 @@ from watchdog.observers.polling import PollingObserver
 from db.engine import make_engine
 from db.job_store import JobStore
 from db.values import JobRecord
-from service.inboxes import file_filter, inboxes_from_settings
+from service.inboxes import confinement, file_filter, inboxes_from_settings
 from service.settings import load_settings
 from tests.conftest import FIXTURES
 from tests.waiting import wait_until
@@ -42,7 +42,10 @@ def watching(
     engine = make_engine(database_url)
     store = JobStore(engine)
     watcher = InboxWatcher(
-        intake_class(store, inboxes_from_settings(loaded), file_filter(loaded)), settle_s=settle_s
+        intake_class(
+            store, inboxes_from_settings(loaded), file_filter(loaded), confinement(loaded)
+        ),
+        settle_s=settle_s,
     )
     watcher.start()
     try:

@@ -9,7 +9,7 @@ import pytest
 
 from db.job_store import JobStore
 from db.values import JobOptions
-from service.inboxes import file_filter, inboxes_from_settings
+from service.inboxes import confinement, file_filter, inboxes_from_settings
 from service.settings import SettingError, load_settings
 from watcher.filters import FileFilter, is_candidate
 from watcher.intake import Intake
@@ -82,7 +82,7 @@ def test_walk_finds_media_and_skips_clutter_and_our_own_folders(
     ):  # fmt: skip
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
-    intake = Intake(store, [inbox], file_filter(settings))
+    intake = Intake(store, [inbox], file_filter(settings), confinement(settings))
     assert _walked(intake, inbox) == ["a/one.wav", "two.mp3"]
     flat = Inbox(root=inbox.root, name="flat", options=JobOptions(), recursive=False)
     assert _walked(intake, flat) == ["two.mp3"]
@@ -91,7 +91,7 @@ def test_walk_finds_media_and_skips_clutter_and_our_own_folders(
 def test_outbox_inside_the_inbox_is_not_input(tmp_path: Path, store: JobStore) -> None:
     settings = load_settings(inboxes=[f"{tmp_path}?outbox={tmp_path / 'transcripts'}"])
     [inbox] = inboxes_from_settings(settings)
-    intake = Intake(store, [inbox], file_filter(settings))
+    intake = Intake(store, [inbox], file_filter(settings), confinement(settings))
     assert intake.wants(tmp_path / "talk.wav")
     assert not intake.wants(tmp_path / "transcripts" / "talk.wav")
     assert not intake.wants(tmp_path.parent / "elsewhere.wav")

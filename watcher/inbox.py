@@ -49,6 +49,9 @@ class _RecordEvents(FileSystemEventHandler):
         for path in paths:
             if self.intake.wants(path):
                 self.tracker.mark(path)
+            elif event.event_type in ("created", "moved"):
+                # Maybe a link to a folder (inotify calls a link a file): the settle thread looks.
+                self.folders.put(path)
 
 
 class InboxWatcher:
@@ -174,13 +177,11 @@ class InboxWatcher:
             except queue.Empty:
                 return
             inbox = self.intake.inbox_of(folder)
-            if inbox is None:
+            if inbox is None or not (folder.is_dir() or self.intake.wants_folder_link(folder)):
                 continue
-            for dirpath, _dirs, files in os.walk(folder):
-                for name in files:
-                    path = Path(dirpath, name)
-                    if self.intake.wants(path):
-                        self.tracker.mark(path)
+            for path in self.intake.walk(inbox, folder):
+                if self.intake.wants(path) or self.intake.wants_folder_link(path):
+                    self.tracker.mark(path)
 
 
 def _describe(inbox: Inbox) -> str:

@@ -7,12 +7,14 @@ import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from stat import S_ISLNK
 
 from db.job_store import JobStore
 from db.models import JobStatus
 from db.values import InboxScan, JobRecord, ObserverKind
 from watcher.filters import FileFilter
 from watcher.spec import Inbox
+from worker.confinement import Confinement
 from worker.process import worker_id_for
 
 log = logging.getLogger(__name__)
@@ -21,10 +23,17 @@ log = logging.getLogger(__name__)
 class Intake:
     """Knows the inboxes; decides which files are input and records their jobs."""
 
-    def __init__(self, store: JobStore, inboxes: Sequence[Inbox], file_filter: FileFilter) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        inboxes: Sequence[Inbox],
+        file_filter: FileFilter,
+        confinement: Confinement,
+    ) -> None:
         self.store = store
         self.inboxes = tuple(inboxes)
         self.file_filter = file_filter
+        self.confinement = confinement  # where links in an inbox may lead
         # Named as worker ids are (host:pid), so that /status says which instance scanned.
         self.instance = worker_id_for(os.getpid())
 
@@ -36,10 +45,33 @@ class Intake:
         inbox = self.inbox_of(path)
         return inbox is not None and self.file_filter.is_candidate(path, inbox.root)
 
-    def take(self, path: Path) -> JobRecord | None:
-        """Record the job for a settled file; the job when one was created or requeued."""
+    def wants_folder_link(self, path: Path) -> bool:
+        """A symbolic link to a folder, in an inbox, under a name not ignored (touches the disk)."""
         inbox = self.inbox_of(path)
-        if inbox is None or not self.file_filter.is_candidate(path, inbox.root):
+        return (
+            inbox is not None
+            and not self.file_filter.is_ignored(path, inbox.root)
+            and path.is_symlink()
+            and path.is_dir()
+        )
+
+    def take(self, path: Path) -> JobRecord | None:
+        """Record the job for a settled file (or a folder link out of the allowed folders, which
+        is refused); the job when one was created or requeued."""
+        inbox = self.inbox_of(path)
+        if inbox is None:
+            return None
+        escape = self.confinement.link_escape(path, inbox.root)
+        if escape is not None and (
+            self.file_filter.is_candidate(path, inbox.root) or self.wants_folder_link(path)
+        ):
+            job, created = self.store.refuse(
+                escape.link, inbox.options, inbox.origin, escape.reason
+            )
+            if created:
+                log.warning("job %s: %s", job.id, escape.reason)
+            return job if created else None
+        if not self.file_filter.is_candidate(path, inbox.root):
             return None
         plan = inbox.plan(path)
         job, created = self.store.enqueue(
@@ -66,7 +98,9 @@ class Intake:
         known = self.store.known_files(inbox.root)
         for path in self.walk(inbox):
             try:
-                stat = path.stat()
+                stat = path.lstat()
+                if S_ISLNK(stat.st_mode) and str(path) not in known:
+                    stat = path.stat()  # a link's job is recorded under its target's path
             except OSError:
                 continue  # gone since the walk listed it
             if (stat.st_size, stat.st_mtime_ns) not in known.get(str(path), ()):
@@ -88,19 +122,35 @@ class Intake:
             )
         )
 
-    def walk(self, inbox: Inbox) -> Iterator[Path]:
-        """Candidate files under the inbox, not descending into ignored or excluded folders."""
+    def walk(self, inbox: Inbox, top: Path | None = None) -> Iterator[Path]:
+        """Candidate files under the inbox (or its folder top), not descending into ignored or
+        excluded folders.
+
+        Folder links are followed where they lead inside the allowed folders (each real folder
+        once: links can make loops); a folder link leading out is yielded itself, unopened,
+        for the intake to refuse."""
         excluded = {str(folder) for folder in inbox.excluded}
-        for folder, dirs, files in os.walk(inbox.root):
-            if inbox.recursive:
-                dirs[:] = [
-                    d
-                    for d in dirs
-                    if not self.file_filter.ignores_name(d)
-                    and os.path.join(folder, d) not in excluded
-                ]
-            else:
+        visited: set[str] = set()
+        start = top or inbox.root
+        if start.is_symlink() and not self.confinement.allows(start):
+            yield start
+            return
+        for folder, dirs, files in os.walk(start, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in visited:
                 dirs.clear()
+                continue
+            visited.add(real)
+            kept = []
+            for name in dirs if inbox.recursive else ():
+                sub = os.path.join(folder, name)
+                if self.file_filter.ignores_name(name) or sub in excluded:
+                    continue
+                if os.path.islink(sub) and not self.confinement.allows(sub):
+                    yield Path(sub)
+                    continue
+                kept.append(name)
+            dirs[:] = kept
             for name in files:
                 if self.file_filter.ignores_name(name):
                     continue

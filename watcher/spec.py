@@ -53,18 +53,19 @@ class Inbox:
 
     def plan(self, path: Path) -> JobPlan:
         relative = path.relative_to(self.root)
-        # A symlink's job is its target's, which may live anywhere: it is never moved, and its
-        # transcripts go beside the link, not beside the target.
-        linked = path.is_symlink()
+        # A linked file's job is its target's (in a link root): it is never moved, and its
+        # transcripts go beside the link, not beside the target. A file in a linked folder
+        # stays where it is too; its transcripts go into the real folder.
+        linked = path.resolve() != path
         done_dir = None if linked else self.done_dir
         failed_dir = None if linked else self.failed_dir
         # Beside the file means beside where it ends up: in done/ when originals move there.
         output_folder = self.outbox or done_dir or (self.root if linked else None)
         options = self.options
         if output_folder is not None:
-            options = options.model_copy(
-                update={"output_dir": str(output_folder / relative.parent)}
-            )
+            # Resolved now, once: publishing follows no link that appears later (worker/outputs).
+            planned = (output_folder / relative.parent).resolve()
+            options = options.model_copy(update={"output_dir": str(planned)})
         return JobPlan(
             options=options,
             move_on_done=done_dir / relative if done_dir else None,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from db.values import JobOptions
-from worker.media import DecodedAudio, decode
-from worker.transcript import Segment, Transcript, Word
+from worker.audio_stream import SAMPLING_RATE, Samples
+from worker.long_form import transcribe_pieces
+from worker.media import pieces_of, scan, scan_start
+from worker.transcript import Transcript
 
 BUNDLED_MODEL = "bundled"
 # faster-whisper falls back to sampling when a window decodes badly; a fixed seed per job makes the
@@ -18,6 +21,15 @@ BUNDLED_MODEL = "bundled"
 SAMPLING_SEED = 0
 # Files a CTranslate2 Whisper model folder must hold.
 MODEL_FILES = ("model.bin", "config.json")
+# Audio reaches the model this many seconds at a time. faster-whisper computes the features of all
+# it is given at once (tens of MB per minute of audio at their peak), so this bounds a job's memory
+# whatever the file's length: measured in docs/benchmarks.md, "Memory per job". A file this short
+# is one piece, transcribed exactly as faster-whisper transcribes it whole.
+PIECE_S = 120.0
+# A piece ends at the quietest moment of its last seconds, so that no word is cut in two.
+CUT_SEARCH_S = 10.0
+# What a detect-only job decodes: Whisper detects the language from the first 30 s window.
+DETECTION_S = 30.0
 
 ProgressCallback = Callable[[float], None]
 
@@ -123,10 +135,20 @@ class Engine:
     """A loaded model; made once per worker process, after the process has started."""
 
     def __init__(
-        self, spec: ModelSpec, device: str, compute_type: str, cpu_threads: int = 0
+        self,
+        spec: ModelSpec,
+        device: str,
+        compute_type: str,
+        cpu_threads: int = 0,
+        *,
+        max_audio_duration_s: float | None = None,
+        piece_s: float = PIECE_S,
     ) -> None:
         from faster_whisper import WhisperModel
 
+        self.max_audio_duration_s = max_audio_duration_s
+        self.piece_samples = int(piece_s * SAMPLING_RATE)
+        self.cut_search_samples = min(int(CUT_SEARCH_S * SAMPLING_RATE), self.piece_samples // 2)
         self.device = resolve_device(device)
         self.compute_type = resolve_compute_type(compute_type, self.device)
         try:
@@ -147,62 +169,52 @@ class Engine:
         on_progress: ProgressCallback | None = None,
         on_language: Callable[[str], None] | None = None,
     ) -> Transcript:
-        """The whole transcript. The file is decoded and checked first (worker/media.py);
-        on_language hears the (given or detected) language before the model transcribes: it may
-        raise to stop there, having spent only the detection."""
+        """The whole transcript. The file is decoded and checked first (worker/media.py), then
+        decoded again a piece at a time for the model (unless it is one piece, kept from the
+        check); on_language hears the (given or detected) language before the model transcribes:
+        it may raise to stop there, having spent only the detection."""
         import ctranslate2
 
         ctranslate2.set_random_seed(SAMPLING_SEED)
-        audio = decode(path)
-        if options.detect_only:
-            return self._detect_language(audio)
+        if options.detect_only:  # the start is enough: nothing else is decoded
+            start, duration = scan_start(
+                path, int(DETECTION_S * SAMPLING_RATE), max_duration_s=self.max_audio_duration_s
+            )
+            return self._detect_language(start, duration)
+        audio = scan(path, keep=self.piece_samples, max_duration_s=self.max_audio_duration_s)
         if audio.silent:  # nothing to hear: an empty transcript, not the model's guesses
-            silent = self._detect_language(audio, options.language)
+            start = (
+                audio.whole
+                if audio.whole is not None
+                else scan_start(path, int(DETECTION_S * SAMPLING_RATE))[0]
+            )
+            silent = self._detect_language(start, audio.duration, options.language)
             if on_language is not None:
                 on_language(silent.language)
             return silent
-        segments_iter, info = self.model.transcribe(audio.samples, **transcribe_kwargs(options))
-        if on_language is not None:
-            on_language(info.language)
-        segments = []
-        for raw in segments_iter:
-            segments.append(_segment(raw))
-            if on_progress is not None:
-                on_progress(min(raw.end / audio.duration, 1.0))
+        with closing(pieces_of(path, audio, self.piece_samples, self.cut_search_samples)) as stream:
+            joined = transcribe_pieces(
+                self.model,
+                stream,
+                transcribe_kwargs(options),
+                audio.samples,
+                on_progress,
+                on_language,
+            )
         return Transcript(
-            language=info.language,
-            language_probability=float(info.language_probability),
+            language=joined.language,
+            language_probability=joined.language_probability,
             duration=audio.duration,
-            segments=tuple(segments),
+            segments=joined.segments,
         )
 
-    def _detect_language(self, audio: DecodedAudio, language: str | None = None) -> Transcript:
+    def _detect_language(
+        self, start: Samples, duration: float, language: str | None = None
+    ) -> Transcript:
         """Language and its probability from the first 30 s, as a transcript without segments."""
         if language is not None:
-            return Transcript(language, 1.0, audio.duration, ())
+            return Transcript(language, 1.0, duration, ())
         if not self.model.model.is_multilingual:  # an English-only model (tiny.en) knows one
-            return Transcript("en", 1.0, audio.duration, ())
-        detected, probability, _all = self.model.detect_language(audio.samples)
-        return Transcript(detected, float(probability), audio.duration, ())
-
-
-def _segment(raw: Any) -> Segment:
-    words = None
-    if raw.words is not None:
-        words = tuple(
-            Word(start=w.start, end=w.end, word=w.word, probability=w.probability)
-            for w in raw.words
-        )
-    return Segment(
-        id=raw.id,
-        start=raw.start,
-        end=raw.end,
-        text=raw.text,
-        words=words,
-        seek=raw.seek,
-        tokens=tuple(raw.tokens),
-        temperature=raw.temperature,
-        avg_logprob=raw.avg_logprob,
-        compression_ratio=raw.compression_ratio,
-        no_speech_prob=raw.no_speech_prob,
-    )
+            return Transcript("en", 1.0, duration, ())
+        detected, probability, _all = self.model.detect_language(start)
+        return Transcript(detected, float(probability), duration, ())

@@ -8,22 +8,27 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from db.errors import DatabaseUnavailable, LeaseLost, QueueError
 from db.job_store import JobStore
 from db.values import JobRecord
+from worker.confinement import Confinement, SourceRefused, opened_source
 from worker.engine import Engine
 from worker.heartbeat import Heartbeat
 from worker.logs import about_job
 from worker.media import MediaError
 from worker.originals import move_original
-from worker.outputs import stage_outputs
 from worker.sidecars import existing_subtitle, subtitle_language
+from worker.staging import OutputFolderChanged, stage_outputs
+from worker.transcript import Transcript
 
 # How long a finished attempt waits for an unreachable database before its work is given up.
 OUTCOME_PATIENCE_S = 600.0
 FIRST_RETRY_S = 0.5
 LAST_RETRY_S = 10.0
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +37,19 @@ class SourceChanged(MediaError):
     """The file is not the one that was queued any more (a job is one version of a file)."""
 
 
-def verify_source(job: JobRecord) -> None:
+def verify_source(job: JobRecord, stat: os.stat_result | None = None) -> None:
+    """The file (or the open file's stat) is still the version the job was queued for."""
     if job.source_size < 0:
         return  # it was missing when queued; the engine says whether it is there now
-    try:
-        stat = os.stat(job.source_path)
-    except FileNotFoundError:
-        raise MediaError(
-            f"file not found (deleted or moved before its job ran): {job.source_path}"
-        ) from None
-    except OSError:
-        return  # the engine reports it with a plain reason
+    if stat is None:
+        try:
+            stat = os.stat(job.source_path)
+        except FileNotFoundError:
+            raise MediaError(
+                f"file not found (deleted or moved before its job ran): {job.source_path}"
+            ) from None
+        except OSError:
+            return  # the engine reports it with a plain reason
     if (stat.st_size, stat.st_mtime_ns) != (job.source_size, job.source_mtime_ns):
         raise SourceChanged(
             f"the file changed after it was queued: {job.source_path} (the new version "
@@ -62,12 +69,13 @@ class Abandoned(Exception):
     """The job was cancelled or its lease taken while it ran: stop and leave no trace."""
 
 
-def run_job(store: JobStore, engine: Engine, job: JobRecord) -> None:
+def run_job(store: JobStore, engine: Engine, job: JobRecord, confinement: Confinement) -> None:
     """Run a claimed job; every outcome is recorded through the store, nothing escapes but bugs.
 
-    A job that ended (done, or failed for good) then moves its original where its inbox says."""
+    The source is read only if confinement allows it (worker/confinement.py). A job that ended
+    (done, or failed for good) then moves its original where its inbox says."""
     with about_job(job.id):
-        outcome = _attempt(store, engine, job)
+        outcome = _attempt(store, engine, job, confinement)
         if outcome is not None and outcome.status.is_final:
             try:
                 move_original(store, outcome)
@@ -75,7 +83,9 @@ def run_job(store: JobStore, engine: Engine, job: JobRecord) -> None:
                 log.warning("job %s: cannot move %s: %s", job.id, job.source_path, exc)
 
 
-def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | None:
+def _attempt(
+    store: JobStore, engine: Engine, job: JobRecord, confinement: Confinement
+) -> JobRecord | None:
     """The attempt's recorded outcome; None when nothing could be recorded (lease lost, ...)."""
     attempt = job.attempts
     log.info("job %s: attempt %s on %s", job.id, attempt, job.source_path)
@@ -97,13 +107,12 @@ def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | Non
                     if existing is not None:
                         raise AlreadySubtitled(existing, written)
 
-            verify_source(job)
             detected = None
             if job.options.language is None:  # checked after detection, before decoding the rest
                 detected = on_language
             else:  # known already: checked before decoding anything
                 on_language(job.options.language)
-            transcript = engine.transcribe(job.source_path, job.options, on_progress, detected)
+            transcript = _transcribe(engine, job, confinement, on_progress, detected)
             verify_source(job)  # an older version must never publish over a newer one's outputs
             if job.options.detect_only:  # the answer is the language: no files to write
                 done = patiently(lambda: store.complete(job.id, attempt, transcript), job.id)
@@ -114,14 +123,16 @@ def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | Non
                 if job.options.media_library
                 else None
             )
+            folder = output_dir or source.parent
             try:
+                ours = patiently(lambda: store.outputs_of_source(job.source_path), job.id)
                 staged = stage_outputs(
-                    transcript, source, job.options.formats, output_dir, language_tag
+                    transcript, source, job.options.formats, output_dir, language_tag, ours
                 )
             except OSError as exc:
-                folder = Path(exc.filename).parent if exc.filename else output_dir or source.parent
-                error = f"cannot write transcripts in {folder}: {exc.strerror or exc}"
-                return patiently(partial(store.fail, job.id, attempt, error), job.id)
+                return patiently(
+                    partial(store.fail, job.id, attempt, _cannot_write(folder, exc)), job.id
+                )
             published: list[Path] = []
 
             def publish_once() -> list[Path]:  # a retried complete must not publish twice
@@ -133,6 +144,10 @@ def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | Non
                 done = patiently(
                     lambda: store.complete(job.id, attempt, transcript, publish=publish_once),
                     job.id,
+                )
+            except OSError as exc:  # from publishing: a folder swapped for a link, a full disk
+                return patiently(
+                    partial(store.fail, job.id, attempt, _cannot_write(folder, exc)), job.id
                 )
             finally:
                 staged.discard()  # no-op after a publish; removes temporaries otherwise
@@ -151,7 +166,7 @@ def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | Non
         log.info("job %s: attempt %s was cancelled or taken over; stopped mid-way", job.id, attempt)
     except LeaseLost:
         log.info("job %s: attempt %s is no longer current; dropped its work", job.id, attempt)
-    except MediaError as exc:
+    except (MediaError, SourceRefused) as exc:
         log.warning("job %s: failed: %s", job.id, exc)
         return _fail(store, job, str(exc), retryable=False)
     except Exception as exc:
@@ -160,7 +175,32 @@ def _attempt(store: JobStore, engine: Engine, job: JobRecord) -> JobRecord | Non
     return None
 
 
-def patiently(record: Callable[[], JobRecord], job_id: int) -> JobRecord:
+def _cannot_write(folder: Path, exc: OSError) -> str:
+    if isinstance(exc, OutputFolderChanged):
+        return f"cannot write transcripts in {folder}: {exc}"
+    # Names below the folder are relative (written through its descriptor): say the folder.
+    named = Path(exc.filename) if isinstance(exc.filename, str) else None
+    where = named.parent if named is not None and named.is_absolute() else folder
+    return f"cannot write transcripts in {where}: {exc.strerror or exc}"
+
+
+def _transcribe(
+    engine: Engine,
+    job: JobRecord,
+    confinement: Confinement,
+    on_progress: Callable[[float], None],
+    on_language: Callable[[str], None] | None,
+) -> Transcript:
+    """Open the source, judge the open file, and have the model read that very file."""
+    with opened_source(job, confinement) as (readable, stat):
+        verify_source(job, stat)
+        try:
+            return engine.transcribe(readable, job.options, on_progress, on_language)
+        except MediaError as exc:  # name the file as people know it, not its descriptor
+            raise type(exc)(str(exc).replace(readable, job.source_path)) from exc
+
+
+def patiently(record: Callable[[], T], job_id: int) -> T:
     """Record an attempt's outcome, waiting out a database outage (a restart, a failover) rather
     than throwing the work away: the lease fences it, so a late write can only be refused."""
     deadline = time.monotonic() + OUTCOME_PATIENCE_S

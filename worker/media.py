@@ -1,4 +1,4 @@
-"""A source file before the model sees it: readable, holding audio, complete, and decoded once.
+"""A source file before the model sees it: readable, holding audio, complete, not too long.
 
 Each check turns a bad input into a MediaError with a reason a person can act on, so that the job
 fails on its own (without retries: the same bytes give the same answer) and the worker goes on.
@@ -7,13 +7,14 @@ fails on its own (without retries: the same bytes give the same answer) and the 
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-SAMPLING_RATE = 16_000
+from worker.audio_stream import SAMPLING_RATE, Piece, Samples, blocks, head, pieces
+
 # A file whose loudest sample stays below -60 dBFS holds no speech: the model is not asked, as
 # Whisper invents words ("You") for silence.
 SILENCE_PEAK = 10 ** (-60 / 20)
@@ -30,17 +31,20 @@ class MediaError(Exception):
 
 
 @dataclass(frozen=True)
-class DecodedAudio:
-    samples: np.ndarray[Any, np.dtype[np.float32]]  # mono float32 at SAMPLING_RATE
+class ScannedAudio:
+    """What one pass over a file's audio learnt, without holding it (unless it is short)."""
+
+    samples: int  # 16 kHz mono samples decoded
+    peak: float  # the loudest sample's magnitude, 1.0 at full scale
+    whole: Samples | None = None  # the samples themselves, when the scan was asked to keep them
 
     @property
     def duration(self) -> float:
-        return float(self.samples.shape[0] / SAMPLING_RATE)
+        return self.samples / SAMPLING_RATE
 
     @property
     def silent(self) -> bool:
-        # max and min, not abs: no copy of an hour of samples
-        return bool(max(self.samples.max(), -self.samples.min()) < SILENCE_PEAK)
+        return self.peak < SILENCE_PEAK
 
 
 def check_source(path: str) -> None:
@@ -56,19 +60,35 @@ def check_source(path: str) -> None:
         raise MediaError(f"empty file (0 bytes): {path}")
 
 
-def decode(path: str) -> DecodedAudio:
-    """The first audio track as 16 kHz mono samples; MediaError when there is none, or it is cut short."""
+def scan(path: str, *, keep: int = 0, max_duration_s: float | None = None) -> ScannedAudio:
+    """Decode the first audio track once, counting samples and the peak; MediaError when there is
+    no audio, it is cut short, or longer than max_duration_s. The samples are kept (`whole`) only
+    when there are at most `keep` of them, so memory stays bounded whatever the file holds."""
     import av.error
-    from faster_whisper.audio import decode_audio
 
-    check_source(path)
-    declared = declared_duration(path)
+    declared = _checked_header(path, max_duration_s)
+    count, peak = 0, 0.0
+    kept: list[Samples] | None = []
+    stream = blocks(path)
     try:
-        samples = decode_audio(path, sampling_rate=SAMPLING_RATE)
+        for block in stream:
+            count += block.shape[0]
+            if max_duration_s is not None and count > max_duration_s * SAMPLING_RATE:
+                # the header did not say, or said less
+                raise MediaError(_too_long(path, f"over {max_duration_s:g} s", max_duration_s))
+            if block.shape[0]:
+                # max and min, not abs: no copy of the block
+                peak = max(peak, float(block.max()), -float(block.min()))
+            if kept is not None and count <= keep:
+                kept.append(block)
+            else:
+                kept = None
     except av.error.FFmpegError as exc:
         raise MediaError(f"cannot decode {path}: {_ffmpeg_reason(exc)}") from exc
-    audio = DecodedAudio(samples)
-    if audio.samples.size == 0:
+    finally:
+        stream.close()
+    audio = ScannedAudio(count, peak, np.concatenate(kept) if kept else None)
+    if count == 0:
         raise MediaError(f"no audio in {path}: the file has no samples")
     if declared is not None and declared - audio.duration > max(
         TRUNCATION_TOLERANCE_S, declared * TRUNCATION_TOLERANCE_FRACTION
@@ -78,6 +98,58 @@ def decode(path: str) -> DecodedAudio:
             f"{audio.duration:.1f} s can be decoded (an interrupted copy or download?)"
         )
     return audio
+
+
+def scan_start(
+    path: str, samples: int, *, max_duration_s: float | None = None
+) -> tuple[Samples, float]:
+    """The first `samples` samples, decoding no further, and the file's duration: as its header
+    states it, else as far as was decoded. Checked as scan() checks, but for truncation."""
+    import av.error
+
+    declared = _checked_header(path, max_duration_s)
+    try:
+        start = head(path, samples)
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"cannot decode {path}: {_ffmpeg_reason(exc)}") from exc
+    if start.shape[0] == 0:
+        raise MediaError(f"no audio in {path}: the file has no samples")
+    return start, declared if declared is not None else start.shape[0] / SAMPLING_RATE
+
+
+def pieces_of(
+    path: str, audio: ScannedAudio, length: int, search: int
+) -> Generator[Piece, None, None]:
+    """The scanned file in pieces for the model (see audio_stream.pieces): the samples the scan
+    kept, or the file decoded a second time."""
+    import av.error
+
+    if audio.whole is not None:
+        yield Piece(0, audio.whole)
+        return
+    stream = pieces(blocks(path), length, search)
+    try:
+        yield from stream
+    except av.error.FFmpegError as exc:  # it decoded a moment ago: the file changed since
+        raise MediaError(f"cannot decode {path}: {_ffmpeg_reason(exc)}") from exc
+    finally:
+        stream.close()  # the decoder's file now, not when the generator is collected
+
+
+def _checked_header(path: str, max_duration_s: float | None) -> float | None:
+    """check_source and the declared duration, refused when it is above max_duration_s."""
+    check_source(path)
+    declared = declared_duration(path)
+    if max_duration_s is not None and declared is not None and declared > max_duration_s:
+        raise MediaError(_too_long(path, f"{declared:.0f} s", max_duration_s))
+    return declared
+
+
+def _too_long(path: str, length: str, max_duration_s: float) -> str:
+    return (
+        f"too long: {path} is {length} long; the longest allowed is {max_duration_s:g} s "
+        "(max_audio_duration_s)"
+    )
 
 
 def declared_duration(path: str) -> float | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import shutil
+import stat
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from db.errors import QueueError
 from db.job_store import JobStore
 from db.models import JobStatus
 from db.values import JobRecord
-from worker.outputs import fsync_directory
+from worker.staging import open_planned_folder
 
 # Recorded as original_moved_to when there was nothing of this job's to move (deleted, or
 # replaced by a newer version that is a job of its own).
@@ -63,34 +65,54 @@ def move_original(store: JobStore, job: JobRecord) -> Path | None:
         _record(store, job, NOTHING_MOVED)  # the file there now is another version, another job
         return None
     target = free_path(Path(destination))
-    target.parent.mkdir(parents=True, exist_ok=True)
     _move(source, target)
-    fsync_directory(target.parent)
     _record(store, job, str(target))
     log.info("job %s: moved %s to %s", job.id, source, target)
     return target
 
 
 def _move(source: Path, target: Path) -> None:
-    """A rename; across file systems a copy to a hidden name, renamed into place, then the
-    source removed. Never leaves a second copy behind when a step fails."""
+    """A rename into target's folder, reached without following links (made if missing: a
+    done/ folder swapped for a link makes the move fail, not land elsewhere); across file
+    systems a copy to a hidden name, renamed into place, then the source removed. Never leaves
+    a second copy behind when a step fails."""
+    folder = open_planned_folder(target.parent, create=True)
     try:
-        os.rename(source, target)
-        return
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-    partial = target.with_name(f".{target.name}.moving")
+        try:
+            os.rename(source, target.name, dst_dir_fd=folder)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            _copy_across(source, target.name, folder)
+        with contextlib.suppress(OSError):
+            os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def _copy_across(source: Path, name: str, folder: int) -> None:
+    partial = f".{name}.moving"
+    info = source.stat()
     try:
-        shutil.copy2(source, partial)
-        os.rename(partial, target)
+        out = os.open(
+            partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=folder
+        )
+        with source.open("rb") as src, os.fdopen(out, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+            dst.flush()
+            # What copy2 keeps: the mode and times (the job knows its file by size and mtime).
+            os.fchmod(dst.fileno(), stat.S_IMODE(info.st_mode))
+            os.utime(dst.fileno(), ns=(info.st_atime_ns, info.st_mtime_ns))
+            os.fsync(dst.fileno())
+        os.rename(partial, name, src_dir_fd=folder, dst_dir_fd=folder)
     except BaseException:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial, dir_fd=folder)
         raise
     try:
         source.unlink()
     except OSError:
-        target.unlink(missing_ok=True)  # the original stays where it was; the next sweep retries
+        os.unlink(name, dir_fd=folder)  # the original stays where it was; the next sweep retries
         raise
 
 
@@ -116,7 +138,6 @@ def requeue(store: JobStore, job_id: int) -> JobRecord:
     source = Path(job.source_path)
     back = job.status is JobStatus.FAILED and moved is not None and not source.exists()
     if back and moved is not None and _same_file(moved, job):
-        source.parent.mkdir(parents=True, exist_ok=True)
         _move(moved, source)
         log.info("job %s: put %s back at %s for a retry", job.id, moved, source)
     return store.retry(job_id)

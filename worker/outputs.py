@@ -1,4 +1,4 @@
-"""Transcript output formats (txt, srt, vtt, json, tsv) and writing them atomically.
+"""Transcript output formats (txt, srt, vtt, json, tsv) and their file names.
 
 The formats are written by hand rather than through a subtitle library so that we control every
 byte: whisper-asr-webservice and Bazarr clients expect exactly what openai-whisper's writers produce
@@ -6,20 +6,13 @@ byte: whisper-asr-webservice and Bazarr clients expect exactly what openai-whisp
 integer milliseconds in tsv), and a few lines of string formatting are easier to pin with tests
 than another dependency's defaults.
 
-Files are first written to hidden temporary names in their target folders (fsynced), and only made
-visible by ``StagedOutputs.publish``, an ``os.replace`` per file: a reader never sees a half-written
-transcript, and a failed job leaves nothing behind.
+Writing them is worker/staging.py's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import re
-import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from db.values import OUTPUT_FORMATS
@@ -125,120 +118,3 @@ def output_paths(
             raise ValueError(f"the {fmt} output would overwrite its source {source}")
         paths[fmt] = path
     return paths
-
-
-@dataclass
-class StagedOutputs:
-    """Outputs written to temporary files beside their final paths, not yet visible there."""
-
-    targets: dict[str, Path]
-    """Format -> final path, in format order."""
-    temporaries: dict[str, Path]
-    """Format -> temporary file still on disk (emptied by publish and discard)."""
-    _finished: bool = field(default=False, init=False, repr=False)
-
-    def publish(self) -> list[Path]:
-        """Moves each temporary onto its final path (atomically, one file at a time).
-
-        Returns the final paths in format order. If a move fails, the temporaries not yet moved
-        are removed and the error is raised; files already moved stay published.
-        """
-        if self._finished:
-            raise RuntimeError("outputs were already published or discarded")
-        try:
-            for fmt, final in self.targets.items():
-                os.replace(self.temporaries[fmt], final)
-                del self.temporaries[fmt]
-        finally:
-            self.discard()
-        for folder in {final.parent for final in self.targets.values()}:
-            fsync_directory(folder)
-        return list(self.targets.values())
-
-    def discard(self) -> None:
-        """Removes the temporaries not yet published; safe to call more than once."""
-        self._finished = True
-        while self.temporaries:
-            _, temporary = self.temporaries.popitem()
-            temporary.unlink(missing_ok=True)
-
-
-def stage_outputs(
-    transcript: Transcript,
-    source: Path,
-    formats: Sequence[str],
-    output_dir: Path | None,
-    language_tag: str | None = None,
-) -> StagedOutputs:
-    """Renders each format and writes it to a temporary file in its target folder.
-
-    Creates output_dir (with parents) if needed. On any error the temporaries already written are
-    removed and the error is raised. Call ``publish`` on the result to make the files visible.
-    """
-    targets = output_paths(source, formats, output_dir, language_tag)
-    texts = {fmt: render(transcript, fmt) for fmt in targets}
-    if output_dir is not None:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    mode = 0o666 & ~_current_umask()
-    staged = StagedOutputs(targets=targets, temporaries={})
-    try:
-        for fmt, final in targets.items():
-            fd, name = tempfile.mkstemp(
-                dir=final.parent, prefix="." + final.name + ".", suffix=".tmp"
-            )
-            staged.temporaries[fmt] = Path(name)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(texts[fmt])
-                handle.flush()
-                # mkstemp makes the file 0600; give the outputs the mode a plain open() would.
-                os.fchmod(handle.fileno(), mode)
-                os.fsync(handle.fileno())
-    except BaseException:
-        staged.discard()
-        raise
-    return staged
-
-
-def remove_stale_temporaries(
-    source: Path, formats: Sequence[str], output_dir: Path | None, language_tagged: bool = False
-) -> list[Path]:
-    """Removes temporaries a killed worker left for this source's outputs; returns what it removed.
-
-    language_tagged: the outputs carry a language tag, whichever it was ("talk.en.srt")."""
-    removed = []
-    for final in output_paths(source, formats, output_dir).values():
-        # stage_outputs names them "." + final name + "." + mkstemp's random part (no dots) + ".tmp"
-        name = (
-            re.escape(final.stem)
-            + (r"\.[^.]+" if language_tagged else "")
-            + re.escape(final.suffix)
-        )
-        pattern = re.compile(rf"\.{name}\.[^.]+\.tmp")
-        with contextlib.suppress(OSError), os.scandir(final.parent) as entries:
-            for entry in entries:
-                if pattern.fullmatch(entry.name):
-                    temporary = final.parent / entry.name
-                    temporary.unlink(missing_ok=True)
-                    removed.append(temporary)
-    return removed
-
-
-def _current_umask() -> int:
-    # Read without changing it where Linux allows: os.umask() sets it process-wide, for all threads.
-    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-def fsync_directory(folder: Path) -> None:
-    """Makes the renames in folder durable; best effort (not every platform can open a folder)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

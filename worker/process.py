@@ -20,6 +20,7 @@ from db.engine import make_engine
 from db.errors import QueueError
 from db.job_store import JobStore, utcnow
 from db.values import RetryPolicy
+from worker.confinement import Confinement
 from worker.engine import Engine, ModelSpec
 from worker.job_runner import run_job
 from worker.logs import LogFormat, configure_logging
@@ -63,9 +64,11 @@ class WorkerConfig:
     lease_s: float
     poll_interval_s: float
     retry_policy: RetryPolicy
+    confinement: Confinement
     log_level: str = "INFO"
     log_format: LogFormat = "text"
     recycling: Recycling = Recycling()
+    max_audio_duration_s: float | None = None  # longer files fail at once (worker/media.py)
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,13 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(config.log_level, config.log_format, "worker")
     try:
-        engine = Engine(config.model, config.device, config.compute_type, config.threads)
+        engine = Engine(
+            config.model,
+            config.device,
+            config.compute_type,
+            config.threads,
+            max_audio_duration_s=config.max_audio_duration_s,
+        )
     except Exception as exc:
         link.errors.put(str(exc))
         link.errors.close()
@@ -166,7 +175,7 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
                 continue
             link.report_job(job.id, job.attempts)
             try:
-                run_job(store, engine, job)
+                run_job(store, engine, job, config.confinement)
             finally:
                 link.report_job(0, 0)
             jobs_done += 1

@@ -24,7 +24,6 @@ from queue import Empty
 from db.errors import LeaseLost, QueueError
 from db.job_store import JobStore
 from db.values import JobRecord
-from worker.outputs import remove_stale_temporaries
 from worker.process import (
     RECYCLE_EXIT,
     WorkerConfig,
@@ -32,6 +31,7 @@ from worker.process import (
     worker_id_for,
     worker_main,
 )
+from worker.staging import remove_stale_temporaries
 
 STOP_GRACE_S = 30.0
 MAX_START_FAILURES = 3  # consecutive deaths before a worker was ever ready

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import Context
+from api.limits import check_prompt
 from api.schemas import DetectedLanguage, ErrorOut
 from api.sync_jobs import multipart_body, receive, run_and_wait
 from api.uploads import wrap_raw_pcm
@@ -30,7 +31,10 @@ MEDIA_TYPES = {
 UPLOAD_BODY = multipart_body("audio_file")
 FAILURES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "No audio_file, or a malformed body"},
-    413: {"model": ErrorOut, "description": "The upload is larger than the limit"},
+    413: {
+        "model": ErrorOut,
+        "description": "The upload, a field or the prompt is larger than its limit",
+    },
     422: {"model": ErrorOut, "description": "The audio could not be transcribed (the reason)"},
     504: {"model": ErrorOut, "description": "The job did not end in time; it goes on"},
 }
@@ -65,6 +69,7 @@ async def asr(
     output: Literal["txt", "vtt", "srt", "tsv", "json"] = "txt",
 ) -> Response:
     """Transcribe (or translate into English) an uploaded audio_file; answers the transcript."""
+    check_prompt(initial_prompt, "initial_prompt")  # before the upload: nothing is stored
     options = context.default_options.model_copy(
         update={
             "task": task,

@@ -12,9 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from api.deps import MAX_JOB_ID, Context, JobId
+from api.limits import ContentTooLarge, check_prompt
 from api.paths import PathNotAllowed, resolve_allowed
 from api.schemas import ErrorOut, JobOut, JobPage, OptionsIn, TranscribeRequest
-from api.uploads import UploadError, UploadTooLarge, receive_upload
+from api.uploads import UploadError, receive_upload
 from db.errors import InvalidTransition, JobNotFound
 from db.models import JobStatus
 from db.values import OUTPUT_FORMATS, JobOptions, JobQuery, OutputFormat
@@ -30,8 +31,6 @@ MEDIA_TYPES = {
     "tsv": "text/tab-separated-values; charset=utf-8",
 }
 Responses = dict[int | str, dict[str, Any]]
-# Room for the form's boundaries, headers and option fields around the file itself.
-FORM_OVERHEAD_BYTES = 256 * 1024
 NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "No such job"}}
 CONFLICT: Responses = {409: {"model": ErrorOut, "description": "Not possible in the job's state"}}
 
@@ -84,7 +83,10 @@ def _transcribe_body_schema() -> dict[str, Any]:
         400: {"model": ErrorOut, "description": "A malformed body"},
         403: {"model": ErrorOut, "description": "The path is outside the allowed folders"},
         404: {"model": ErrorOut, "description": "No such file"},
-        413: {"model": ErrorOut, "description": "The upload is larger than the limit"},
+        413: {
+            "model": ErrorOut,
+            "description": "The body, the upload, a field or the prompt is larger than its limit",
+        },
         422: {"model": ErrorOut, "description": "Invalid options or fields"},
     },
 )
@@ -112,6 +114,7 @@ async def _by_path(request: Request, context: Context) -> tuple[Path, JobOptions
         given = TranscribeRequest.model_validate(body)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from exc
+    check_prompt(given.initial_prompt, "initial_prompt")
     try:
         path = resolve_allowed(given.path, context.allowed_roots)
     except PathNotAllowed as exc:
@@ -126,27 +129,24 @@ async def _by_path(request: Request, context: Context) -> tuple[Path, JobOptions
 async def _uploaded(
     request: Request, context: Context, content_type: str
 ) -> tuple[Path, JobOptions, str]:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > context.max_upload_bytes + FORM_OVERHEAD_BYTES:
-        raise HTTPException(  # refused before a byte of it is read
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"the upload is larger than the limit of {context.max_upload_bytes} bytes",
-        )
+    # A declared size past the limit never gets here: BodyLimitMiddleware answers 413 first.
     try:
         upload = await receive_upload(
             request.stream(), content_type, context.uploads_dir, "file", context.max_upload_bytes
         )
-    except UploadTooLarge as exc:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
     except UploadError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
     assert upload.path is not None
     try:
-        options = OptionsIn.from_form(upload.fields).options(context.default_options)
+        given = OptionsIn.from_form(upload.fields)
+        check_prompt(given.initial_prompt, "initial_prompt")
     except ValidationError as exc:
         upload.discard()
         raise RequestValidationError(exc.errors(include_url=False)) from exc
-    return upload.path, options, "upload"
+    except ContentTooLarge:
+        upload.discard()
+        raise
+    return upload.path, given.options(context.default_options), "upload"
 
 
 @router.get("/jobs")

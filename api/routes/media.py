@@ -3,18 +3,21 @@ without the API key through a signed link that expires (api/signed_links.py)."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import FileResponse
+from starlette.types import Receive, Scope, Send
 
 from api.deps import Context, JobId
 from api.schemas import AudioLinkOut, ErrorOut
 from api.signed_links import signed_audio_link
 from db.errors import JobNotFound
 from db.values import JobRecord
+from worker.confinement import SourceRefused, open_confined, readable_path
 
 # The names browsers expect for the containers inboxes take (watcher/filters.py). A fixed table,
 # not the system's mime tables (they call .ts a Qt translation file), and nothing else: an upload
@@ -39,6 +42,10 @@ AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {kind: FILE_CONTENT for kind in ("audio/*", "video/*", FALLBACK_MEDIA_TYPE)},
     },
     404: {"model": ErrorOut, "description": "No such job, or its file is no longer there"},
+    410: {
+        "model": ErrorOut,
+        "description": "The file there is no longer the job's source, or not in an allowed folder",
+    },
     416: {"description": "The range lies outside the file"},
 }
 
@@ -73,18 +80,47 @@ def get_audio(
     ] = None,
 ) -> FileResponse:
     """The job's source file, for an `<audio>` or `<video>` element (Range requests answer 206).
-    With an API key set, a browser opens it through GET /jobs/{id}/audio-link."""
+    With an API key set, a browser opens it through GET /jobs/{id}/audio-link. Served only while
+    it is still the job's file and inside the allowed folders: 404 when gone, 410 otherwise."""
     del expires, signature  # checked by the API key middleware, before the route
-    path = source_file_of(_job(context, job_id))
-    if not path.is_file():
+    job = _job(context, job_id)
+    path = source_file_of(job)
+    if not path.exists():
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"the source file is no longer at {path}")
-    return FileResponse(
-        path,
+    try:
+        fd = open_confined(str(path), context.confinement, trusted=False)
+    except SourceRefused as exc:
+        raise HTTPException(status.HTTP_410_GONE, f"not served: {exc}") from exc
+    info = os.fstat(fd)
+    if (info.st_size, info.st_mtime_ns) != (job.source_size, job.source_mtime_ns):
+        os.close(fd)
+        raise HTTPException(
+            status.HTTP_410_GONE, f"not served: the file at {path} is no longer this job's source"
+        )
+    return _OpenFileResponse(
+        fd,
+        path=readable_path(fd) or path,
+        stat_result=info,
         media_type=media_type_of(path),
         filename=path.name,
         content_disposition_type="inline",
         headers={"X-Content-Type-Options": "nosniff"},  # the browser takes the type as given
     )
+
+
+class _OpenFileResponse(FileResponse):
+    """Serves the file already opened and judged (through /proc/self/fd), whatever happens to
+    its name meanwhile; closes it once answered."""
+
+    def __init__(self, fd: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fd = fd
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            os.close(self._fd)
 
 
 @router.get(

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, ValidationError
 
 from api.deps import Context
+from api.limits import ContentTooLarge, check_prompt
 from api.schemas import ErrorOut
 from api.sync_jobs import multipart_body, receive, run_and_wait
 from worker.outputs import render
@@ -48,7 +49,10 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "text, srt and vtt as plain text",
     },
     400: {"model": ErrorOut, "description": "No file, or a malformed body"},
-    413: {"model": ErrorOut, "description": "The upload is larger than the limit"},
+    413: {
+        "model": ErrorOut,
+        "description": "The upload, a field or the prompt is larger than its limit",
+    },
     422: {"model": ErrorOut, "description": "Bad fields, or audio that could not be transcribed"},
     504: {"model": ErrorOut, "description": "The job did not end in time; it goes on"},
 }
@@ -90,10 +94,14 @@ async def _run(
     fields.pop("timestamp_granularities[]", None)
     try:
         form = OpenAIForm.model_validate(fields)
+        check_prompt(form.prompt, "prompt")
     except ValidationError as exc:
         upload.discard()
         message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, message) from exc
+    except ContentTooLarge:
+        upload.discard()
+        raise
     words = "word" in form.timestamp_granularities and form.response_format == "verbose_json"
     options = context.default_options.model_copy(
         update={

@@ -19,6 +19,7 @@ from tests.faults.conftest import FORMATS, one_set_of_transcripts, temporaries
 from tests.media import place
 from tests.service import JOB_DEADLINE_S, running_service, service_env
 from tests.waiting import wait_until
+from worker.confinement import Confinement
 from worker.engine import Engine, resolve_model
 from worker.job_runner import run_job
 
@@ -113,12 +114,14 @@ def test_late_finished_attempt_is_refused_and_publishes_nothing(
     assert [job.id for job in later.recover_expired()] == [late.id]
     current = later.claim("healthy:2")
     assert current is not None and current.attempts == 2
-    run_job(job_store, engine, current)
+    run_job(job_store, engine, current, Confinement.of([tmp_path]))
     written = {fmt: source.with_suffix(f".{fmt}").stat() for fmt in FORMATS}
     transcript = job_store.transcript(late.id)
 
     with caplog.at_level(logging.INFO, logger="worker.job_runner"):
-        run_job(job_store, engine, late)  # the late attempt transcribes, then tries to finish
+        run_job(
+            job_store, engine, late, Confinement.of([tmp_path])
+        )  # the late attempt transcribes, then tries to finish
     assert f"job {late.id}: attempt 1 is no longer current; dropped its work" in caplog.text
     for fmt, before in written.items():
         after = source.with_suffix(f".{fmt}").stat()
