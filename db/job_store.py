@@ -161,11 +161,6 @@ class JobStore:
         move_on_done / move_on_failure: where the original goes once the job is done or has failed
         for good (see originals_to_move)."""
         source_path, size, mtime_ns = file_identity(path)
-        identity = (
-            (JOBS.c.source_path == source_path)
-            & (JOBS.c.source_size == size)
-            & (JOBS.c.source_mtime_ns == mtime_ns)
-        )
         now = self.clock()
         values = {
             "source_path": source_path,
@@ -184,21 +179,39 @@ class JobStore:
             "move_on_done": str(move_on_done) if move_on_done else None,
             "move_on_failure": str(move_on_failure) if move_on_failure else None,
         }
+
+        def queued(conn: Connection, row: Row[Any]) -> None:
+            self._supersede_queued(conn, source_path, row.id, now)
+            self._announce(conn)
+
+        job, created = self._insert_once(values, queued)
+        if created:
+            self._wake()
+        return job, created
+
+    def _insert_once(
+        self, values: dict[str, Any], then: Callable[[Connection, Row[Any]], None] | None = None
+    ) -> tuple[JobRecord, bool]:
+        """Insert the job unless one of the same file version (path, size, mtime) exists; then
+        runs in the same transaction after an insert. created=False with the existing job."""
+        identity = (
+            (JOBS.c.source_path == values["source_path"])
+            & (JOBS.c.source_size == values["source_size"])
+            & (JOBS.c.source_mtime_ns == values["source_mtime_ns"])
+        )
         try:
             with self._write() as conn:
                 existing = conn.execute(select(JOBS).where(identity)).first()
                 if existing is not None:
                     return _record(existing), False
                 row = conn.execute(insert(JOBS).values(values).returning(*JOBS.c)).one()
-                self._supersede_queued(conn, source_path, row.id, now)
-                self._announce(conn)
-            self._wake()
+                if then is not None:
+                    then(conn, row)
             return _record(row), True
         except IntegrityError:
-            # Another enqueuer recorded the same file between our check and our insert.
+            # Another process recorded the same file between our check and our insert.
             with self._read() as conn:
-                row = conn.execute(select(JOBS).where(identity)).one()
-                return _record(row), False
+                return _record(conn.execute(select(JOBS).where(identity)).one()), False
 
     def refuse(
         self, path: str | os.PathLike[str], options: JobOptions, origin: str, reason: str
@@ -208,11 +221,6 @@ class JobStore:
         link is refused once and a changed one again. created=False when it already was."""
         link = os.fspath(path)
         stat = os.lstat(link)
-        identity = (
-            (JOBS.c.source_path == link)
-            & (JOBS.c.source_size == stat.st_size)
-            & (JOBS.c.source_mtime_ns == stat.st_mtime_ns)
-        )
         now = self.clock()
         values = {
             "source_path": link,
@@ -231,16 +239,7 @@ class JobStore:
             "finished_at": now,
             "updated_at": now,
         }
-        try:
-            with self._write() as conn:
-                existing = conn.execute(select(JOBS).where(identity)).first()
-                if existing is not None:
-                    return _record(existing), False
-                row = conn.execute(insert(JOBS).values(values).returning(*JOBS.c)).one()
-            return _record(row), True
-        except IntegrityError:
-            with self._read() as conn:
-                return _record(conn.execute(select(JOBS).where(identity)).one()), False
+        return self._insert_once(values)
 
     @staticmethod
     def _supersede_queued(conn: Connection, source_path: str, newer_id: int, now: datetime) -> None:

@@ -18,11 +18,12 @@ from watchdog.observers import Observer
 
 from db.job_store import JobStore
 from db.models import JobStatus
-from db.values import JobOptions, JobRecord
+from db.values import JobOptions
 from service.inboxes import inboxes_from_settings
 from service.settings import load_settings
 from tests.conftest import FIXTURES
 from tests.faults.conftest import temporaries, transcript_files
+from tests.faults.test_bad_input import jobs_by_path
 from tests.media import place
 from tests.service import JOB_DEADLINE_S, running_service, service_env
 from tests.test_api_operations import app_for
@@ -67,10 +68,6 @@ def engine() -> Engine:
     return Engine(resolve_model("bundled"), "cpu", "int8", cpu_threads=1)
 
 
-def by_path(store: JobStore) -> dict[str, JobRecord]:
-    return {job.source_path: job for job in store.recent(100)}
-
-
 def test_links_out_of_the_allowed_folders_are_refused_and_never_opened(
     database_url: str, job_store: JobStore, tmp_path: Path
 ) -> None:
@@ -108,10 +105,10 @@ def test_links_out_of_the_allowed_folders_are_refused_and_never_opened(
         jobs = wait_until(
             lambda: (
                 all(
-                    (job := by_path(job_store).get(path)) and job.status.is_final
+                    (job := jobs_by_path(job_store).get(path)) and job.status.is_final
                     for path in names.values()
                 )
-                and by_path(job_store)
+                and jobs_by_path(job_store)
             ),
             JOB_DEADLINE_S,
             "every file's job to end",
