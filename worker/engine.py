@@ -22,10 +22,11 @@ SAMPLING_SEED = 0
 # Files a CTranslate2 Whisper model folder must hold.
 MODEL_FILES = ("model.bin", "config.json")
 # Audio reaches the model this many seconds at a time. faster-whisper computes the features of all
-# it is given at once (tens of MB per minute of audio at their peak), so this bounds a job's memory
-# whatever the file's length: measured in docs/benchmarks.md, "Memory per job". A file this short
-# is one piece, transcribed exactly as faster-whisper transcribes it whole.
-PIECE_S = 120.0
+# it is given at once (about 50 MB at their peak per minute of audio), so a piece bounds a job's
+# memory whatever the file's length; at a minute a film costs what a one-minute file costs, with
+# no loss of words (docs/benchmarks.md, "Memory per job"). A file this short is one piece,
+# transcribed exactly as faster-whisper transcribes it whole.
+PIECE_S = 60.0
 # A piece ends at the quietest moment of its last seconds, so that no word is cut in two.
 CUT_SEARCH_S = 10.0
 # What a detect-only job decodes: Whisper detects the language from the first 30 s window.

@@ -106,8 +106,9 @@ def transcribe_pieces(
 
 def release_freed_memory() -> None:
     """Hand the heap's free pages back to the system (glibc's malloc_trim). A piece's features
-    are freed when it is done, but glibc keeps most of such blocks in its heap, where the
-    transcript's small objects pin them: without this, memory creeps up piece after piece."""
+    are freed when it is done, but glibc keeps such blocks in its heap, among the small objects
+    allocated since: without this a worker's peak crept up by about 50 MB over two hours of
+    pieces (docs/benchmarks.md, "Memory per job")."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
