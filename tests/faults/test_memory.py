@@ -13,7 +13,7 @@ import psutil
 
 from tests.conftest import FIXTURES
 from tests.media import place
-from tests.service import Service, running_service, service_env
+from tests.service import Service, running_service, service_env, worker_processes
 from tests.test_media import wav_claiming
 
 PEAK_RATIO = 1.5
@@ -44,13 +44,9 @@ def speech_at_intervals(path: Path, seconds: int) -> Path:
 
 def the_worker(service: Service) -> psutil.Process:
     """The service's one worker process (multiprocessing spawns it; its resource tracker aside)."""
-    workers = [
-        child
-        for child in psutil.Process(service.process.pid).children()
-        if any("spawn_main" in part for part in child.cmdline())
-    ]
+    workers = worker_processes(service.process.pid)
     assert len(workers) == 1, workers
-    return workers[0]
+    return psutil.Process(workers[0])
 
 
 def peak_mib(process: psutil.Process) -> float:
