@@ -9,11 +9,12 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from api.limits import ContentTooLarge
 from api.methods import allowed_methods
-from db.errors import DatabaseUnavailable
+from db.errors import DatabaseRefused, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,27 @@ async def _database_away(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=503, content={"detail": f"database unavailable: {exc}"})
 
 
+async def _database_refused(request: Request, exc: Exception) -> JSONResponse:
+    """A statement the database refused: the same request would fail again, so no 503 (which
+    asks clients to retry); one line in the log, the traceback only at DEBUG."""
+    log.error(
+        "%s %s: the database refused it: %s",
+        request.method,
+        request.url.path,
+        exc,
+        exc_info=exc if log.isEnabledFor(logging.DEBUG) else None,
+    )
+    return JSONResponse(status_code=500, content={"detail": f"the database refused it: {exc}"})
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed its connection mid-request (an upload cut short, a body never sent, a
+    synchronous request given up): one line; the answer goes nowhere."""
+    said = f": {exc}" if str(exc) else ""
+    log.info("%s %s: the client went away%s", request.method, request.url.path, said)
+    return Response(status_code=400)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return JSONResponse(
@@ -86,4 +108,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(ContentTooLarge, _too_large)
     app.add_exception_handler(DatabaseUnavailable, _database_away)
+    app.add_exception_handler(DatabaseRefused, _database_refused)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)

@@ -34,10 +34,14 @@ class OptionsIn(BaseModel):
     vad_filter: bool | None = None
     word_timestamps: bool | None = None
     initial_prompt: str | None = None
+    force: bool = Field(
+        default=False,
+        description="Queue a new job even if the same file with the same options has one",
+    )
 
     def options(self, defaults: JobOptions) -> JobOptions:
         """The service's defaults with what the request names laid over them."""
-        given = self.model_dump(exclude={"path"}, exclude_none=True)
+        given = self.model_dump(exclude={"path", "force"}, exclude_none=True)
         return JobOptions.model_validate({**defaults.model_dump(), **given})
 
     @classmethod
@@ -66,13 +70,22 @@ class JobOut(BaseModel):
     worker_id: str | None
     progress: float = Field(description="Fraction of the audio done, 0 to 1")
     error: str | None = Field(description="Why the last attempt failed")
-    note: str | None = Field(description="Why a job ended without new transcripts")
-    outputs: list[str] = Field(description="Transcript files written")
+    note: str | None = Field(
+        description="Why a job ended without new transcripts, or without some of them"
+    )
+    outputs: list[str] = Field(
+        description="Transcript files written (those beside an upload went with it once "
+        "source_removed_at is set)"
+    )
     language: str | None = Field(description="Detected or given language, once transcribed")
     duration: float | None = Field(description="Seconds of audio, once transcribed")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    source_removed_at: datetime | None = Field(
+        description="When the upload retention (upload_retention_s) removed the uploaded file and "
+        "its folder; the transcript stays readable at /jobs/{id}/transcript"
+    )
     links: dict[str, str] = Field(description="self, and transcript.FORMAT once done")
 
     @classmethod
@@ -102,6 +115,7 @@ class JobOut(BaseModel):
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
+            source_removed_at=job.source_removed_at,
             links=links,
         )
 
@@ -151,7 +165,9 @@ class WorkersOut(BaseModel):
     up: int = Field(description="Started, model loaded")
     busy: int = Field(description="Running a job")
     idle: int = Field(description="Up and waiting for a job")
-    restarts: int = Field(description="Replaced after dying or timing out")
+    restarts: int = Field(
+        description="Replaced after dying, timing out, or not stopping when its job was cancelled"
+    )
     recycles: int = Field(description="Replaced by design (job count or memory ceiling)")
 
     @classmethod

@@ -4,17 +4,42 @@ its job like any other, and await the job's end on the change feed (the loop nev
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import Any
+from collections.abc import Coroutine
+from functools import partial
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from api.app_context import ApiContext
 from api.events import EventHub
 from api.uploads import Upload, UploadError, receive_upload
 from db.models import JobStatus
 from db.values import JobOptions, JobRecord
+
+T = TypeVar("T")
+
+
+async def enqueue_upload(
+    context: ApiContext, upload: Upload, options: JobOptions, *, force: bool = False
+) -> tuple[JobRecord, bool]:
+    """The upload's job, and whether it is new; when the same work already has one, that job
+    (created=False), and this copy of the file goes."""
+    assert upload.path is not None
+    job, created = await run_in_threadpool(
+        partial(
+            context.store.enqueue,
+            upload.path,
+            options,
+            "upload",
+            force=force,
+            content_digest=upload.sha256,
+        )
+    )
+    if not created:
+        await run_in_threadpool(upload.discard)
+    return job, created
 
 
 def multipart_body(
@@ -54,16 +79,44 @@ async def receive(request: Request, context: ApiContext, file_field: str) -> Upl
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
 
 
+async def _client_left(request: Request) -> None:
+    """Returns when the client closes its connection (the body was read: nothing else comes)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        await asyncio.sleep(0.1)
+
+
+async def _unless_client_leaves(request: Request, waiting: Coroutine[Any, Any, T]) -> T:
+    """What `waiting` gives, unless the client leaves first: ClientDisconnect then."""
+    answer = asyncio.ensure_future(waiting)
+    gone = asyncio.ensure_future(_client_left(request))
+    try:
+        await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (answer, gone):
+            task.cancel()
+    if answer.done() and not answer.cancelled():
+        return answer.result()
+    raise ClientDisconnect
+
+
 async def run_and_wait(
-    request: Request, context: ApiContext, path: Path, options: JobOptions
+    request: Request, context: ApiContext, upload: Upload, options: JobOptions
 ) -> JobRecord:
-    """The job, done; 422 with its reason when it failed, 504 past the wait limit."""
-    job, _ = await run_in_threadpool(context.store.enqueue, path, options, "upload")
+    """The job, done; 422 with its reason when it failed, 504 past the wait limit.
+
+    The same content with the same options as an earlier request (a client that retries after
+    its own time-out) waits on that request's job, queued, running or done: it costs nothing."""
+    job, _ = await enqueue_upload(context, upload, options)
     hub: EventHub = request.app.state.events
     try:
         ended = await asyncio.wait_for(
-            hub.wait_until_final(context.store, job.id), context.sync_wait_s
+            _unless_client_leaves(request, hub.wait_until_final(context.store, job.id)),
+            context.sync_wait_s,
         )
+    except ClientDisconnect as exc:  # nobody waits for the answer: stop holding a task for it
+        raise ClientDisconnect(
+            f"while job {job.id} ran; the job goes on (GET /jobs/{job.id})"
+        ) from exc
     except TimeoutError as exc:
         raise HTTPException(
             status.HTTP_504_GATEWAY_TIMEOUT,

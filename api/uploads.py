@@ -8,6 +8,7 @@ the event loop never waits on the disk. Nothing is left behind when an upload fa
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ from typing import IO
 
 import anyio.to_thread
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from api.limits import (
     FORM_OVERHEAD_BYTES,
@@ -47,6 +49,7 @@ class Upload:
     repeated: dict[str, list[str]] = field(default_factory=dict)  # every value, in order
     path: Path | None = None
     filename: str | None = None
+    sha256: str | None = None  # of the file's content, taken as it streamed in: its identity
 
     def discard(self) -> None:
         """Remove the stored file and its folder (a request that failed after the upload)."""
@@ -76,6 +79,7 @@ class _Receiver:
         self._value = bytearray()
         self._file: IO[bytes] | None = None
         self._partial: Path | None = None
+        self._digest = hashlib.sha256()
         self._size = 0
         self._parts = 0
         self._overhead = 0  # bytes of part headers and field values, held in memory
@@ -134,6 +138,7 @@ class _Receiver:
             if self._size > self.max_bytes:
                 raise UploadTooLarge(f"the file is larger than the limit of {self.max_bytes} bytes")
             self._file.write(data[start:end])
+            self._digest.update(data[start:end])
             return
         self._hold(end - start)
         self._value += data[start:end]
@@ -151,6 +156,7 @@ class _Receiver:
             final = self.folder / self.upload.filename
             os.replace(self._partial, final)
             self.upload.path = final
+            self.upload.sha256 = self._digest.hexdigest()
         elif self._name is not None:
             value = self._value.decode("utf-8", "replace")
             self.upload.fields[self._name] = value
@@ -186,7 +192,7 @@ async def receive_upload(
         async for chunk in chunks:
             await anyio.to_thread.run_sync(parser.write, chunk)
         await anyio.to_thread.run_sync(parser.finalize)
-    except (UploadError, ContentTooLarge):
+    except (UploadError, ContentTooLarge, ClientDisconnect):  # (the last: the client left)
         receiver.abandon()
         raise
     except Exception as exc:  # the parser's own errors: a malformed body

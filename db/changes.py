@@ -15,12 +15,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from db.errors import QueueError
-from db.job_store import JobStore, utcnow
+from db.job_store import JobStore
 from db.values import JobRecord
 
 POLL_S = 0.25
 OVERLAP_S = 2.0
 PAGE = 500
+ERROR_PAUSE_S = 1.0  # after a failed read, before the next
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,9 @@ class JobChanges:
         return changed
 
     def _run(self) -> None:
-        newest: datetime = utcnow()  # only what changes from now on
+        newest: datetime = self.store.clock()  # only what changes from now on
         reported: dict[int, datetime] = {}
+        surprises: set[str] = set()  # unexpected errors already logged with their traceback
         while not self._stop.is_set():
             self._poke.wait(POLL_S)
             self._poke.clear()
@@ -68,7 +70,17 @@ class JobChanges:
                 changed = self._read_all(newest - timedelta(seconds=OVERLAP_S))
             except QueueError as exc:
                 log.warning("cannot read job changes: %s", exc)
-                self._stop.wait(1.0)
+                self._stop.wait(ERROR_PAUSE_S)
+                continue
+            except Exception as exc:  # a row that cannot be read, a bug: the feed goes on
+                surprise = f"{type(exc).__name__}: {exc}"
+                log.error(  # the traceback once, then a line each time
+                    "reading job changes failed: %s; trying again",
+                    surprise,
+                    exc_info=exc if surprise not in surprises else None,
+                )
+                surprises.add(surprise)
+                self._stop.wait(ERROR_PAUSE_S)
                 continue
             for job in changed:
                 if reported.get(job.id) == job.updated_at:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from db.errors import DatabaseUnavailable
+from db.errors import DatabaseReadOnly, DatabaseUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_S = 5
@@ -38,6 +41,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, **kwargs)
         _configure_sqlite(engine)
+        if parsed.database and parsed.database != ":memory:" and "mode" not in parsed.query:
+            _guard_sqlite_file(engine, parsed.database)
         return engine
     if backend == "postgresql":
         connect_args = {
@@ -78,3 +83,98 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class _SqliteFile:
+    """The file the engine's first connection opened, by (device, inode)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.identity: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+
+    def _current(self) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return stat.st_dev, stat.st_ino
+
+    def remember(self) -> None:
+        """At each new connection: the first one's file is the database from now on."""
+        with self._lock:
+            if self.identity is None:
+                self.identity = self._current()
+                return
+        self.check()
+
+    def check(self) -> None:
+        """DatabaseUnavailable when the path no longer leads to that file."""
+        if self.identity is None:
+            return
+        current = self._current()
+        if current == self.identity:
+            return
+        if current is None:
+            raise DatabaseUnavailable(
+                f"the database file {self.path} was deleted while the service ran; put it "
+                "back (or restore a backup) and restart the service"
+            )
+        raise DatabaseUnavailable(
+            f"the database file {self.path} was replaced by another file while the service "
+            "ran; restart the service to use the new one"
+        )
+
+
+def _guard_sqlite_file(engine: Engine, path: str) -> None:
+    """A SQLite file deleted or replaced under the running service is an unavailable database.
+
+    Open connections would go on with the old file (its inode lives while they hold it) and a
+    new one would create an empty database at the path: every checkout compares the path's
+    (device, inode) with the first connection's, and connections after the first open the file
+    with mode=rw, which never creates it."""
+    sqlite_file = _SqliteFile(path)
+
+    @event.listens_for(engine, "do_connect")
+    def _open_existing(
+        _dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]
+    ) -> None:
+        if sqlite_file.identity is None or cparams.get("uri"):
+            return
+        sqlite_file.check()
+        cargs[:] = [Path(path).as_uri() + "?mode=rw"]
+        cparams["uri"] = True
+
+    @event.listens_for(engine, "connect")
+    def _remember(_dbapi_connection: Any, _record: Any) -> None:
+        sqlite_file.remember()
+
+    @event.listens_for(engine, "checkout")
+    def _still_the_same_file(_dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        sqlite_file.check()  # raised here, the connection is closed and given back
+
+
+def check_writable(conn: Connection) -> None:
+    """DatabaseReadOnly when the database would refuse a write; changes nothing and waits for
+    no lock. SQLite: an update of no row (a read-only file or folder, PRAGMA query_only); a
+    lock held by a writer means it takes writes. PostgreSQL: a standby, or read-only by default
+    (default_transaction_read_only)."""
+    if conn.dialect.name == "postgresql":
+        standby, read_only = conn.execute(
+            text("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')")
+        ).one()
+        if standby:
+            raise DatabaseReadOnly("the database is a standby (in recovery): it takes no writes")
+        if read_only == "on":
+            raise DatabaseReadOnly("the database is read-only (default_transaction_read_only)")
+        return
+    if conn.dialect.name != "sqlite":
+        return
+    conn.exec_driver_sql("PRAGMA busy_timeout=0")
+    try:
+        conn.exec_driver_sql("UPDATE jobs SET id = id WHERE 0")
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
+            raise
+    finally:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")

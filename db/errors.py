@@ -6,7 +6,23 @@ class QueueError(Exception):
 
 
 class DatabaseUnavailable(QueueError):
-    """The database cannot be reached or the URL is not usable."""
+    """The database cannot be reached or the URL is not usable, or it is busy, full or takes no
+    writes: the same statement may work later, so callers wait and try again."""
+
+
+class DatabaseReadOnly(DatabaseUnavailable):
+    """The database answers but takes no writes (a read-only file, a standby, a full disk)."""
+
+
+class DatabaseRefused(QueueError):
+    """The database answered and refused the statement: a value it cannot store, a schema this
+    version does not expect, a bug. The same statement would be refused again, so the operation
+    fails with this reason instead of waiting (a worker fails the job it was recording)."""
+
+
+class UnstorablePath(QueueError):
+    """A path the database cannot hold (a name that is not valid UTF-8); the message says how to
+    fix it. Nothing was recorded."""
 
 
 class JobNotFound(QueueError):

@@ -13,10 +13,24 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Row, Table, delete, func, insert, select, text, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from db.engine import SQLITE_BEGIN_OPTION
-from db.errors import DatabaseUnavailable, InvalidTransition, JobNotFound, LeaseLost
+from db.clock import DatabaseClock
+from db.driver_errors import is_unique_violation, translated
+from db.engine import SQLITE_BEGIN_OPTION, check_writable
+from db.errors import InvalidTransition, JobNotFound, LeaseLost, UnstorablePath
+from db.identity import (
+    CONTENT,
+    UNKNOWN,
+    FileVersion,
+    Signals,
+    file_version,
+    file_work_key,
+    options_key,
+    sampled_fingerprint,
+    upload_work_key,
+    version_of_stat,
+)
 from db.models import InboxScanRow, Job, JobStatus, TranscriptRow, TranscriptSegmentRow
 from db.values import (
     InboxScan,
@@ -33,10 +47,13 @@ from worker.transcript import Transcript
 LEASE_S = 60.0
 # PostgreSQL channel on which every newly due job is announced (NOTIFY is sent on commit).
 NOTIFY_CHANNEL = "whisper_transcriber_jobs"
+# First key of the advisory locks that serialise recording jobs of one source (PostgreSQL).
+ENQUEUE_LOCK_SPACE = 74_062
 DEFAULT_MAX_ATTEMPTS = 3
 # Identity of a path that does not exist (yet): its job is recorded and fails with a readable reason.
-MISSING_SIZE = -1
-MISSING_MTIME_NS = -1
+MISSING_SIZE = UNKNOWN
+# An upload sent again after its job failed or was cancelled asks for another try.
+_ASKS_FOR_ANOTHER_TRY = (JobStatus.FAILED.value, JobStatus.CANCELLED.value)
 
 JOBS = cast(Table, Job.__table__)
 TRANSCRIPTS = cast(Table, TranscriptRow.__table__)
@@ -46,11 +63,6 @@ INBOX_SCANS = cast(Table, InboxScanRow.__table__)
 # text can be HTML-escaped before they become <mark> and </mark>.
 MATCH_START, MATCH_END = "\ue000", "\ue001"
 SNIPPET_WORDS = 16
-
-
-def _reason(exc: DBAPIError) -> str:
-    lines = str(exc.orig).strip().splitlines()
-    return lines[0] if lines else type(exc.orig).__name__
 
 
 def _record(row: Row[Any]) -> JobRecord:
@@ -63,18 +75,21 @@ def _marked(snippet: str) -> str:
     return escaped.replace(MATCH_START, "<mark>").replace(MATCH_END, "</mark>")
 
 
+def _storable(path: str) -> None:
+    """A path the database can hold as text: not one whose name is not valid UTF-8 (common on
+    SMB shares), which Python hands over with its bytes escaped."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise UnstorablePath(
+            f"{shown}: the name is not valid UTF-8, so it cannot be recorded; give it a UTF-8 "
+            "name (for example with convmv -f latin1 -t utf-8)"
+        ) from None
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def file_identity(path: str | os.PathLike[str]) -> tuple[str, int, int]:
-    """The resolved path (symlinks followed) with size and mtime; a missing path gets -1, -1."""
-    resolved = Path(path).expanduser().resolve()
-    try:
-        stat = resolved.stat()
-    except OSError:
-        return str(resolved), MISSING_SIZE, MISSING_MTIME_NS
-    return str(resolved), stat.st_size, stat.st_mtime_ns
 
 
 class JobStore:
@@ -88,12 +103,21 @@ class JobStore:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         retry_policy: RetryPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
+        database_clock: bool | None = None,
     ) -> None:
+        """clock: this machine's clock. Times are stamped and compared on the database's clock
+        (this one plus its measured offset, db/clock.py) on PostgreSQL, so that instances whose
+        clocks disagree neither lose nor steal leases. database_clock=None means: unless a test
+        gave a clock of its own to move time, which is then used as it is."""
         self.engine = engine
         self.lease = timedelta(seconds=lease_s)
         self.max_attempts = max_attempts
         self.retry_policy = retry_policy or RetryPolicy()
-        self.clock = clock
+        if database_clock is None:
+            database_clock = clock is utcnow
+        self.clock: Callable[[], datetime] = clock
+        if database_clock and engine.dialect.name == "postgresql":
+            self.clock = DatabaseClock(engine, clock)
         self._wake_listeners: list[Callable[[], None]] = []
 
     # -- waking idle workers ------------------------------------------------------------------
@@ -124,18 +148,22 @@ class JobStore:
                 conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
                 with conn.begin():
                     yield conn
-        except IntegrityError:
-            raise
-        except DBAPIError as exc:
-            raise DatabaseUnavailable(_reason(exc)) from exc
+        except IntegrityError as exc:
+            if is_unique_violation(exc):
+                raise  # the insert-once race: its caller reads the row the other writer made
+            raise translated(exc) from exc
+        except SQLAlchemyError as exc:
+            raise translated(exc) from exc
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        """A read transaction. Driver errors become DatabaseUnavailable (away, busy: worth
+        waiting for) or DatabaseRefused (this statement is wrong: fail now); db/driver_errors.py."""
         try:
             with self.engine.connect() as conn, conn.begin():
                 yield conn
-        except DBAPIError as exc:
-            raise DatabaseUnavailable(_reason(exc)) from exc
+        except SQLAlchemyError as exc:
+            raise translated(exc) from exc
 
     @staticmethod
     def _locked_job(conn: Connection, job_id: int) -> Row[Any]:
@@ -155,17 +183,42 @@ class JobStore:
         max_attempts: int | None = None,
         move_on_done: str | os.PathLike[str] | None = None,
         move_on_failure: str | os.PathLike[str] | None = None,
+        force: bool = False,
+        content_digest: str | None = None,
+        any_options: bool = False,
     ) -> tuple[JobRecord, bool]:
-        """Record a job for a file; the same unchanged file gives back its existing job (created=False).
+        """Record a job for a file, unless the same work has one (created=False with that job).
 
+        The same work is the same version of the file with the same effective options
+        (db/identity.py). With content_digest (an upload's SHA-256), the version is the content
+        and the file's name instead of its path, and an earlier job of it that failed or was
+        cancelled does not count: a client that sends it again asks for another try. force always
+        records a new job, which becomes the one later requests find. any_options (the watcher's
+        way): a job of this version with other options counts as the same work, as a rescan
+        sees it (a file transcribed through the API is not taken again by its inbox).
         move_on_done / move_on_failure: where the original goes once the job is done or has failed
         for good (see originals_to_move)."""
-        source_path, size, mtime_ns = file_identity(path)
+        version = file_version(path)
+        _storable(version.path)
+        key_of_options = options_key(options)
+        if content_digest is not None:
+            key = upload_work_key(content_digest, Path(version.path).name, key_of_options)
+            fingerprint: str | None = CONTENT + content_digest
+        else:
+            key = file_work_key(version, key_of_options)
+            fingerprint = (
+                sampled_fingerprint(version.path, version.size) if version.exists else None
+            )
         now = self.clock()
         values = {
-            "source_path": source_path,
-            "source_size": size,
-            "source_mtime_ns": mtime_ns,
+            "source_path": version.path,
+            "source_size": version.size,
+            "source_mtime_ns": version.mtime_ns,
+            "source_inode": version.inode,
+            "source_ctime_ns": version.ctime_ns,
+            "source_fingerprint": fingerprint,
+            "options_key": key_of_options,
+            "dedupe_key": key,
             "origin": origin,
             "options": options.model_dump(mode="json"),
             "status": JobStatus.QUEUED.value,
@@ -180,52 +233,144 @@ class JobStore:
             "move_on_failure": str(move_on_failure) if move_on_failure else None,
         }
 
+        def holder(conn: Connection) -> Row[Any] | None:
+            existing = conn.execute(
+                select(JOBS).where(JOBS.c.dedupe_key == key).with_for_update()
+            ).first()
+            if existing is None and content_digest is None and version.exists:
+                existing = self._same_content(
+                    conn, version, fingerprint, key_of_options, any_options
+                )
+            return existing
+
+        def answers(existing: Row[Any]) -> bool:
+            if force:
+                return False
+            return content_digest is None or existing.status not in _ASKS_FOR_ANOTHER_TRY
+
         def queued(conn: Connection, row: Row[Any]) -> None:
-            self._supersede_queued(conn, source_path, row.id, now)
+            self._supersede_queued(conn, version, row.id, now)
             self._announce(conn)
 
-        job, created = self._insert_once(values, queued)
+        job, created = self._insert_once(values, holder, answers, queued)
         if created:
             self._wake()
         return job, created
 
+    def _same_content(
+        self,
+        conn: Connection,
+        version: FileVersion,
+        fingerprint: str | None,
+        key_of_options: str,
+        any_options: bool,
+    ) -> Row[Any] | None:
+        """The job of this work when its key did not find it: only the file's inode or ctime
+        moved (a chmod, a new hard link, the same bytes copied into place), or the job was
+        recorded before they were (migration 0007, or an instance not yet upgraded). The content
+        decides. Every job of that content has its recorded version brought up to date, so that
+        rescans stay quiet; the newest with these options is the answer, or with any_options
+        the newest of any options."""
+        candidates = conn.execute(
+            select(JOBS)
+            .where(
+                JOBS.c.source_path == version.path,
+                JOBS.c.source_size == version.size,
+                JOBS.c.source_mtime_ns == version.mtime_ns,
+                JOBS.c.dedupe_key.is_not(None) | (JOBS.c.source_inode == UNKNOWN),
+            )
+            .order_by(JOBS.c.id)
+            .with_for_update()
+        ).all()
+        same_options = other_options = None
+        for row in candidates:
+            exact = (row.source_inode, row.source_ctime_ns) == (version.inode, version.ctime_ns)
+            same_bytes = fingerprint is not None and row.source_fingerprint == fingerprint
+            if not (exact or same_bytes or row.source_inode == UNKNOWN):
+                continue
+            now_key = file_work_key(version, row.options_key)
+            held_by = conn.execute(select(JOBS.c.id).where(JOBS.c.dedupe_key == now_key)).scalar()
+            if held_by is None:
+                row = conn.execute(
+                    update(JOBS)
+                    .where(JOBS.c.id == row.id)
+                    .values(
+                        source_inode=version.inode,
+                        source_ctime_ns=version.ctime_ns,
+                        source_fingerprint=row.source_fingerprint or fingerprint,
+                        dedupe_key=now_key,
+                    )
+                    .returning(*JOBS.c)
+                ).one()
+            elif held_by != row.id:
+                continue  # that work already has a job of the file as it is now
+            if row.options_key == key_of_options:
+                same_options = row
+            else:
+                other_options = row
+        return same_options or (other_options if any_options else None)
+
     def _insert_once(
-        self, values: dict[str, Any], then: Callable[[Connection, Row[Any]], None] | None = None
+        self,
+        values: dict[str, Any],
+        holder: Callable[[Connection], Row[Any] | None],
+        answers: Callable[[Row[Any]], bool] = lambda _existing: True,
+        then: Callable[[Connection, Row[Any]], None] | None = None,
     ) -> tuple[JobRecord, bool]:
-        """Insert the job unless one of the same file version (path, size, mtime) exists; then
-        runs in the same transaction after an insert. created=False with the existing job."""
-        identity = (
-            (JOBS.c.source_path == values["source_path"])
-            & (JOBS.c.source_size == values["source_size"])
-            & (JOBS.c.source_mtime_ns == values["source_mtime_ns"])
-        )
+        """Insert the job unless the work's current job (`holder`, locked) answers for it
+        (created=False); one that does not (force, a failed upload sent again) hands the work's
+        key over to the new job. `then` runs in the same transaction after an insert."""
+        key = values["dedupe_key"]
         try:
             with self._write() as conn:
-                existing = conn.execute(select(JOBS).where(identity)).first()
+                if conn.dialect.name == "postgresql":
+                    # Recorders of one source take turns (SQLite's BEGIN IMMEDIATE does that
+                    # already): its rows are then locked in one order, and a forced run never
+                    # races another recorder into the fallback below.
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:space, hashtext(:source))"),
+                        {"space": ENQUEUE_LOCK_SPACE, "source": values["source_path"]},
+                    )
+                existing = holder(conn)
                 if existing is not None:
-                    return _record(existing), False
+                    if answers(existing):
+                        return _record(existing), False
+                    # By id: a job that another process recorded meanwhile keeps its key, and
+                    # our insert then fails on it (below) instead of making a second job.
+                    conn.execute(
+                        update(JOBS).where(JOBS.c.id == existing.id).values(dedupe_key=None)
+                    )
                 row = conn.execute(insert(JOBS).values(values).returning(*JOBS.c)).one()
                 if then is not None:
                     then(conn, row)
             return _record(row), True
         except IntegrityError:
-            # Another process recorded the same file between our check and our insert.
+            # Another process recorded the same work between our check and our insert.
             with self._read() as conn:
-                return _record(conn.execute(select(JOBS).where(identity)).one()), False
+                return _record(
+                    conn.execute(select(JOBS).where(JOBS.c.dedupe_key == key)).one()
+                ), False
 
     def refuse(
         self, path: str | os.PathLike[str], options: JobOptions, origin: str, reason: str
     ) -> tuple[JobRecord, bool]:
         """Record a job that fails at once without being run (a link out of the allowed folders):
-        the path as given (not followed), with the link's own size and mtime, so that the same
-        link is refused once and a changed one again. created=False when it already was."""
+        the path as given (not followed), with the link's own version, so that the same link is
+        refused once and a changed one again. created=False when it already was."""
         link = os.fspath(path)
-        stat = os.lstat(link)
+        version = version_of_stat(link, os.lstat(link))
+        key_of_options = options_key(options)
+        key = file_work_key(version, key_of_options)
         now = self.clock()
         values = {
             "source_path": link,
-            "source_size": stat.st_size,
-            "source_mtime_ns": stat.st_mtime_ns,
+            "source_size": version.size,
+            "source_mtime_ns": version.mtime_ns,
+            "source_inode": version.inode,
+            "source_ctime_ns": version.ctime_ns,
+            "source_fingerprint": None,
+            "options_key": key_of_options,
+            "dedupe_key": key,
             "origin": origin,
             "options": options.model_dump(mode="json"),
             "status": JobStatus.FAILED.value,
@@ -239,18 +384,34 @@ class JobStore:
             "finished_at": now,
             "updated_at": now,
         }
-        return self._insert_once(values)
+        return self._insert_once(
+            values, lambda conn: conn.execute(select(JOBS).where(JOBS.c.dedupe_key == key)).first()
+        )
 
     @staticmethod
-    def _supersede_queued(conn: Connection, source_path: str, newer_id: int, now: datetime) -> None:
-        """Queued jobs of older versions of the file would only fail: cancel them, saying why.
+    def _supersede_queued(
+        conn: Connection, version: FileVersion, newer_id: int, now: datetime
+    ) -> None:
+        """Queued jobs of other versions of the file would only fail: cancel them, saying why.
         (A running one finds out itself, before it publishes anything.)"""
+        same_version = (
+            (JOBS.c.source_size == version.size)
+            & (JOBS.c.source_mtime_ns == version.mtime_ns)
+            & (
+                (JOBS.c.source_inode == UNKNOWN)
+                | (
+                    (JOBS.c.source_inode == version.inode)
+                    & (JOBS.c.source_ctime_ns == version.ctime_ns)
+                )
+            )
+        )
         conn.execute(
             update(JOBS)
             .where(
-                JOBS.c.source_path == source_path,
+                JOBS.c.source_path == version.path,
                 JOBS.c.status == JobStatus.QUEUED.value,
                 JOBS.c.id != newer_id,
+                ~same_version,
             )
             .values(
                 status=JobStatus.CANCELLED.value,
@@ -318,16 +479,17 @@ class JobStore:
         attempt: int,
         transcript: Transcript,
         publish: Callable[[], Sequence[str | os.PathLike[str]]] = tuple,
+        note: str | None = None,
     ) -> JobRecord:
         """Mark the job done and store its transcript, fenced by the attempt.
 
         `publish` makes the output files visible (renames them into place). It runs while this
         attempt holds the job's row, so a worker that lost its lease never overwrites a file either.
+        `note`: why some outputs were not written (a sidecar name another file holds).
         """
         now = self.clock()
         with self._write() as conn:
             row = self._current_attempt(conn, job_id, attempt)
-            outputs = [str(p) for p in publish()]
             conn.execute(delete(TRANSCRIPTS).where(TRANSCRIPTS.c.job_id == job_id))
             conn.execute(delete(SEGMENTS).where(SEGMENTS.c.job_id == job_id))
             if transcript.segments:
@@ -356,7 +518,9 @@ class JobStore:
                     processing_s=(now - row.started_at).total_seconds() if row.started_at else None,
                 )
             )
-            return self._mark_done(conn, row.id, outputs, note=None, now=now)
+            # Last, so that a transcript the database refuses publishes no file either.
+            outputs = [str(p) for p in publish()]
+            return self._mark_done(conn, row.id, outputs, note=note, now=now)
 
     def skip(self, job_id: int, attempt: int, note: str, outputs: Sequence[str] = ()) -> JobRecord:
         """Finish the job as done without a transcript of ours (the result already existed)."""
@@ -508,6 +672,10 @@ class JobStore:
                 raise InvalidTransition(
                     f"job {job_id} is {row.status}; only failed or cancelled jobs can be retried"
                 )
+            if row.source_removed_at is not None:  # marked under this row's lock (db/retention.py)
+                raise InvalidTransition(
+                    f"job {job_id}'s uploaded file was removed by the retention; upload it again"
+                )
             row = conn.execute(
                 update(JOBS)
                 .where(JOBS.c.id == job_id)
@@ -528,6 +696,32 @@ class JobStore:
             self._announce(conn)
         self._wake()
         return _record(row)
+
+    def run_again(self, job_id: int) -> JobRecord:
+        """A new job of an ended job's source and options (the dashboard's "Run again", as a
+        forced submit): the file as it is now, where it is now (done/ if its original moved)."""
+        job = self.get(job_id)
+        if not job.status.is_final:
+            raise InvalidTransition(f"job {job_id} is {job.status.value}; it has not ended yet")
+        if job.source_removed_at is not None:
+            raise InvalidTransition(
+                f"job {job_id}'s uploaded file was removed by the retention; upload it again"
+            )
+        path, moves = job.source_path, (job.move_on_done, job.move_on_failure)
+        if job.original_moved_to and not os.path.lexists(path):
+            path, moves = job.original_moved_to, (None, None)
+        fingerprint = job.source_fingerprint or ""
+        digest = fingerprint.removeprefix(CONTENT) if fingerprint.startswith(CONTENT) else None
+        new, _ = self.enqueue(
+            path,
+            job.options,
+            job.origin,
+            move_on_done=moves[0],
+            move_on_failure=moves[1],
+            force=True,
+            content_digest=digest,
+        )
+        return new
 
     # -- originals of inbox jobs ----------------------------------------------------------------
 
@@ -561,18 +755,20 @@ class JobStore:
 
     def outputs_of_source(self, source_path: str) -> frozenset[str]:
         """Files this service wrote for a source, by any of its jobs (skips, which point at a
-        subtitle someone else made, do not count): the only files its next run may replace."""
+        subtitle someone else made, do not count), also by jobs whose original was moved to that
+        path (a run again in done/): the only files its next run may replace."""
         query = (
             select(JOBS.c.outputs)
             .join(TRANSCRIPTS, TRANSCRIPTS.c.job_id == JOBS.c.id)
-            .where(JOBS.c.source_path == source_path)
+            .where((JOBS.c.source_path == source_path) | (JOBS.c.original_moved_to == source_path))
         )
         with self._read() as conn:
             return frozenset(path for (outputs,) in conn.execute(query) for path in outputs or ())
 
-    def known_files(self, folder: str | os.PathLike[str]) -> dict[str, set[tuple[int, int]]]:
-        """Every (size, mtime_ns) with a job, by path, for the files under a folder: one query,
-        so that a rescan of a large tree costs no statement per file."""
+    def known_files(self, folder: str | os.PathLike[str]) -> dict[str, set[Signals]]:
+        """Every recorded version (size, mtime_ns, inode, ctime_ns) with a job, by path, for the
+        files under a folder: one query, so that a rescan of a large tree costs no statement per
+        file. Compare with db.identity.is_recorded."""
         prefix = str(folder).rstrip(os.sep) + os.sep
         # A range in byte order instead of LIKE, which needs escaping and is case-blind on SQLite.
         # PostgreSQL compares in the database's collation unless told "C" (byte order).
@@ -587,13 +783,17 @@ class JobStore:
             | (JOBS.c.original_moved_to == "")
             | (JOBS.c.status != JobStatus.FAILED.value)
         )
-        query = select(JOBS.c.source_path, JOBS.c.source_size, JOBS.c.source_mtime_ns).where(
-            path_column >= prefix, path_column < upper, stayed
-        )
-        known: dict[str, set[tuple[int, int]]] = {}
+        query = select(
+            JOBS.c.source_path,
+            JOBS.c.source_size,
+            JOBS.c.source_mtime_ns,
+            JOBS.c.source_inode,
+            JOBS.c.source_ctime_ns,
+        ).where(path_column >= prefix, path_column < upper, stayed)
+        known: dict[str, set[Signals]] = {}
         with self._read() as conn:
-            for path, size, mtime_ns in conn.execute(query):
-                known.setdefault(path, set()).add((size, mtime_ns))
+            for path, *signals in conn.execute(query):
+                known.setdefault(path, set()).add(tuple(signals))
         return known
 
     # -- inbox scans --------------------------------------------------------------------------
@@ -785,9 +985,12 @@ class JobStore:
         )
 
     def ping(self) -> None:
-        """One round trip; DatabaseUnavailable when the database cannot be reached."""
+        """Whether the database answers and takes writes: DatabaseUnavailable when it cannot be
+        reached (or its SQLite file was deleted or replaced), DatabaseReadOnly when it refuses
+        writes; a probe that changes nothing and waits for no lock (db/engine.py)."""
         with self._read() as conn:
             conn.execute(text("SELECT 1"))
+            check_writable(conn)
 
     def recent(self, limit: int = 20, status: JobStatus | None = None) -> list[JobRecord]:
         query = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)

@@ -77,8 +77,11 @@ ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        # A file is known by its resolved path, size and mtime: the same unchanged file is one job.
-        UniqueConstraint("source_path", "source_size", "source_mtime_ns", name="uq_jobs_source"),
+        # One job per piece of work (a version of a source with its options; db/identity.py):
+        # the current job holds the key, a forced rerun takes it over. Null: nobody's to find.
+        UniqueConstraint("dedupe_key", name="uq_jobs_dedupe_key"),
+        Index("ix_jobs_source_path", "source_path"),
+        Index("ix_jobs_source_fingerprint", "source_fingerprint"),
         # The claim's search: queued jobs that are due, oldest first.
         Index("ix_jobs_claim", "status", "run_after", "id"),
         Index("ix_jobs_lease", "status", "lease_expires_at"),
@@ -91,6 +94,13 @@ class Job(Base):
     source_path: Mapped[str] = mapped_column(Text)
     source_size: Mapped[int] = mapped_column(BigInteger)
     source_mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    # -1 where unknown (a missing file, or a job recorded before these were).
+    source_inode: Mapped[int] = mapped_column(BigInteger, server_default="-1")
+    source_ctime_ns: Mapped[int] = mapped_column(BigInteger, server_default="-1")
+    # "sampled:<sha256>" of a few blocks of a file, or "sha256:<hex>" of an upload's whole content.
+    source_fingerprint: Mapped[str | None] = mapped_column(String(80))
+    options_key: Mapped[str] = mapped_column(String(64), server_default="")
+    dedupe_key: Mapped[str | None] = mapped_column(String(64))
     # Where the job came from: an inbox's name, "api", "upload" or "cli".
     origin: Mapped[str] = mapped_column(String(200))
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -114,6 +124,8 @@ class Job(Base):
     original_moved_to: Mapped[str | None] = mapped_column(Text)
     # Why a job ended done without new transcripts (a media library already had the subtitle).
     note: Mapped[str | None] = mapped_column(Text)
+    # When the retention removed the uploaded source (its transcript stays in the database).
+    source_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class TranscriptRow(Base):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from db.models import JobStatus
 
@@ -20,6 +21,10 @@ ObserverKind = Literal["inotify", "polling"]
 DEFAULT_BEAM_SIZE = 5  # faster-whisper's own default
 RETRY_BASE_DELAY_S = 30.0
 RETRY_MAX_DELAY_S = 3600.0
+
+log = logging.getLogger(__name__)
+# Sets of unknown stored option keys already logged (once each per process).
+_unknown_options_seen: set[frozenset[str]] = set()
 
 
 class JobOptions(BaseModel):
@@ -50,6 +55,18 @@ class JobOptions(BaseModel):
         description="Name outputs <stem>.<language>.<format> (media-server sidecars) and skip a "
         "file that already has a subtitle in its language",
     )
+    named_after: str | None = Field(
+        default=None,
+        description="The file name outputs are named after when not the source's: a link's own "
+        "name in an inbox, where its transcripts go beside the link",
+    )
+
+    @field_validator("named_after")
+    @classmethod
+    def _bare_name(cls, name: str | None) -> str | None:
+        if name is not None and (not name or "/" in name or name in (".", "..")):
+            raise ValueError(f"named_after must be a file name, not {name!r}")
+        return name
 
     @field_validator("formats")
     @classmethod
@@ -62,6 +79,50 @@ class JobOptions(BaseModel):
         if not formats:
             raise ValueError("at least one output format is needed")
         return tuple(dict.fromkeys(formats))
+
+    # Set on options read from a job whose stored values this version refuses (stored_options).
+    _unusable: str | None = PrivateAttr(default=None)
+
+    @property
+    def unusable(self) -> str | None:
+        """Why this version cannot run the job as stored (its worker fails it); None: it can."""
+        return self._unusable
+
+
+def stored_options(stored: object) -> JobOptions:
+    """A job's options as stored: always readable, so that no row stops a listing, the change
+    feed or the supervisor. Keys this version does not know (a newer version wrote them, during
+    a rolling upgrade) are ignored, and said once. Values it refuses (a format it does not know)
+    read as its defaults and mark the options unusable: the job's worker fails it with the
+    reason. The API's own input stays strict (api/schemas.py)."""
+    if not isinstance(stored, Mapping):
+        options = JobOptions()
+        options._unusable = f"the stored options are not an object: {stored!r:.100}"
+        return options
+    known = {key: value for key, value in stored.items() if key in JobOptions.model_fields}
+    unknown = frozenset(stored) - frozenset(known)
+    if unknown and unknown not in _unknown_options_seen:
+        _unknown_options_seen.add(unknown)
+        log.warning(
+            "stored job options hold %s, unknown to this version (written by a newer one?): "
+            "ignored",
+            ", ".join(sorted(map(str, unknown))),
+        )
+    try:
+        return JobOptions.model_validate(known)
+    except ValidationError as exc:
+        refused = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+        reason = "; ".join(
+            f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()
+        )
+    try:
+        options = JobOptions.model_validate(
+            {key: value for key, value in known.items() if key not in refused}
+        )
+    except ValidationError:
+        options = JobOptions()
+    options._unusable = reason
+    return options
 
 
 @dataclass(frozen=True)
@@ -89,11 +150,19 @@ class JobRecord:
     move_on_failure: str | None
     original_moved_to: str | None
     note: str | None
+    # Identity (db/identity.py): -1 where unknown; the key is None on jobs superseded as the
+    # holder of their work (an older or forced-over run) and on those nothing should find.
+    source_inode: int
+    source_ctime_ns: int
+    source_fingerprint: str | None
+    options_key: str
+    dedupe_key: str | None
+    source_removed_at: datetime | None  # the retention removed the uploaded source
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
         values = dict(row)
-        values["options"] = JobOptions.model_validate(values["options"])
+        values["options"] = stored_options(values["options"])
         values["status"] = JobStatus(values["status"])
         values["outputs"] = tuple(values["outputs"] or ())
         return cls(**values)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from db.errors import UnstorablePath
 from db.models import JobStatus
 from db.values import JobRecord
 from service.bootstrap import Prepared
@@ -16,17 +17,26 @@ from worker.supervisor import PoolFailed, hand_back_orphans
 WAIT_POLL_S = 0.5
 
 
-def submit(prepared: Prepared, files: Sequence[Path]) -> list[JobRecord]:
-    """Queue each file; an unchanged file already done keeps its job, a failed one is tried again."""
+def submit(
+    prepared: Prepared, files: Sequence[Path], *, force: bool = False
+) -> tuple[list[JobRecord], list[str]]:
+    """Queue each file; an unchanged file already done with these options keeps its job (unless
+    force), a failed one is tried again. Also the reasons of files that could not be recorded."""
     store = prepared.store
     hand_back_orphans(store)
     jobs = []
+    refused = []
     for file in files:
-        job, _created = store.enqueue(file, prepared.settings.job_options(), origin="cli")
+        options = prepared.settings.job_options()
+        try:
+            job, _created = store.enqueue(file, options, origin="cli", force=force)
+        except UnstorablePath as exc:
+            refused.append(str(exc))
+            continue
         if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
             job = store.retry(job.id)  # asked for by name: worth another go
         jobs.append(job)
-    return jobs
+    return jobs, refused
 
 
 def run_until_finished(prepared: Prepared, jobs: list[JobRecord]) -> list[JobRecord]:

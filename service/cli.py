@@ -168,13 +168,23 @@ def transcribe(
     beam_size: BeamOpt = None,
     initial_prompt: PromptOpt = None,
     log_level: LogLevelOpt = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Transcribe again even files already done with the same options.",
+        ),
+    ] = False,
 ) -> None:
     """Transcribe files through the queue and worker processes; wait and print where each went."""
     from service.batch import run_until_finished, submit
 
     prepared = prepare(_settings(ctx))
-    finished = run_until_finished(prepared, submit(prepared, files))
-    failed = 0
+    jobs, refused = submit(prepared, files, force=force)
+    finished = run_until_finished(prepared, jobs)
+    for reason in refused:
+        typer.echo(f"refused {reason}")
+    failed = len(refused)
     for job in finished:
         if job.status.value == "done":
             typer.echo(f"done    {job.source_path}")

@@ -31,6 +31,8 @@ from db.job_store import JobStore
 from service.bootstrap import Prepared
 from service.http_protocol import MAX_HEAD_BYTES, ConnectionLimits, guarded_protocol
 from service.inboxes import confinement, file_filter, inboxes_from_settings
+from service.retention import sweep as retention_sweep
+from service.retention import sweep_interval_s
 from service.settings import Settings
 from watcher.inbox import InboxWatcher
 from watcher.intake import Intake
@@ -206,6 +208,20 @@ def _scheduler(
             args=[store],
             seconds=settings.rescan_interval_s,
             id="originals",
+            next_run_time=datetime.now(UTC),
+        )
+    # Uploads live on the instances that receive them (api); the history is pruned where inboxes
+    # or the API are looked after, not on every worker machine.
+    uploads_dir = settings.uploads_dir if "api" in settings.roles else None
+    job_retention_s = settings.job_retention_s if {"api", "watch"} & set(settings.roles) else 0.0
+    upload_retention_s = settings.upload_retention_s if uploads_dir is not None else 0.0
+    if upload_retention_s or job_retention_s:
+        scheduler.add_job(
+            _while_reachable(retention_sweep),
+            "interval",
+            args=[store, uploads_dir, upload_retention_s, job_retention_s],
+            seconds=sweep_interval_s(upload_retention_s, job_retention_s),
+            id="retention",
             next_run_time=datetime.now(UTC),
         )
     return scheduler

@@ -216,6 +216,24 @@ class Settings(BaseSettings):
         description="Where uploaded files are kept (each in a folder of its own, transcripts beside)",
     )
     max_upload_mb: float = Field(default=2048.0, gt=0, description="Largest upload, in MiB")
+    upload_retention_s: float = Field(
+        default=86400.0,
+        ge=0,
+        description="Seconds an upload (POST /transcribe, /asr, /v1/audio/...) is kept once every "
+        "job of its file has ended; then its folder is removed with the transcript files written "
+        "beside it (those in output_dir stay; the transcript stays in the database, at "
+        "/jobs/{id}/transcript, and the job shows source_removed_at). Swept every 10 minutes "
+        "(more often for a shorter retention) by instances with the api role. 0: kept forever",
+    )
+    job_retention_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Seconds an ended job and its transcript stay in the history; then both are "
+        "deleted. Kept whatever their age: queued and running jobs, and the latest job of a "
+        "file that is not an upload and whose original was not moved away, as a rescan would "
+        "transcribe that file again once its job is forgotten. Swept by instances with the api "
+        "or watch role. 0: kept forever",
+    )
     output_dir: Path | None = Field(
         default=None, description="Folder for transcripts; unset writes them beside the source"
     )

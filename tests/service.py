@@ -56,10 +56,9 @@ class Service:
             return False
 
     def submit(self, path: Path, **options: object) -> int:
-        """POST /transcribe by server path; the new (or existing) job's id."""
-        body: dict[str, object] = {"path": str(path)}
-        if options:
-            body["options"] = options
+        """POST /transcribe by server path with options beside it (formats=["srt"], force=True);
+        the new (or existing) job's id."""
+        body: dict[str, object] = {"path": str(path), **options}
         response = self.client.post("/transcribe", json=body)
         assert response.status_code in (200, 202), response.text
         job_id: int = response.json()["id"]

@@ -4,6 +4,7 @@ The app runs in this process on a real database; its jobs are transcribed by the
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -253,3 +254,94 @@ def test_bad_json_bodies(client: TestClient, media: Path) -> None:
     assert client.post("/transcribe", json={"language": "en"}).status_code == 422
     outside = client.post("/transcribe", json={"path": "/etc/passwd"})
     assert outside.status_code == 403
+
+
+# -- what is the same work (db/identity.py) --------------------------------------------------
+
+
+def test_the_same_file_and_options_answer_the_full_job_and_other_options_are_new(
+    client: TestClient,
+    store: JobStore,
+    engine: Engine,
+    media: Path,
+) -> None:
+    path = shutil.copy(FIXTURES / "speech_a.wav", media / "talk.wav")
+    first = client.post("/transcribe", json={"path": str(path), "formats": ["txt"]})
+    assert first.status_code == 202, first.text
+    run_next(store, engine)
+
+    again = client.post("/transcribe", json={"path": str(path), "formats": ["txt"]})
+    assert again.status_code == 200
+    assert again.json() == client.get(f"/jobs/{first.json()['id']}").json()
+    assert again.json()["language"] == "en" and "transcript.srt" in again.json()["links"]
+
+    srt = client.post("/transcribe", json={"path": str(path), "formats": ["srt"]})
+    translated = client.post("/transcribe", json={"path": str(path), "task": "translate"})
+    assert srt.status_code == translated.status_code == 202
+    assert len({first.json()["id"], srt.json()["id"], translated.json()["id"]}) == 3
+
+
+def test_force_and_run_again_queue_new_jobs(
+    client: TestClient,
+    store: JobStore,
+    engine: Engine,
+    media: Path,
+) -> None:
+    path = shutil.copy(FIXTURES / "speech_a.wav", media / "talk.wav")
+    body = {"path": str(path), "formats": ["txt"]}
+    first = client.post("/transcribe", json=body).json()
+    done = run_next(store, engine)
+    assert done.status is JobStatus.DONE and done.outputs == (str(media / "talk.txt"),)
+
+    forced = client.post("/transcribe", json={**body, "force": True})
+    assert forced.status_code == 202 and forced.json()["id"] != first["id"]
+    # Later requests find the newest run of that work.
+    assert client.post("/transcribe", json=body).json()["id"] == forced.json()["id"]
+    rerun = run_next(store, engine)
+    assert rerun.id == forced.json()["id"] and rerun.outputs == done.outputs  # its own, replaced
+
+    again = client.post(f"/jobs/{rerun.id}/run-again")
+    assert again.status_code == 201, again.text
+    assert again.headers["location"] == f"/jobs/{again.json()['id']}"
+    assert again.json()["options"] == first["options"] and again.json()["status"] == "queued"
+    assert client.post(f"/jobs/{again.json()['id']}/run-again").status_code == 409  # queued
+    assert client.post("/jobs/999999/run-again").status_code == 404
+
+
+def test_an_upload_sent_again_attaches_to_its_job(
+    client: TestClient,
+    store: JobStore,
+    engine: Engine,
+    media: Path,
+) -> None:
+    data = (FIXTURES / "speech_b.flac").read_bytes()
+    uploads = media.parent / "uploads"
+
+    def send(**fields: str) -> dict[str, object]:
+        response = client.post(
+            "/transcribe",
+            files={"file": ("talk.flac", data, "audio/flac")},
+            data={"formats": "txt", **fields},
+        )
+        assert response.status_code in (200, 202), response.text
+        return dict(response.json())
+
+    first = send()
+    assert send()["id"] == first["id"]  # queued
+    assert len(list(uploads.iterdir())) == 1  # the copy sent again is not kept
+    run_next(store, engine)
+    assert send()["id"] == first["id"]  # done
+    assert send(formats="srt")["id"] != first["id"]  # other options
+    assert send(force="true")["id"] != first["id"]
+    assert len(list(uploads.iterdir())) == 3
+
+
+def test_a_path_whose_name_is_not_utf8_answers_400(client: TestClient, media: Path) -> None:
+    (Path(os.fsdecode(os.fsencode(media) + b"/caf\xe9.wav"))).write_bytes(b"speech")
+    # JSON can carry the escaped byte as a lone surrogate: the file exists under that name.
+    body = f'{{"path": "{media}/caf\\udce9.wav"}}'
+    response = client.post(
+        "/transcribe", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert "not valid UTF-8" in response.json()["detail"]

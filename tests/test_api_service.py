@@ -48,14 +48,15 @@ def test_cancelling_a_running_job_stops_its_worker(database_url: str, tmp_path: 
         metrics = client.get("/metrics").text
         assert 'whisper_transcriber_jobs{status="cancelled"} 1.0' in metrics
         assert 'whisper_transcriber_jobs{status="done"} 1.0' in metrics
-        assert "whisper_transcriber_worker_restarts_total 0.0" in metrics
         assert 'whisper_transcriber_worker_state{state="down"} 0.0' in metrics
         assert service.stop() == 0
     assert sorted(p.name for p in media.iterdir()) == ["long.wav", "short.ogg", "short.txt"]
-    # Stopped while transcribing, not only refused at the end.
-    assert f"job {job_id}: attempt 1 was cancelled or taken over; stopped mid-way" in (
-        service.log.read_text()
-    )
+    # Stopped while transcribing, not only refused at the end: at the next segment, or killed
+    # when that segment takes longer than the supervisor's grace (a 30 s window on a slow CPU).
+    log = service.log.read_text()
+    stopped = f"job {job_id}: attempt 1 was cancelled or taken over; stopped mid-way" in log
+    killed = f"job {job_id}: attempt 1 was cancelled; worker-1 " in log
+    assert stopped or killed, log
 
 
 def test_an_open_event_stream_does_not_hold_up_shutdown(sqlite_url: str, tmp_path: Path) -> None:

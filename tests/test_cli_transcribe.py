@@ -59,6 +59,17 @@ def test_done_file_is_not_transcribed_twice(tmp_path: Path) -> None:
     rows = [line for line in listing.stdout.splitlines()[1:] if line.strip()]
     assert len(rows) == 1 and " done " in rows[0] and str(source) in rows[0]
 
+    # Other options are new work; --force is new work whatever the options.
+    srt = run_cli("transcribe", source, "--formats", "srt", cwd=tmp_path)
+    assert srt.returncode == 0, srt.stderr
+    forced = run_cli("transcribe", source, "--formats", "txt", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert transcript.stat().st_mtime_ns != written  # its own transcript, replaced in place
+    assert source.with_suffix(".srt").exists() and not source.with_name("a (2).txt").exists()
+    listing = run_cli("jobs", cwd=tmp_path)
+    rows = [line for line in listing.stdout.splitlines()[1:] if line.strip()]
+    assert len(rows) == 3 and all(" done " in row for row in rows)
+
 
 def test_output_dir_and_format_choice(tmp_path: Path) -> None:
     [source, *_] = copy_fixtures(tmp_path / "media")

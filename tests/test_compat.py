@@ -42,6 +42,16 @@ def test_asr_and_detect_language_as_bazarr_calls_them(database_url: str, tmp_pat
         srt = bazarr.text
         assert srt.startswith("1\n00:00:00,000 --> ") and all(k in srt.lower() for k in KEYWORDS)
 
+        # Bazarr sends it again after its own time-out: the same job answers, nothing is redone.
+        retried = client.post(
+            "/asr",
+            params={"task": "transcribe", "language": "en", "output": "srt", "encode": "false",
+                    "video_file": "/movies/Movie (2020).mkv"},
+            files={"audio_file": ("audio_file", raw_pcm("speech_a.wav"))},
+        )  # fmt: skip
+        assert retried.status_code == 200 and retried.text == srt
+        assert retried.headers["location"] == bazarr.headers["location"]
+
         # Any container, decoded by the service (encode=true is the default), json output.
         flac = client.post(
             "/asr",

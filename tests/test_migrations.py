@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from alembic import command
 from db.engine import make_engine
+from db.job_store import JobStore
 from db.migrate import alembic_config, upgrade
 from db.models import Base, include_in_schema_comparison
+from db.values import JobOptions
 
 
 def test_head_matches_the_models(database_url: str) -> None:
@@ -47,3 +53,40 @@ def test_both_backends_have_the_same_columns(sqlite_url: str, postgres_url: str)
         return result
 
     assert shape(sqlite_url) == shape(postgres_url)
+
+
+def test_jobs_recorded_before_0007_are_not_done_again(database_url: str, tmp_path: Path) -> None:
+    """After the upgrade, the newest job of each file version holds its work's key, and the same
+    unchanged file with the same options answers that job: nothing is transcribed twice."""
+    engine = make_engine(database_url)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0006")
+    source = tmp_path / "talk.wav"
+    source.write_bytes(b"speech")
+    stat = source.stat()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    row = {
+        "path": str(source), "size": stat.st_size, "mtime": stat.st_mtime_ns,
+        "options": json.dumps(JobOptions(formats=("srt",)).model_dump(mode="json")), "now": now,
+    }  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO jobs (source_path, source_size, source_mtime_ns, origin, options, "
+                "status, attempts, max_attempts, run_after, progress, outputs, created_at, "
+                "updated_at) VALUES (:path, :size, :mtime, 'inbox:talks', :options, 'done', 1, 3, "
+                ":now, 1.0, '[]', :now, :now)"
+            ),
+            row,
+        )
+    upgrade(engine)
+    store = JobStore(engine)
+    [old] = store.get_many([1])
+    assert old.dedupe_key is not None and old.source_inode == -1
+
+    again, created = store.enqueue(source, JobOptions(formats=("srt",)), "inbox:talks")
+    assert not created and again.id == old.id and again.source_inode == stat.st_ino
+    assert store.enqueue(source, JobOptions(formats=("txt",)), "inbox:talks")[1] is True
+    engine.dispose()

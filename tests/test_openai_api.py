@@ -29,6 +29,10 @@ def test_the_official_client_works_unchanged(database_url: str, tmp_path: Path) 
         with (FIXTURES / "speech_a.wav").open("rb") as audio:
             plain = client.audio.transcriptions.create(model="whisper-1", file=audio)
         assert "museum" in plain.text.lower()
+        # A client that retries: the same job answers (the history below has it once).
+        with (FIXTURES / "speech_a.wav").open("rb") as audio:
+            again = client.audio.transcriptions.create(model="whisper-1", file=audio)
+        assert again.text == plain.text
 
         with (FIXTURES / "speech_b.flac").open("rb") as audio:
             verbose = client.audio.transcriptions.create(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -203,8 +204,8 @@ def test_stage_then_publish(tmp_path: Path) -> None:
     for fmt in ("srt", "txt", "json"):
         temporary = staged.temporaries[fmt]
         assert temporary.parent == tmp_path
-        assert temporary.name.startswith(f".talk.{fmt}.")
-        assert temporary.name.endswith(".tmp")
+        # Hidden, of fixed length, known by the source's tag: ".wt-<12 hex>-<8 hex>.tmp".
+        assert re.fullmatch(r"\.wt-[0-9a-f]{12}-[0-9a-f]{8}\.tmp", temporary.name)
 
     published = staged.publish()
 
@@ -316,19 +317,30 @@ def test_unicode_round_trips(tmp_path: Path) -> None:
 
 
 def test_stale_temporaries_of_one_source_only_are_removed(tmp_path: Path) -> None:
-    plain = stage_outputs(TRANSCRIPT, tmp_path / "Movie.mkv", ["srt"], None)
+    plain = stage_outputs(TRANSCRIPT, tmp_path / "Movie.mkv", ["srt", "txt"], None)
     tagged = stage_outputs(TRANSCRIPT, tmp_path / "Movie.mkv", ["srt"], None, language_tag="en")
+    # Another video, and one of the same stem whose outputs have the very same names.
     sibling = stage_outputs(
         TRANSCRIPT, tmp_path / "Movie.Extended.mkv", ["srt"], None, language_tag="en"
     )
+    same_stem = stage_outputs(TRANSCRIPT, tmp_path / "Movie.mp4", ["srt", "txt"], None)
     # As a killed worker leaves them: nothing published, temporaries on disk.
     left = [*plain.temporaries.values(), *tagged.temporaries.values()]
-    assert sorted(remove_stale_temporaries(tmp_path / "Movie.mkv", ["srt"], None)) == [
-        plain.temporaries["srt"]
-    ]
-    assert remove_stale_temporaries(tmp_path / "Movie.mkv", ["srt"], None, True) == [
-        tagged.temporaries["srt"]
-    ]
+    assert sorted(remove_stale_temporaries(tmp_path / "Movie.mkv", ["srt"], None)) == sorted(left)
     assert not any(path.exists() for path in left)
-    assert sibling.temporaries["srt"].exists()  # another video's work in progress
+    assert remove_stale_temporaries(tmp_path / "Movie.mkv", ["srt"], None, True) == []
+    # Work in progress of the other sources stays.
+    others = [*sibling.temporaries.values(), *same_stem.temporaries.values()]
+    assert len(others) == 3 and all(path.exists() for path in others)
     sibling.discard()
+    same_stem.discard()
+
+
+def test_temporaries_named_as_before_an_upgrade_are_removed_too(tmp_path: Path) -> None:
+    earlier = [tmp_path / ".Movie.srt.0a1b2c3d.tmp", tmp_path / ".Movie.en.srt.4e5f6a7b.tmp"]
+    kept = [tmp_path / ".Movie.Extended.srt.0a1b2c3d.tmp", tmp_path / "Movie.srt"]
+    for path in [*earlier, *kept]:
+        path.write_text("half a transcript")
+    assert remove_stale_temporaries(tmp_path / "Movie.mkv", ["srt"], None) == [earlier[0]]
+    assert remove_stale_temporaries(tmp_path / "Movie.mkv", ["srt"], None, True) == [earlier[1]]
+    assert all(path.exists() for path in kept)

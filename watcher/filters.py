@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from fnmatch import fnmatch
+from dataclasses import dataclass, field
+from fnmatch import translate
 from pathlib import Path
 
 # Containers and codecs that PyAV (faster-whisper's decoder) reads.
@@ -28,13 +29,20 @@ class FileFilter:
 
     extensions: frozenset[str] = MEDIA_EXTENSIONS
     ignored: tuple[str, ...] = IGNORED_PATTERNS
+    # The patterns as one expression: a rescan asks about every name of a large tree, and one
+    # match is several times cheaper than an fnmatch per pattern.
+    _ignored_names: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        joined = "|".join(translate(pattern) for pattern in self.ignored) or r"(?!)"
+        object.__setattr__(self, "_ignored_names", re.compile(joined))
 
     @classmethod
     def of(cls, extensions: Iterable[str], ignored: Iterable[str]) -> FileFilter:
         return cls(frozenset(e.lower() for e in extensions), tuple(ignored))
 
     def ignores_name(self, name: str) -> bool:
-        return any(fnmatch(name, pattern) for pattern in self.ignored)
+        return self._ignored_names.match(name) is not None
 
     def is_ignored(self, path: Path, root: Path) -> bool:
         """True when the file or any folder between it and the inbox root matches a pattern."""

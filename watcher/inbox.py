@@ -15,7 +15,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from db.errors import QueueError
+from db.errors import DatabaseRefused, QueueError
 from db.values import ObserverKind
 from watcher.intake import Intake
 from watcher.spec import Inbox
@@ -160,6 +160,14 @@ class InboxWatcher:
             for path in self.tracker.stable(time.monotonic()):
                 try:
                     self.intake.take(path)
+                except DatabaseRefused as exc:  # this file's job cannot be stored: not again
+                    log.error(
+                        "cannot record a job for %s: the database refused it: %s; it is tried "
+                        "again at the next rescan",
+                        path,
+                        exc,
+                    )
+                    continue
                 except QueueError as exc:  # the database is away: the file waits its turn again
                     log.warning("could not enqueue %s (%s); will try again", path, exc)
                     self.tracker.mark(path)

@@ -9,12 +9,15 @@ from datetime import datetime
 from pathlib import Path
 from stat import S_ISLNK
 
+from db.errors import UnstorablePath
+from db.identity import is_recorded
 from db.job_store import JobStore
 from db.models import JobStatus
 from db.values import InboxScan, JobRecord, ObserverKind
 from watcher.filters import FileFilter
 from watcher.spec import Inbox
 from worker.confinement import Confinement
+from worker.names import printable
 from worker.process import worker_id_for
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,8 @@ class Intake:
         self.confinement = confinement  # where links in an inbox may lead
         # Named as worker ids are (host:pid), so that /status says which instance scanned.
         self.instance = worker_id_for(os.getpid())
+        # Files whose names the database cannot hold, by path: the (size, mtime) already told.
+        self._unstorable: dict[str, tuple[int, int]] = {}
 
     def inbox_of(self, path: Path) -> Inbox | None:
         return next((inbox for inbox in self.inboxes if inbox.holds(path)), None)
@@ -61,6 +66,9 @@ class Intake:
         inbox = self.inbox_of(path)
         if inbox is None:
             return None
+        if not storable(path):
+            self._refuse_unstorable(path)
+            return None
         escape = self.confinement.link_escape(path, inbox.root)
         if escape is not None and (
             self.file_filter.is_candidate(path, inbox.root) or self.wants_folder_link(path)
@@ -74,13 +82,18 @@ class Intake:
         if not self.file_filter.is_candidate(path, inbox.root):
             return None
         plan = inbox.plan(path)
-        job, created = self.store.enqueue(
-            path,
-            plan.options,
-            inbox.origin,
-            move_on_done=plan.move_on_done,
-            move_on_failure=plan.move_on_failure,
-        )
+        try:
+            job, created = self.store.enqueue(
+                path,
+                plan.options,
+                inbox.origin,
+                move_on_done=plan.move_on_done,
+                move_on_failure=plan.move_on_failure,
+                any_options=True,
+            )
+        except UnstorablePath:  # a link whose target's name is not UTF-8
+            self._refuse_unstorable(path)
+            return None
         if created:
             log.info("job %s: queued %s", job.id, path)
             return job
@@ -91,19 +104,45 @@ class Intake:
             return job
         return None
 
-    def new_files(self, inbox: Inbox) -> Iterator[Path]:
-        """Files of the inbox that no job knows in their current version (size and mtime).
+    def _refuse_unstorable(self, path: Path) -> None:
+        """A file whose name the database cannot hold: said once per version of the file (size
+        and mtime), and remembered, so that neither rescans nor events bring it back."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return  # gone
+        version = (stat.st_size, stat.st_mtime_ns)
+        if self._unstorable.get(str(path)) != version:
+            self._unstorable[str(path)] = version
+            log.warning("%s", unstorable_reason(path))
 
-        One query for what is known, then a walk: a rescan costs no statement per old file."""
+    def new_files(self, inbox: Inbox) -> Iterator[Path]:
+        """Files of the inbox that no job knows in their current version (db/identity.py: size,
+        mtime, inode and ctime; enqueue looks closer where only inode or ctime moved).
+
+        One query for what is known, then a walk: a rescan costs no statement per old file.
+        Versions, not options: a file known with other options (a request's) is not new."""
         known = self.store.known_files(inbox.root)
+        real_folders: dict[Path, str] = {}  # jobs are recorded under their files' real paths
         for path in self.walk(inbox):
             try:
                 stat = path.lstat()
-                if S_ISLNK(stat.st_mode) and str(path) not in known:
-                    stat = path.stat()  # a link's job is recorded under its target's path
+                if S_ISLNK(stat.st_mode) and str(path) in known:
+                    recorded_as = str(path)  # a refused link: recorded as itself
+                elif S_ISLNK(stat.st_mode):
+                    stat = path.stat()
+                    recorded_as = os.path.realpath(path)
+                else:  # the folder may have been reached through a folder link
+                    folder = real_folders.get(path.parent)
+                    if folder is None:
+                        folder = real_folders[path.parent] = os.path.realpath(path.parent)
+                    recorded_as = os.path.join(folder, path.name)
             except OSError:
                 continue  # gone since the walk listed it
-            if (stat.st_size, stat.st_mtime_ns) not in known.get(str(path), ()):
+            if self._unstorable.get(str(path)) == (stat.st_size, stat.st_mtime_ns):
+                continue  # refused already, and unchanged since
+            found = (stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
+            if not is_recorded(known.get(recorded_as, ()), found):
                 yield path
 
     def record_scan(
@@ -157,3 +196,22 @@ class Intake:
                 path = Path(folder, name)
                 if self.file_filter.is_media(path):
                     yield path
+
+
+def storable(path: Path) -> bool:
+    """Whether the database can hold the path: names that are not valid UTF-8 (Python holds
+    their bytes as lone surrogates) cannot be stored by SQLite or PostgreSQL."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unstorable_reason(path: Path) -> str:
+    return (
+        f"not taken: {printable(str(path))}: the name is not valid UTF-8 (a name in another "
+        "character set, as SMB shares and old archives have), and the job database stores "
+        "names as UTF-8; give it a UTF-8 name (for example with convmv -f latin1 -t utf-8) "
+        "and it is taken"
+    )

@@ -54,14 +54,19 @@ class Inbox:
     def plan(self, path: Path) -> JobPlan:
         relative = path.relative_to(self.root)
         # A linked file's job is its target's (in a link root): it is never moved, and its
-        # transcripts go beside the link, not beside the target. A file in a linked folder
-        # stays where it is too; its transcripts go into the real folder.
-        linked = path.resolve() != path
+        # transcripts go beside the link, not beside the target, named after the link ("Movie
+        # (2020).en.srt" for a link "Movie (2020).mkv" to "movie.2020.1080p.mkv": what a media
+        # server looks for). A file in a linked folder stays where it is too; its transcripts go
+        # into the real folder.
+        resolved = path.resolve()
+        linked = resolved != path
         done_dir = None if linked else self.done_dir
         failed_dir = None if linked else self.failed_dir
         # Beside the file means beside where it ends up: in done/ when originals move there.
         output_folder = self.outbox or done_dir or (self.root if linked else None)
         options = self.options
+        if linked and path.name != resolved.name:
+            options = options.model_copy(update={"named_after": path.name})
         if output_folder is not None:
             # Resolved now, once: publishing follows no link that appears later (worker/outputs).
             planned = (output_folder / relative.parent).resolve()

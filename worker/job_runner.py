@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -10,7 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from db.errors import DatabaseUnavailable, LeaseLost, QueueError
+from db.errors import DatabaseRefused, DatabaseUnavailable, LeaseLost, QueueError
 from db.job_store import JobStore
 from db.values import JobRecord
 from worker.confinement import Confinement, SourceRefused, opened_source
@@ -18,8 +19,16 @@ from worker.engine import Engine
 from worker.heartbeat import Heartbeat
 from worker.logs import about_job
 from worker.media import MediaError
+from worker.names import name_max
 from worker.originals import move_original
-from worker.sidecars import existing_subtitle, subtitle_language
+from worker.outputs import OutputNameError, check_name_lengths, output_paths
+from worker.sidecars import (
+    existing_subtitle,
+    same_name_videos,
+    sharing,
+    subtitle_language,
+    withheld_note,
+)
 from worker.staging import OutputFolderChanged, stage_outputs
 from worker.transcript import Transcript
 
@@ -50,6 +59,8 @@ def verify_source(job: JobRecord, stat: os.stat_result | None = None) -> None:
             ) from None
         except OSError:
             return  # the engine reports it with a plain reason
+    # Not inode or ctime: a chmod, or a copy of the same bytes put in its place, moves them and
+    # is the same work (enqueue compares content for that); new bytes are a new job anyway.
     if (stat.st_size, stat.st_mtime_ns) != (job.source_size, job.source_mtime_ns):
         raise SourceChanged(
             f"the file changed after it was queued: {job.source_path} (the new version "
@@ -60,22 +71,36 @@ def verify_source(job: JobRecord, stat: os.stat_result | None = None) -> None:
 class AlreadySubtitled(Exception):
     """A media-library video that already has a subtitle in its language: nothing to do."""
 
-    def __init__(self, existing: Path, language: str) -> None:
+    def __init__(self, existing: Path, language: str, videos: list[str]) -> None:
         self.existing = existing
-        super().__init__(f"skipped: {existing.name} already has {language} subtitles")
+        super().__init__(
+            f"skipped: {existing.name} already has {language} subtitles{sharing(videos)}"
+        )
 
 
 class Abandoned(Exception):
     """The job was cancelled or its lease taken while it ran: stop and leave no trace."""
 
 
-def run_job(store: JobStore, engine: Engine, job: JobRecord, confinement: Confinement) -> None:
+def _never() -> bool:
+    return False
+
+
+def run_job(
+    store: JobStore,
+    engine: Engine,
+    job: JobRecord,
+    confinement: Confinement,
+    abandoned: Callable[[], bool] = _never,
+) -> None:
     """Run a claimed job; every outcome is recorded through the store, nothing escapes but bugs.
 
     The source is read only if confinement allows it (worker/confinement.py). A job that ended
-    (done, or failed for good) then moves its original where its inbox says."""
+    (done, or failed for good) then moves its original where its inbox says. `abandoned` says
+    whether the supervisor found the attempt lost: it stops at the next segment, as when its own
+    heartbeat finds it so (whichever looked first)."""
     with about_job(job.id):
-        outcome = _attempt(store, engine, job, confinement)
+        outcome = _attempt(store, engine, job, confinement, abandoned)
         if outcome is not None and outcome.status.is_final:
             try:
                 move_original(store, outcome)
@@ -84,28 +109,47 @@ def run_job(store: JobStore, engine: Engine, job: JobRecord, confinement: Confin
 
 
 def _attempt(
-    store: JobStore, engine: Engine, job: JobRecord, confinement: Confinement
+    store: JobStore,
+    engine: Engine,
+    job: JobRecord,
+    confinement: Confinement,
+    abandoned: Callable[[], bool],
 ) -> JobRecord | None:
     """The attempt's recorded outcome; None when nothing could be recorded (lease lost, ...)."""
     attempt = job.attempts
     log.info("job %s: attempt %s on %s", job.id, attempt, job.source_path)
+    if job.options.unusable is not None:  # stored by another version, with values not ours
+        reason = f"this version cannot run the job's options ({job.options.unusable})"
+        log.warning("job %s: failed: %s", job.id, reason)
+        return _fail(store, job, reason, retryable=False)
     try:
         with Heartbeat(store, job.id, attempt) as heartbeat:
 
             def on_progress(fraction: float) -> None:
-                if heartbeat.lost.is_set():
+                if heartbeat.lost.is_set() or abandoned():
                     raise Abandoned
                 heartbeat.set_progress(fraction)
 
             source = Path(job.source_path)
             output_dir = Path(job.options.output_dir) if job.options.output_dir else None
+            folder = output_dir or source.parent
+            # Outputs are named after the file as found: a link's own name in an inbox.
+            named = job.options.named_after
+            video = folder / named if named else source
 
             def on_language(language: str) -> None:
+                if job.options.detect_only:
+                    return
+                tag = None
                 if job.options.media_library:
-                    written = subtitle_language(language, job.options.task)
-                    existing = existing_subtitle(source, written, output_dir)
+                    tag = subtitle_language(language, job.options.task)
+                    own = patiently(lambda: store.outputs_of_source(job.source_path), job.id)
+                    existing = existing_subtitle(video, tag, output_dir, ignore=own)
                     if existing is not None:
-                        raise AlreadySubtitled(existing, written)
+                        raise AlreadySubtitled(existing, tag, same_name_videos(video, folder))
+                # Names no file system here can hold fail the job now, not after the work.
+                paths = output_paths(source, job.options.formats, output_dir, tag, name=named)
+                check_name_lengths(paths, name_max(folder))
 
             detected = None
             if job.options.language is None:  # checked after detection, before decoding the rest
@@ -123,16 +167,26 @@ def _attempt(
                 if job.options.media_library
                 else None
             )
-            folder = output_dir or source.parent
             try:
                 ours = patiently(lambda: store.outputs_of_source(job.source_path), job.id)
                 staged = stage_outputs(
-                    transcript, source, job.options.formats, output_dir, language_tag, ours
+                    transcript,
+                    source,
+                    job.options.formats,
+                    output_dir,
+                    language_tag,
+                    ours,
+                    name=named,
+                    companion=Path(job.move_on_done) if job.move_on_done else None,
                 )
             except OSError as exc:
-                return patiently(
-                    partial(store.fail, job.id, attempt, _cannot_write(folder, exc)), job.id
-                )
+                return _cannot_write(store, job, folder, exc)
+            # Sidecar names held by other files (another video with the same name): not written.
+            note = (
+                withheld_note(list(staged.withheld.values()), same_name_videos(video, folder))
+                if staged.withheld
+                else None
+            )
             published: list[Path] = []
 
             def publish_once() -> list[Path]:  # a retried complete must not publish twice
@@ -142,13 +196,13 @@ def _attempt(
 
             try:
                 done = patiently(
-                    lambda: store.complete(job.id, attempt, transcript, publish=publish_once),
+                    lambda: store.complete(
+                        job.id, attempt, transcript, publish=publish_once, note=note
+                    ),
                     job.id,
                 )
             except OSError as exc:  # from publishing: a folder swapped for a link, a full disk
-                return patiently(
-                    partial(store.fail, job.id, attempt, _cannot_write(folder, exc)), job.id
-                )
+                return _cannot_write(store, job, folder, exc)
             finally:
                 staged.discard()  # no-op after a publish; removes temporaries otherwise
         log.info("job %s: done, %.1f s of audio -> %s", job.id, transcript.duration, done.outputs)
@@ -166,16 +220,27 @@ def _attempt(
         log.info("job %s: attempt %s was cancelled or taken over; stopped mid-way", job.id, attempt)
     except LeaseLost:
         log.info("job %s: attempt %s is no longer current; dropped its work", job.id, attempt)
-    except (MediaError, SourceRefused) as exc:
+    except (MediaError, SourceRefused, OutputNameError) as exc:
         log.warning("job %s: failed: %s", job.id, exc)
         return _fail(store, job, str(exc), retryable=False)
+    except DatabaseRefused as exc:  # the same result would be refused again: no retry
+        log.error("job %s: the database refused its result: %s", job.id, exc)
+        return _fail(store, job, f"the database refused the result: {exc}", retryable=False)
     except Exception as exc:
         log.exception("job %s: attempt %s crashed", job.id, attempt)
         return _fail(store, job, f"{type(exc).__name__}: {exc}", retryable=True)
     return None
 
 
-def _cannot_write(folder: Path, exc: OSError) -> str:
+def _cannot_write(store: JobStore, job: JobRecord, folder: Path, exc: OSError) -> JobRecord:
+    """The attempt failed writing its transcripts: retried (a full disk may be freed), unless a
+    name is too long, which it would be again."""
+    retryable = exc.errno != errno.ENAMETOOLONG
+    fail = partial(store.fail, job.id, job.attempts, _write_error(folder, exc), retryable=retryable)
+    return patiently(fail, job.id)
+
+
+def _write_error(folder: Path, exc: OSError) -> str:
     if isinstance(exc, OutputFolderChanged):
         return f"cannot write transcripts in {folder}: {exc}"
     # Names below the folder are relative (written through its descriptor): say the folder.

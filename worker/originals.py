@@ -1,4 +1,9 @@
-"""Moving an inbox job's original into done/ or failed/ once the job has ended."""
+"""Moving an inbox job's original into done/ or failed/ once the job has ended.
+
+A move never replaces a file: where the name in done/ is taken, the original takes the number
+its transcripts took ("done/talk (2).wav" with "talk (2).txt", see worker/staging.py), or the
+next free one; a numbered name too long for the file system has its stem shortened. The place
+it got is recorded on the job (original_moved_to)."""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ import contextlib
 import errno
 import logging
 import os
+import secrets
 import shutil
 import stat
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +22,7 @@ from db.errors import QueueError
 from db.job_store import JobStore
 from db.models import JobStatus
 from db.values import JobRecord
+from worker.names import name_max, number_of, numbered_within
 from worker.staging import open_planned_folder
 
 # Recorded as original_moved_to when there was nothing of this job's to move (deleted, or
@@ -22,6 +30,9 @@ from worker.staging import open_planned_folder
 NOTHING_MOVED = ""
 # The sweep leaves a just-ended job to its worker, which moves the original right after.
 SWEEP_MIN_AGE_S = 60.0
+MAX_NUMBER = 10_000  # "talk (9999).wav" is the last name a move tries
+# Hard links unsupported by the file system (FAT, some SMB mounts): look, then rename.
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK})
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +47,26 @@ def destination_of(job: JobRecord) -> str | None:
     return None
 
 
-def free_path(wanted: Path) -> Path:
-    """wanted, or "name (2).ext" and so on when a file of that name is already there."""
-    candidate, number = wanted, 1
-    while candidate.exists():
-        number += 1
-        candidate = wanted.with_name(f"{wanted.stem} ({number}){wanted.suffix}")
-    return candidate
+def _free_paths(wanted: Path, number: int = 1) -> Iterator[Path]:
+    """wanted's numbered names ("talk (2).wav", ...) from number on that nothing (no file, no
+    link) has now, in order; FileExistsError past the last."""
+    limit = name_max(wanted.parent)
+    for n in range(number, MAX_NUMBER):
+        candidate = wanted.with_name(numbered_within(wanted.name, n, limit))
+        if not os.path.lexists(candidate):
+            yield candidate
+    raise FileExistsError(errno.EEXIST, "no free name", str(wanted))
+
+
+def number_of_outputs(job: JobRecord) -> int:
+    """The number the job's transcripts took ("talk (2).txt": 2), which its original takes too
+    where free; 1 when they are not numbered."""
+    stem = Path(job.source_path).stem
+    for output in map(Path, job.outputs):
+        found = number_of(output.name, stem + output.suffix)
+        if found is not None and found > 1:
+            return found
+    return 1
 
 
 def move_original(store: JobStore, job: JobRecord) -> Path | None:
@@ -64,22 +88,28 @@ def move_original(store: JobStore, job: JobRecord) -> Path | None:
     if not _same_file(source, job):
         _record(store, job, NOTHING_MOVED)  # the file there now is another version, another job
         return None
-    target = free_path(Path(destination))
-    _move(source, target)
+    wanted = Path(destination)
+    for target in _free_paths(wanted, number_of_outputs(job) if job.outputs else 1):
+        try:
+            _move(source, target)
+        except FileExistsError:
+            continue  # taken since we looked: the next one
+        break
     _record(store, job, str(target))
     log.info("job %s: moved %s to %s", job.id, source, target)
     return target
 
 
 def _move(source: Path, target: Path) -> None:
-    """A rename into target's folder, reached without following links (made if missing: a
-    done/ folder swapped for a link makes the move fail, not land elsewhere); across file
-    systems a copy to a hidden name, renamed into place, then the source removed. Never leaves
-    a second copy behind when a step fails."""
+    """A move into target's folder, reached without following links (made if missing: a
+    done/ folder swapped for a link makes the move fail, not land elsewhere), that never
+    replaces a file there (FileExistsError: the name is taken); across file systems a copy to a
+    hidden name, given its name the same way, then the source removed. Never leaves a second
+    copy behind when a step fails."""
     folder = open_planned_folder(target.parent, create=True)
     try:
         try:
-            os.rename(source, target.name, dst_dir_fd=folder)
+            _rename_without_replacing(source, folder, target.name)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
@@ -90,8 +120,38 @@ def _move(source: Path, target: Path) -> None:
         os.close(folder)
 
 
+def _rename_without_replacing(source: str | Path, folder: int, name: str, **at: int) -> None:
+    """source (relative to at's src_dir_fd, if given) renamed to name in folder, unless that
+    name is taken: a hard link, which fails on an existing name atomically, then the old name
+    removed; where hard links are unsupported, look, then rename. FileExistsError when taken."""
+    src_dir_fd = at.get("src_dir_fd")
+    try:
+        os.link(source, name, src_dir_fd=src_dir_fd, dst_dir_fd=folder, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno == errno.EEXIST or exc.errno not in _NO_HARD_LINKS:
+            raise
+        if _exists(name, folder):
+            raise FileExistsError(errno.EEXIST, "File exists", name) from None
+        os.rename(source, name, src_dir_fd=src_dir_fd, dst_dir_fd=folder)
+        return
+    try:
+        os.unlink(source, dir_fd=src_dir_fd)
+    except OSError:
+        os.unlink(name, dir_fd=folder)  # no second copy: the original stays where it was
+        raise
+
+
+def _exists(name: str, folder: int) -> bool:
+    try:
+        os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _copy_across(source: Path, name: str, folder: int) -> None:
-    partial = f".{name}.moving"
+    # Short and fixed in length, as a name near the file system's limit must fit.
+    partial = f".wt-moving-{secrets.token_hex(6)}.tmp"
     info = source.stat()
     try:
         out = os.open(
@@ -104,7 +164,7 @@ def _copy_across(source: Path, name: str, folder: int) -> None:
             os.fchmod(dst.fileno(), stat.S_IMODE(info.st_mode))
             os.utime(dst.fileno(), ns=(info.st_atime_ns, info.st_mtime_ns))
             os.fsync(dst.fileno())
-        os.rename(partial, name, src_dir_fd=folder, dst_dir_fd=folder)
+        _rename_without_replacing(partial, folder, name, src_dir_fd=folder)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(partial, dir_fd=folder)

@@ -12,10 +12,11 @@ Writing them is worker/staging.py's.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from db.values import OUTPUT_FORMATS
+from worker.names import name_bytes, shown
 from worker.transcript import Segment, Transcript
 
 FORMATS: tuple[str, ...] = OUTPUT_FORMATS
@@ -98,23 +99,50 @@ def render(transcript: Transcript, fmt: str) -> str:
     return renderer(transcript)
 
 
+class OutputNameError(ValueError):
+    """A transcript that cannot have its name: it would overwrite its own source, or the name is
+    longer than the file system allows. Running the job again would end the same way."""
+
+
 def output_paths(
-    source: Path, formats: Sequence[str], output_dir: Path | None, language_tag: str | None = None
+    source: Path,
+    formats: Sequence[str],
+    output_dir: Path | None,
+    language_tag: str | None = None,
+    *,
+    name: str | None = None,
 ) -> dict[str, Path]:
     """Where each format goes: beside the source ("talk.mp3" -> "talk.txt"), or in output_dir.
 
     With a language tag the name carries it as media servers expect sidecar subtitles:
-    "Movie (2020).mkv" -> "Movie (2020).en.srt".
-    ValueError for an unknown format, or if an output would overwrite the source itself.
+    "Movie (2020).mkv" -> "Movie (2020).en.srt". name: the file name the outputs are named
+    after when not the source's (a link's, as found in an inbox). These are the plain names;
+    one taken by a file that is not the source's own makes them numbered (worker/staging.py).
+    ValueError for an unknown format; OutputNameError if an output would overwrite the source.
     """
     paths: dict[str, Path] = {}
     folder = source.parent if output_dir is None else output_dir
-    stem = source.stem if language_tag is None else f"{source.stem}.{language_tag}"
+    stem = source.stem if name is None else Path(name).stem
+    if language_tag is not None:
+        stem = f"{stem}.{language_tag}"
     for fmt in formats:
         if fmt not in _RENDERERS:
             raise ValueError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
         path = folder / f"{stem}.{fmt}"
         if path == source:
-            raise ValueError(f"the {fmt} output would overwrite its source {source}")
+            raise OutputNameError(
+                f"the {fmt} output would overwrite its source {source}: nothing was written"
+            )
         paths[fmt] = path
     return paths
+
+
+def check_name_lengths(paths: Mapping[str, Path], name_max: int) -> None:
+    """OutputNameError when an output's name takes more than name_max bytes."""
+    for fmt, path in paths.items():
+        if name_bytes(path.name) > name_max:
+            raise OutputNameError(
+                f"the {fmt} transcript's name {shown(path.name)} would be "
+                f"{name_bytes(path.name)} bytes long, and names in {path.parent} may have at most "
+                f"{name_max}: give the source a shorter name"
+            )

@@ -13,12 +13,13 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 import psutil
 
 from db.engine import make_engine
 from db.errors import QueueError
-from db.job_store import JobStore, utcnow
+from db.job_store import JobStore
 from db.values import RetryPolicy
 from worker.confinement import Confinement
 from worker.engine import Engine, ModelSpec
@@ -30,6 +31,8 @@ ORPHAN_CHECK_S = 1.0
 START_FAILED_EXIT = 3
 # Exit status of a worker that stopped to be replaced by a fresh one (see Recycling).
 RECYCLE_EXIT = 4
+# After an unexpected error while claiming: the pause before the next try.
+CLAIM_SURPRISE_PAUSE_S = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +89,18 @@ class WorkerLink:
     job_id: multiprocessing.sharedctypes.Synchronized  # type: ignore[type-arg]
     attempt: multiprocessing.sharedctypes.Synchronized  # type: ignore[type-arg]
     job_started: multiprocessing.sharedctypes.Synchronized  # type: ignore[type-arg]
+    # (job id, attempt) the supervisor found lost (cancelled, taken over): it stops at once.
+    abandoned: multiprocessing.sharedctypes.SynchronizedArray  # type: ignore[type-arg]
 
     def report_job(self, job_id: int, attempt: int) -> None:
         with self.job_id.get_lock():
             self.job_id.value = job_id
             self.attempt.value = attempt
             self.job_started.value = time.monotonic()
+
+    def abandons(self, job_id: int, attempt: int) -> bool:
+        """Whether the supervisor found this attempt lost."""
+        return list(self.abandoned[:]) == [job_id, attempt]
 
     def wait_for_work(self, generation: int, timeout_s: float) -> None:
         """Sleep until woken or timeout_s passes, unless a wake-up came since `generation`.
@@ -148,6 +157,7 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
     me = worker_id_for(os.getpid())
     me_process = psutil.Process()
     jobs_done = 0
+    surprises: set[str] = set()  # unexpected claim errors already logged with their traceback
     link.ready.set()
     log.info(
         "worker %s ready: %s on %s/%s",
@@ -168,14 +178,32 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
             except QueueError as exc:
                 log.warning("worker %s: cannot claim: %s", me, exc)
                 job, next_due = None, None
+            except Exception as exc:  # a bug, a row that cannot be read: the loop goes on
+                surprise = f"{type(exc).__name__}: {exc}"
+                log.error(  # the traceback once, then a line each time
+                    "worker %s: claiming failed: %s; trying again in %g s",
+                    me,
+                    surprise,
+                    CLAIM_SURPRISE_PAUSE_S,
+                    exc_info=exc if surprise not in surprises else None,
+                )
+                surprises.add(surprise)
+                link.wait_for_work(generation, min(CLAIM_SURPRISE_PAUSE_S, config.poll_interval_s))
+                continue
             if job is None:
                 link.wait_for_work(
-                    generation, idle_wait_s(next_due, config.poll_interval_s, utcnow())
+                    generation, idle_wait_s(next_due, config.poll_interval_s, store.clock())
                 )
                 continue
             link.report_job(job.id, job.attempts)
             try:
-                run_job(store, engine, job, config.confinement)
+                run_job(
+                    store,
+                    engine,
+                    job,
+                    config.confinement,
+                    partial(link.abandons, job.id, job.attempts),
+                )
             finally:
                 link.report_job(0, 0)
             jobs_done += 1

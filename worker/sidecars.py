@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Collection, Sequence
 from pathlib import Path
+
+from watcher.filters import MEDIA_EXTENSIONS
 
 # Subtitle files media servers read from beside a video.
 SUBTITLE_EXTENSIONS = frozenset({".srt", ".vtt", ".ass", ".ssa", ".sub", ".smi"})
@@ -48,8 +51,11 @@ def language_names(code: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def existing_subtitle(source: Path, language: str, output_dir: Path | None = None) -> Path | None:
-    """A subtitle for this video in this language beside it (or in output_dir), if any.
+def existing_subtitle(
+    source: Path, language: str, output_dir: Path | None = None, ignore: Collection[str] = ()
+) -> Path | None:
+    """A subtitle for this video in this language beside it (or in output_dir), if any, other
+    than the paths in ignore (the video's own earlier outputs, which a new run replaces).
 
     Matches "Movie.en.srt", "Movie.eng.forced.srt", "Movie.pt-BR.srt" (region tags count as
     their language) and "Movie.English.srt"."""
@@ -69,6 +75,40 @@ def existing_subtitle(source: Path, language: str, output_dir: Path | None = Non
                     continue
                 language_tag, *flags = tags[:-1]
                 base = re.split(r"[-_]", language_tag, maxsplit=1)[0]
-                if base in wanted and all(flag in SUBTITLE_FLAGS for flag in flags):
+                ours = str(folder / name) in ignore
+                if base in wanted and all(flag in SUBTITLE_FLAGS for flag in flags) and not ours:
                     return folder / name
     return None
+
+
+def same_name_videos(video: Path, folder: Path) -> list[str]:
+    """The other media files in folder with the video's stem (Movie.mkv and Movie.mp4): media
+    servers give them the same sidecars."""
+    names = []
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            other = Path(entry.name)
+            if (
+                entry.name != video.name
+                and other.stem == video.stem
+                and other.suffix.lower() in MEDIA_EXTENSIONS
+            ):
+                names.append(entry.name)
+    return sorted(names)
+
+
+def sharing(videos: Sequence[str]) -> str:
+    """ " (Movie.mkv has the same name)", or nothing when no other video has it."""
+    if not videos:
+        return ""
+    return f" ({', '.join(videos)} {'has' if len(videos) == 1 else 'have'} the same name)"
+
+
+def withheld_note(held: Sequence[Path], videos: Sequence[str]) -> str:
+    """The note of a job whose sidecar names other files hold (those files stay)."""
+    names = ", ".join(path.name for path in held)
+    verb = "exists" if len(held) == 1 else "exist"
+    return (
+        f"not written: {names} already {verb}, not made for this video{sharing(videos)}; "
+        "the transcript is in the database"
+    )

@@ -2,9 +2,10 @@
 
 Like an OTP supervisor, it owns its children: a worker that dies is replaced at once and the job it
 held is given up right away (a failed attempt, retried after the backoff); a job that runs past the
-timeout has its worker killed and replaced. A worker that dies before it is ready, again and again,
-means the pool cannot work at all (a broken model): the pool stops with that reason instead of
-restarting forever.
+timeout has its worker killed and replaced, and so has a worker still running an attempt that lost
+its job, a second after the supervisor saw it (worker/lost_attempts.py). A worker that dies before
+it is ready, again and again, means the pool cannot work at all (a broken model): the pool stops
+with that reason instead of restarting forever.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from queue import Empty
 from db.errors import LeaseLost, QueueError
 from db.job_store import JobStore
 from db.values import JobRecord
+from worker.lost_attempts import ABANDON_GRACE_S, LostAttempt, track, why_lost
 from worker.process import (
     RECYCLE_EXIT,
     WorkerConfig,
@@ -35,8 +37,10 @@ from worker.staging import remove_stale_temporaries
 
 STOP_GRACE_S = 30.0
 MAX_START_FAILURES = 3  # consecutive deaths before a worker was ever ready
-SUPERVISE_TICK_S = 1.0  # deaths wake it at once (sentinels); this paces timeout checks
-KILL_WAIT_S = 10.0
+SUPERVISE_TICK_S = 1.0  # deaths wake it at once (sentinels); this paces its look at the jobs
+# A killed process is gone in milliseconds; one stuck in the kernel (a dead NFS server) dies when
+# it comes back, and runs none of its own code meanwhile: nobody waits longer for it.
+KILL_WAIT_S = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,7 @@ class _Slot:
     link: WorkerLink
     restarts: int = 0
     start_failures: int = 0
+    lost: LostAttempt | None = None  # the attempt it holds lost its job (cancelled, taken over)
 
     @property
     def name(self) -> str:
@@ -109,6 +114,8 @@ class WorkerPool:
             errors=self._context.Queue(),
         )
         self._stopping = threading.Event()
+        # Closed by stop(): wakes the supervisor's wait at once.
+        self._interrupt, self._interrupt_sender = multiprocessing.Pipe(duplex=False)
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -137,21 +144,37 @@ class WorkerPool:
         return sum(1 for slot in self._shared.slots if slot.process.is_alive())
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
-        """Stop claiming; running jobs get grace_s to finish, the rest go back to the queue."""
+        """Stop claiming; running jobs get grace_s to finish, the rest go back to the queue.
+
+        Meanwhile a worker whose job is cancelled is killed as at any time; it returns at most
+        about KILL_WAIT_S after the grace."""
+        deadline = time.monotonic() + grace_s
         self._stopping.set()
         self._shared.stop.set()
+        self._interrupt_sender.close()
         self.wake()
         if self._supervisor.is_alive():
             self._supervisor.join()
-        deadline = time.monotonic() + grace_s
-        for slot in self._shared.slots:
-            slot.process.join(max(deadline - time.monotonic(), 0.0))
-        for slot in self._shared.slots:
-            if slot.process.is_alive():
-                log.warning("%s still busy after %.0f s; handing its job back", slot.name, grace_s)
-                self._kill(slot)
-                self._hand_back(slot)
+        slots = self._shared.slots
+        while (alive := [slot for slot in slots if slot.process.is_alive()]) and (
+            remaining := deadline - time.monotonic()
+        ) > 0:
+            sentinels = [slot.process.sentinel for slot in alive]
+            wait_for_exits(sentinels, timeout=min(remaining, SUPERVISE_TICK_S))
+            try:
+                self._check_lost(replace=False)
+            except Exception as exc:  # the database is away, a surprise: the grace still ends
+                log.warning("supervisor: %s: %s", type(exc).__name__, exc)
+        busy = [slot for slot in slots if slot.process.is_alive()]
+        for slot in busy:
+            log.warning("%s still busy after %.0f s; handing its job back", slot.name, grace_s)
+            slot.process.kill()
+        killed_by = time.monotonic() + KILL_WAIT_S
+        for slot in busy:
+            slot.process.join(max(killed_by - time.monotonic(), 0.0))
+            self._hand_back(slot)
         self._shared.slots = []
+        self._interrupt.close()
 
     def kill(self) -> None:
         """Immediate stop: what was running is handed back on the next start."""
@@ -173,6 +196,7 @@ class WorkerPool:
             job_id=self._context.Value("q", 0),
             attempt=self._context.Value("q", 0),
             job_started=self._context.Value("d", 0.0),
+            abandoned=self._context.Array("q", 2),
         )
         process = self._context.Process(
             target=worker_main, args=(self.config, link), name=f"worker-{index + 1}"
@@ -183,9 +207,13 @@ class WorkerPool:
     def _supervise(self) -> None:
         while not self._stopping.is_set():
             slots = list(self._shared.slots)
-            wait_for_exits([slot.process.sentinel for slot in slots], timeout=SUPERVISE_TICK_S)
+            wait_for_exits(
+                [slot.process.sentinel for slot in slots] + [self._interrupt],
+                timeout=self._until_next_check(slots),
+            )
             if self._stopping.is_set():
                 return
+            database_away = False
             for slot in slots:
                 try:
                     if not slot.process.is_alive():
@@ -197,6 +225,38 @@ class WorkerPool:
                     return
                 except QueueError as exc:  # the database is away; try again next tick
                     log.warning("supervisor: %s", exc)
+                    database_away = True
+                except Exception as exc:  # a surprise must not end supervision: next tick again
+                    log.error(
+                        "supervisor: handling %s failed: %s: %s; trying again",
+                        slot.name,
+                        type(exc).__name__,
+                        exc,
+                        exc_info=_first_time(exc),
+                    )
+                    database_away = True  # (the same pause)
+            try:
+                self._check_lost(replace=True)
+            except QueueError as exc:
+                log.warning("supervisor: %s", exc)
+                database_away = True
+            except Exception as exc:  # as above
+                log.error(
+                    "supervisor: checking for lost attempts failed: %s: %s; trying again",
+                    type(exc).__name__,
+                    exc,
+                    exc_info=_first_time(exc),
+                )
+                database_away = True
+            if database_away:  # a dead worker's sentinel stays ready: no busy loop meanwhile
+                self._stopping.wait(SUPERVISE_TICK_S)
+
+    def _until_next_check(self, slots: list[_Slot]) -> float:
+        """A tick, or less when a lost attempt's grace ends sooner. (A timeout is seen within a
+        tick of its deadline: jobs get at least --job-timeout, at most a second more.)"""
+        now = time.monotonic()
+        due = min([now + SUPERVISE_TICK_S] + [s.lost.deadline for s in slots if s.lost])
+        return max(due - now, 0.01)
 
     def _on_exit(self, slot: _Slot) -> None:
         code = slot.process.exitcode
@@ -232,10 +292,11 @@ class WorkerPool:
         job_id, attempt, started = running
         if time.monotonic() - started <= self.job_timeout_s:
             return
+        if not self._kill_holding(slot, job_id, attempt):
+            return  # it finished just now
         log.warning(
             "job %s: timed out after %g s; killing %s", job_id, self.job_timeout_s, slot.name
         )
-        self._kill(slot)
         self._give_up(job_id, attempt, f"timed out after {self.job_timeout_s:g} s")
         self._give_up_jobs(slot, "worker process killed")
         self._replace(slot, 0)
@@ -253,9 +314,67 @@ class WorkerPool:
             self.restarts,
         )
 
-    def _kill(self, slot: _Slot) -> None:
-        slot.process.kill()
+    def _check_lost(self, *, replace: bool) -> None:
+        """Kills (and with `replace`, replaces) a worker that still holds an attempt
+        ABANDON_GRACE_S after the supervisor saw it lose its job; one query for every busy slot.
+
+        A lost attempt never holds its job again (a claim is a new attempt), so a kill that is due
+        needs no fresh look at the database."""
+        now = time.monotonic()
+        for slot in list(self._shared.slots):
+            lost = slot.lost
+            if lost is not None and now >= lost.deadline:
+                slot.lost = None
+                self._stop_lost(slot, lost, replace=replace)
+        busy: list[tuple[_Slot, int, int]] = []
+        for slot in self._shared.slots:
+            running = slot.running_job() if slot.process.is_alive() else None
+            if running is None:
+                slot.lost = None
+            else:
+                busy.append((slot, running[0], running[1]))
+        if not busy:
+            return
+        jobs = {job.id: job for job in self.store.get_many([job_id for _, job_id, _ in busy])}
+        for slot, job_id, attempt in busy:
+            slot.lost = track(slot.lost, job_id, attempt, jobs.get(job_id), now)
+            if slot.lost is not None:  # it may not know yet: its heartbeat looks every second
+                slot.link.abandoned[:] = [job_id, attempt]
+
+    def _stop_lost(self, slot: _Slot, lost: LostAttempt, *, replace: bool) -> None:
+        if not self._kill_holding(slot, lost.job_id, lost.attempt):
+            return  # it stopped by itself just now
+        log.warning(
+            "job %s: attempt %s %s; %s (pid %s) had not stopped %g s later and was killed%s",
+            lost.job_id,
+            lost.attempt,
+            lost.reason,
+            slot.name,
+            slot.process.pid,
+            ABANDON_GRACE_S,
+            " (its replacement counts as a restart)" if replace else "",
+        )
+        if replace:
+            self._replace(slot, 0)
+        self._hand_back(slot)  # a job it may have claimed meanwhile: nothing of it was done
+        if slot.process.exitcode is None:
+            return  # not dead yet (stuck in the kernel): it may still have a file open
+        # Its temporaries go only if nobody works on the job now; the job itself stays as it is.
+        job = self.store.get(lost.job_id)
+        lost_now = why_lost(job, lost.attempt)
+        if lost_now is not None and lost_now[1]:
+            _remove_temporaries(job)
+
+    def _kill_holding(self, slot: _Slot, job_id: int, attempt: int) -> bool:
+        """Kill the worker if it still holds this attempt. Its link stays locked until the signal
+        is sent, so it cannot let the job go and wait for work meanwhile: an idle worker is never
+        killed (one killed in its wait would leave the shared wake-up condition waiting for it)."""
+        with slot.link.job_id.get_lock():
+            if (slot.link.job_id.value, slot.link.attempt.value) != (job_id, attempt):
+                return False
+            slot.process.kill()
         slot.process.join(KILL_WAIT_S)
+        return True
 
     def _jobs_held_by(self, slot: _Slot) -> list[JobRecord]:
         """What the worker held, as the database knows it (also a claim it never reported)."""
@@ -293,6 +412,19 @@ class WorkerPool:
         self.failure = reason
         if self.on_failure is not None:
             self.on_failure(reason)
+
+
+_surprises_seen: set[tuple[str, str]] = set()
+
+
+def _first_time(exc: Exception) -> Exception | None:
+    """The exception the first time one like it is seen (for its traceback), then None: a
+    failure that repeats every tick is one line a tick, not a traceback a second."""
+    key = (type(exc).__name__, str(exc))
+    if key in _surprises_seen:
+        return None
+    _surprises_seen.add(key)
+    return exc
 
 
 def hand_back_orphans(store: JobStore) -> list[int]:

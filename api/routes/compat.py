@@ -49,8 +49,7 @@ async def _run_upload(
     upload = await receive(request, context, "audio_file")
     if not encode:
         await run_in_threadpool(wrap_raw_pcm, upload)
-    assert upload.path is not None
-    return await run_and_wait(request, context, upload.path, options)
+    return await run_and_wait(request, context, upload, options)
 
 
 @router.post("/asr", openapi_extra=UPLOAD_BODY, response_class=Response, responses={

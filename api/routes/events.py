@@ -13,7 +13,7 @@ from sse_starlette.sse import EventSourceResponse
 from api.deps import MAX_JOB_ID, Context
 from api.events import event_kind
 from api.schemas import JobOut
-from db.errors import DatabaseUnavailable
+from db.errors import QueueError
 from db.models import JobStatus
 
 router = APIRouter(tags=["jobs"])
@@ -56,7 +56,7 @@ async def events(
                             context.store.transcript_summaries, [change.id]
                         )
                         summary = summaries.get(change.id)
-                    except DatabaseUnavailable:  # the event still goes out, without them
+                    except QueueError:  # the event still goes out, without them
                         pass
                 yield ServerSentEvent(
                     data=JobOut.from_record(change, summary).model_dump_json(),

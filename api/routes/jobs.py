@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -11,14 +10,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api.deps import MAX_JOB_ID, Context, JobId
+from api.deps import MAX_JOB_ID, Context, JobId, Moment
 from api.limits import ContentTooLarge, check_prompt
 from api.paths import PathNotAllowed, resolve_allowed
 from api.schemas import ErrorOut, JobOut, JobPage, OptionsIn, TranscribeRequest
+from api.sync_jobs import enqueue_upload
 from api.uploads import UploadError, receive_upload
-from db.errors import InvalidTransition, JobNotFound
+from db.errors import InvalidTransition, JobNotFound, UnstorablePath
 from db.models import JobStatus
-from db.values import OUTPUT_FORMATS, JobOptions, JobQuery, OutputFormat
+from db.values import OUTPUT_FORMATS, JobQuery, JobRecord, OutputFormat
 from worker.originals import requeue
 from worker.outputs import render
 
@@ -92,20 +92,21 @@ def _transcribe_body_schema() -> dict[str, Any]:
 )
 async def transcribe(request: Request, context: Context, response: Response) -> JobOut:
     """Queue a file already on the server (JSON with its path) or an uploaded one (multipart,
-    streamed into the uploads folder)."""
+    streamed into the uploads folder). The same file (or uploaded content) with the same options
+    answers its existing job (200) unless `force` is set; a new job is 201."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        path, options, origin = await _uploaded(request, context, content_type)
+        job, created = await _uploaded(request, context, content_type)
     else:
-        path, options, origin = await _by_path(request, context)
-    job, created = await run_in_threadpool(context.store.enqueue, path, options, origin)
+        job, created = await _by_path(request, context)
     if not created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/jobs/{job.id}"
-    return JobOut.from_record(job)
+    summary = await run_in_threadpool(context.store.transcript_summaries, [job.id])
+    return JobOut.from_record(job, summary.get(job.id))
 
 
-async def _by_path(request: Request, context: Context) -> tuple[Path, JobOptions, str]:
+async def _by_path(request: Request, context: Context) -> tuple[JobRecord, bool]:
     try:
         body = await request.json()
     except ValueError as exc:
@@ -121,14 +122,26 @@ async def _by_path(request: Request, context: Context) -> tuple[Path, JobOptions
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
     except ValueError as exc:  # a NUL byte, say: no file can have that name
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"not a valid path: {exc}") from exc
-    if not await run_in_threadpool(path.is_file):
+    try:
+        is_file = await run_in_threadpool(path.is_file)
+    except OSError as exc:  # a name too long for the file system, say: no file has it
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"not a valid path: {exc.strerror or exc}"
+        ) from exc
+    if not is_file:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such file: {given.path}")
-    return path, given.options(context.default_options), "api"
+    options = given.options(context.default_options)
+    try:
+        return await run_in_threadpool(
+            partial(context.store.enqueue, path, options, "api", force=given.force)
+        )
+    except UnstorablePath as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
 
 
 async def _uploaded(
     request: Request, context: Context, content_type: str
-) -> tuple[Path, JobOptions, str]:
+) -> tuple[JobRecord, bool]:
     # A declared size past the limit never gets here: BodyLimitMiddleware answers 413 first.
     try:
         upload = await receive_upload(
@@ -146,7 +159,8 @@ async def _uploaded(
     except ContentTooLarge:
         upload.discard()
         raise
-    return upload.path, given.options(context.default_options), "upload"
+    options = given.options(context.default_options)
+    return await enqueue_upload(context, upload, options, force=given.force)
 
 
 @router.get("/jobs")
@@ -155,8 +169,12 @@ def list_jobs(
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     inbox: Annotated[str | None, Query(description="An inbox's name")] = None,
     source: Annotated[str | None, Query(description="api, upload or cli")] = None,
-    since: Annotated[datetime | None, Query(description="Created at or after")] = None,
-    until: Annotated[datetime | None, Query(description="Created before")] = None,
+    since: Annotated[
+        Moment | None, Query(description="Created at or after (ISO 8601 with its offset)")
+    ] = None,
+    until: Annotated[
+        Moment | None, Query(description="Created before (ISO 8601 with its offset)")
+    ] = None,
     text: Annotated[str | None, Query(description="In the file's path or its transcript")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
@@ -212,8 +230,8 @@ def get_transcript(job_id: JobId, context: Context, format: OutputFormat = "txt"
 
 @router.delete("/jobs/{job_id}", responses={**NOT_FOUND, **CONFLICT})
 def cancel_job(job_id: JobId, context: Context) -> JobOut:
-    """Cancel a queued or running job; a running one stops within about a second of its
-    worker's next heartbeat."""
+    """Cancel a queued or running job; a running one stops at its next segment, or its worker is
+    killed and replaced when still on it a second after the supervisor saw the cancel."""
     try:
         return JobOut.from_record(context.store.cancel(job_id))
     except JobNotFound as exc:
@@ -231,3 +249,21 @@ def retry_job(job_id: JobId, context: Context) -> JobOut:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except InvalidTransition as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+
+
+@router.post(
+    "/jobs/{job_id}/run-again",
+    status_code=status.HTTP_201_CREATED,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def run_job_again(job_id: JobId, context: Context, response: Response) -> JobOut:
+    """A new job of an ended job's file with the same options, even if nothing changed (done
+    jobs included): the answer is the new job."""
+    try:
+        job = context.store.run_again(job_id)
+    except JobNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except InvalidTransition as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return JobOut.from_record(job)

@@ -85,6 +85,12 @@ def get_audio(
     del expires, signature  # checked by the API key middleware, before the route
     job = _job(context, job_id)
     path = source_file_of(job)
+    if job.source_removed_at is not None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"the upload was removed on {job.source_removed_at:%Y-%m-%d %H:%M} UTC, "
+            "upload_retention_s after its job ended; its transcript is kept",
+        )
     if not path.exists():
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"the source file is no longer at {path}")
     try:

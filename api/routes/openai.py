@@ -114,8 +114,7 @@ async def _run(
             "output_dir": None,
         }
     )
-    assert upload.path is not None
-    job = await run_and_wait(request, context, upload.path, options)
+    job = await run_and_wait(request, context, upload, options)
     transcript = await run_in_threadpool(context.store.transcript, job.id)
     assert transcript is not None
     headers = {"Location": f"/jobs/{job.id}"}

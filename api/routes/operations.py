@@ -10,7 +10,7 @@ from prometheus_client.registry import Collector
 from api.app_context import ApiContext
 from api.deps import Context
 from api.schemas import ErrorOut, Readiness
-from db.errors import DatabaseUnavailable
+from db.errors import DatabaseReadOnly, DatabaseRefused, DatabaseUnavailable
 
 router = APIRouter(tags=["operations"])
 
@@ -20,12 +20,17 @@ router = APIRouter(tags=["operations"])
     responses={503: {"model": Readiness, "description": "Not ready: the reasons are listed"}},
 )
 def ready(context: Context, response: Response) -> Readiness:
-    """Ready when the database answers and, in a process that runs workers, all are up."""
+    """Ready when the database answers and takes writes and, in a process that runs workers,
+    all are up."""
     problems = []
     try:
         context.store.ping()
+    except DatabaseReadOnly as exc:
+        problems.append(f"database refuses writes: {exc}")
     except DatabaseUnavailable as exc:
         problems.append(f"database unreachable: {exc}")
+    except DatabaseRefused as exc:  # a file that is not this service's database, say
+        problems.append(f"database refused the check: {exc}")
     workers = context.workers
     if workers is not None and workers.ready() < workers.size:
         problems.append(f"{workers.ready()} of {workers.size} workers are up")

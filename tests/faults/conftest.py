@@ -33,7 +33,7 @@ def job_store(database_url: str) -> Iterator[JobStore]:
 
 
 def temporaries(folder: Path) -> list[Path]:
-    """Half-written transcripts (".name.txt.RANDOM.tmp") anywhere under folder."""
+    """Half-written transcripts (".wt-SOURCETAG-RANDOM.tmp") anywhere under folder."""
     return [path for path in folder.rglob(".*.tmp")]
 
 

@@ -163,6 +163,18 @@ def test_inbox_file_and_health_at_a_glance(page: Page, service: Service, folders
     screenshot(page, "health")
 
 
+def test_run_again_from_the_job_page(page: Page, service: Service, folders: Path) -> None:
+    job_id = service.submit(place(FIXTURES / "speech_a.wav", folders / "library", "again.wav"))
+    service.wait_status(job_id, "done")
+    page.goto(f"{service.base_url}/#/job/{job_id}")
+    page.get_by_role("button", name=f"Run job {job_id} again").click()
+    expect(page).not_to_have_url(re.compile(rf"#/job/{job_id}$"))
+    rerun_id = int(page.url.rsplit("/", 1)[1])
+    assert rerun_id != job_id
+    assert service.job(rerun_id)["options"] == service.job(job_id)["options"]
+    expect(page.locator(".job-state .badge")).to_have_text("done", timeout=JOB_TIMEOUT_MS)
+
+
 def _job_for(service: Service, path: Path) -> int:
     from tests.waiting import wait_until
 

@@ -19,7 +19,8 @@ export function progressBar(job) {
   );
 }
 
-// Cancel for a job still to finish, retry for one that ended without transcripts.
+// Cancel for a job still to finish, retry for one that ended without transcripts, run again
+// (a new job of the same file and options) for any that ended; the page then shows the new job.
 export function actions(job, onChange) {
   const act = async (label, path, method) => {
     try {
@@ -38,11 +39,31 @@ export function actions(job, onChange) {
         onclick: () => act("Cancel", `/jobs/${job.id}`, "DELETE") }, "Cancel"),
     );
   }
-  if (job.status === "failed" || job.status === "cancelled") {
+  // An upload the retention removed cannot run again: it must be sent again.
+  const runnable = !job.source_removed_at;
+  if (runnable && (job.status === "failed" || job.status === "cancelled")) {
     buttons.push(
       h("button", { type: "button", class: "quiet", "aria-label": `Retry job ${job.id}`,
         onclick: () => act("Retry", `/jobs/${job.id}/retry`, "POST") }, "Retry"),
     );
   }
+  if (runnable && (job.status === "done" || job.status === "failed" || job.status === "cancelled")) {
+    buttons.push(
+      h("button", { type: "button", class: "quiet", "aria-label": `Run job ${job.id} again`,
+        onclick: () => runAgain(job) }, "Run again"),
+    );
+  }
   return h("span", { class: "actions" }, buttons);
+}
+
+async function runAgain(job) {
+  try {
+    const response = await request(`/jobs/${job.id}/run-again`, { method: "POST" });
+    const created = await response.json();
+    announce(`Job ${job.id}: run again as job ${created.id}`);
+    location.hash = `#/job/${created.id}`;
+  } catch (error) {
+    if (error instanceof ApiError) announce(`Job ${job.id}: ${error.message}`);
+    else throw error;
+  }
 }

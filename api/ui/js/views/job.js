@@ -41,6 +41,7 @@ export function render(main, { id, params }) {
       ["Error", job.error],
       ["Note", job.note],
       ["Written", job.outputs.length ? job.outputs.join("\n") : null],
+      ["Upload removed", job.source_removed_at ? removedNote(job) : null],
     ];
     details.replaceChildren(
       ...rows.filter(([, value]) => value).flatMap(([term, value]) => [
@@ -84,6 +85,10 @@ export function render(main, { id, params }) {
   };
 
   const showAudio = async (job) => {
+    if (job.source_removed_at) {
+      player.replaceChildren(h("p", { class: "empty" }, `No audio to play: ${removedNote(job)}`));
+      return;
+    }
     let link;
     try {
       link = await getJson(`/jobs/${job.id}/audio-link`);
@@ -164,4 +169,10 @@ export function render(main, { id, params }) {
     stopConnected();
     if (audio) audio.pause();
   };
+}
+
+// An upload's folder goes upload_retention_s after its job ended; the transcript stays.
+function removedNote(job) {
+  const on = when(job.source_removed_at);
+  return `the upload (and the files written beside it) was removed on ${on}; the transcript is kept`;
 }
