@@ -8,6 +8,7 @@ from sqlalchemy import Connection
 
 from alembic import context
 from db.engine import make_engine
+from db.migrate import sqlite_foreign_keys_off
 from db.models import Base, include_in_schema_comparison
 
 config = context.config
@@ -36,7 +37,7 @@ def run_migrations_online() -> None:
         "sqlalchemy.url"
     )
     engine = make_engine(url or "")
-    with engine.connect() as conn:
+    with engine.connect() as conn, sqlite_foreign_keys_off(conn):
         run_with(conn)
     engine.dispose()
 

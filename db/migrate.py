@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from alembic import command
@@ -24,11 +26,29 @@ def alembic_config() -> Config:
     return config
 
 
+@contextmanager
+def sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """SQLite rebuilds a table to change a constraint (Alembic's batch mode: copy, DROP TABLE,
+    rename). With foreign keys on, that DROP deletes every row first and its ON DELETE CASCADE
+    takes the transcripts with it: they are off for the migration. The pragma is a no-op inside
+    a transaction, so it is set on the driver's connection before one begins."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.dbapi_connection
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Services starting together take turns (PostgreSQL advisory lock; SQLite's write lock)."""
     config = alembic_config()
     try:
-        with engine.connect() as connection:
+        with engine.connect() as connection, sqlite_foreign_keys_off(connection):
             connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
             with connection.begin():
                 if connection.dialect.name == "postgresql":

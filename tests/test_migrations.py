@@ -81,10 +81,22 @@ def test_jobs_recorded_before_0007_are_not_done_again(database_url: str, tmp_pat
             ),
             row,
         )
+        connection.execute(
+            text(
+                "INSERT INTO transcripts (job_id, language, language_probability, duration, text, "
+                "segments, created_at) VALUES (1, 'en', 1.0, 2.0, 'Kept words.', "
+                '\'[{"id": 1, "start": 0.0, "end": 2.0, "text": " Kept words."}]\', '
+                ":now)"
+            ),
+            {"now": now},
+        )
     upgrade(engine)
     store = JobStore(engine)
     [old] = store.get_many([1])
     assert old.dedupe_key is not None and old.source_inode == -1
+    # SQLite rebuilt the table: its DROP must not have cascaded to the transcripts.
+    transcript = store.transcript(1)
+    assert transcript is not None and transcript.text == "Kept words."
 
     again, created = store.enqueue(source, JobOptions(formats=("srt",)), "inbox:talks")
     assert not created and again.id == old.id and again.source_inode == stat.st_ino

@@ -80,8 +80,10 @@ def test_transcribe_by_server_path(database_url: str, tmp_path: Path) -> None:
         assert created.headers["location"] == f"/jobs/{job['id']}"
         assert job["options"]["language"] == "en"
 
-        again = client.post("/transcribe", json={"path": str(target)})
+        again = client.post("/transcribe", json={"path": str(target), "language": "en"})
         assert again.status_code == 200 and again.json()["id"] == job["id"]
+        other_options = client.post("/transcribe", json={"path": str(target)})
+        assert other_options.status_code == 202 and other_options.json()["id"] != job["id"]
 
         for path, status in [
             (str(outside / "secret.wav"), 403),

@@ -13,7 +13,7 @@ from db.values import JobOptions
 from tests.cli import run_cli
 from tests.conftest import FIXTURES
 from tests.media import place
-from tests.service import JOB_DEADLINE_S, running_service, service_env
+from tests.service import JOB_DEADLINE_S, running_service, service_env, worker_processes
 from tests.waiting import wait_until
 from worker.engine import resolve_model
 
@@ -194,6 +194,31 @@ def test_idle_worker_is_woken_by_an_enqueue_in_the_service(
         service.wait_for_workers(1)
         job_id = service.submit(source)  # no poll for 600 s: only the wake-up can get it done
         assert service.wait_status(job_id, "done", "failed")["status"] == "done"
+        assert service.stop() == 0
+
+
+def test_a_worker_killed_in_its_sleep_does_not_stop_wake_ups(
+    database_url: str, tmp_path: Path
+) -> None:
+    """kill -9 (or the OOM killer) of a worker waiting for work: with a shared condition the next
+    wake-up waited for it forever, holding up the request that enqueued; each worker has its
+    own pipe now."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    first = place(FIXTURES / "speech_a.wav", tmp_path / "media")
+    second = place(FIXTURES / "speech_c.ogg", tmp_path / "media")
+    with running_service(
+        "--database-url", database_url, "--inbox", inbox, "--workers", "2",
+        cwd=tmp_path, env=service_env(ALLOWED_ROOTS=str(first.parent)),
+    ) as service:  # fmt: skip
+        service.wait_for_workers(2)
+        sleeper, *_ = worker_processes(service.process.pid)
+        os.kill(sleeper, signal.SIGKILL)
+        service.wait_for_workers(3)  # its replacement
+        # Only wake-ups get work to idle workers here (no poll for 600 s).
+        for source in (first, second):
+            job_id = service.submit(source)
+            assert service.wait_status(job_id, "done", "failed")["status"] == "done"
         assert service.stop() == 0
 
 

@@ -81,8 +81,10 @@ class WorkerLink:
     index: int
     parent_pid: int
     stop: multiprocessing.synchronize.Event
-    wake: multiprocessing.synchronize.Condition
-    wake_generation: multiprocessing.sharedctypes.Synchronized  # type: ignore[type-arg]
+    # The read end of this worker's own wake-up pipe: a byte on it means "look at the queue".
+    # A pipe, not a shared Condition: a condition's notify waits for every sleeper to wake, so
+    # one worker killed in its sleep (the OOM killer, kill -9) would hang every later wake-up.
+    wake: multiprocessing.connection.Connection
     errors: multiprocessing.queues.Queue  # type: ignore[type-arg]
     ready: multiprocessing.synchronize.Event
     # The job in hand (0 when idle), for the supervisor's timeout and crash handling.
@@ -102,19 +104,23 @@ class WorkerLink:
         """Whether the supervisor found this attempt lost."""
         return list(self.abandoned[:]) == [job_id, attempt]
 
-    def wait_for_work(self, generation: int, timeout_s: float) -> None:
-        """Sleep until woken or timeout_s passes, unless a wake-up came since `generation`.
+    def forget_wake_ups(self) -> None:
+        """Drop the wake-ups so far: called before looking at the queue, so that one that comes
+        while it looks ends the wait after it."""
+        fd = self.wake.fileno()
+        while self.wake.poll():
+            if not os.read(fd, 4096):
+                return  # the supervisor's end is closed: the parent is going
 
-        Wakes up every ORPHAN_CHECK_S (without touching the database) to notice a dead parent."""
+    def wait_for_work(self, timeout_s: float) -> None:
+        """Sleep until woken or stopped or timeout_s passes (returns at once if a wake-up came
+        since forget_wake_ups). Looks every ORPHAN_CHECK_S for a dead parent, without touching
+        the database."""
         deadline = time.monotonic() + timeout_s
-        while not self.orphaned():
+        while not self.orphaned() and not self.stop.is_set():
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self.wake.poll(min(remaining, ORPHAN_CHECK_S)):
                 return
-            with self.wake:
-                if self.wake_generation.value != generation or self.stop.is_set():
-                    return
-                self.wake.wait(min(remaining, ORPHAN_CHECK_S))
 
     def orphaned(self) -> bool:
         """The service died without stopping us (kill -9): we were handed to another parent."""
@@ -171,7 +177,7 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
             if link.orphaned():
                 log.warning("worker %s: parent process is gone; exiting", me)
                 break
-            generation = link.wake_generation.value
+            link.forget_wake_ups()
             try:
                 job = store.claim(me)
                 next_due = None if job else store.next_due()
@@ -188,12 +194,10 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
                     exc_info=exc if surprise not in surprises else None,
                 )
                 surprises.add(surprise)
-                link.wait_for_work(generation, min(CLAIM_SURPRISE_PAUSE_S, config.poll_interval_s))
+                link.wait_for_work(min(CLAIM_SURPRISE_PAUSE_S, config.poll_interval_s))
                 continue
             if job is None:
-                link.wait_for_work(
-                    generation, idle_wait_s(next_due, config.poll_interval_s, store.clock())
-                )
+                link.wait_for_work(idle_wait_s(next_due, config.poll_interval_s, store.clock()))
                 continue
             link.report_job(job.id, job.attempts)
             try:

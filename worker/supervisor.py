@@ -10,6 +10,7 @@ with that reason instead of restarting forever.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_exits
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
@@ -54,9 +56,19 @@ class _Slot:
     index: int
     process: SpawnProcess
     link: WorkerLink
+    waker: Connection  # the write end of the worker's wake-up pipe (non-blocking)
     restarts: int = 0
     start_failures: int = 0
     lost: LostAttempt | None = None  # the attempt it holds lost its job (cancelled, taken over)
+
+    def wake_up(self) -> None:
+        """One byte, never blocking: a full pipe already holds a wake-up, a gone worker none."""
+        # BlockingIOError, BrokenPipeError, or the end already closed for a replacement.
+        with contextlib.suppress(OSError):
+            os.write(self.waker.fileno(), b"w")
+
+    def close(self) -> None:
+        self.waker.close()
 
     @property
     def name(self) -> str:
@@ -80,8 +92,6 @@ class _Shared:
     """Primitives every worker of the pool shares with the supervisor."""
 
     stop: multiprocessing.synchronize.Event
-    wake: multiprocessing.synchronize.Condition
-    wake_generation: multiprocessing.sharedctypes.Synchronized  # type: ignore[type-arg]
     errors: multiprocessing.queues.Queue  # type: ignore[type-arg]
     slots: list[_Slot] = field(default_factory=list)
 
@@ -109,8 +119,6 @@ class WorkerPool:
         self._context = multiprocessing.get_context("spawn")  # no inherited threads or sockets
         self._shared = _Shared(
             stop=self._context.Event(),
-            wake=self._context.Condition(),
-            wake_generation=self._context.Value("q", 0),
             errors=self._context.Queue(),
         )
         self._stopping = threading.Event()
@@ -127,9 +135,8 @@ class WorkerPool:
 
     def wake(self) -> None:
         """A job became due: idle workers look at the queue now (called from any thread)."""
-        with self._shared.wake:
-            self._shared.wake_generation.value += 1
-            self._shared.wake.notify_all()
+        for slot in list(self._shared.slots):
+            slot.wake_up()
 
     def busy(self) -> int:
         return sum(1 for slot in self._shared.slots if slot.running_job() is not None)
@@ -173,6 +180,8 @@ class WorkerPool:
         for slot in busy:
             slot.process.join(max(killed_by - time.monotonic(), 0.0))
             self._hand_back(slot)
+        for slot in self._shared.slots:
+            slot.close()
         self._shared.slots = []
         self._interrupt.close()
 
@@ -185,12 +194,13 @@ class WorkerPool:
     # -- supervision --------------------------------------------------------------------------
 
     def _spawn(self, index: int, restarts: int = 0, start_failures: int = 0) -> _Slot:
+        wake_reader, wake_writer = self._context.Pipe(duplex=False)
+        os.set_blocking(wake_writer.fileno(), False)  # a full pipe already holds a wake-up
         link = WorkerLink(
             index=index,
             parent_pid=os.getpid(),
             stop=self._shared.stop,
-            wake=self._shared.wake,
-            wake_generation=self._shared.wake_generation,
+            wake=wake_reader,
             errors=self._shared.errors,
             ready=self._context.Event(),
             job_id=self._context.Value("q", 0),
@@ -202,7 +212,8 @@ class WorkerPool:
             target=worker_main, args=(self.config, link), name=f"worker-{index + 1}"
         )
         process.start()
-        return _Slot(index, process, link, restarts, start_failures)
+        wake_reader.close()  # the worker has its own copy now
+        return _Slot(index, process, link, wake_writer, restarts, start_failures)
 
     def _supervise(self) -> None:
         while not self._stopping.is_set():
@@ -304,6 +315,7 @@ class WorkerPool:
     def _replace(self, slot: _Slot, start_failures: int, *, restart: bool = True) -> None:
         replacement = self._spawn(slot.index, slot.restarts + restart, start_failures)
         self._shared.slots[self._shared.slots.index(slot)] = replacement
+        slot.close()
         if not restart:
             return
         self.restarts += 1
@@ -368,7 +380,7 @@ class WorkerPool:
     def _kill_holding(self, slot: _Slot, job_id: int, attempt: int) -> bool:
         """Kill the worker if it still holds this attempt. Its link stays locked until the signal
         is sent, so it cannot let the job go and wait for work meanwhile: an idle worker is never
-        killed (one killed in its wait would leave the shared wake-up condition waiting for it)."""
+        killed while it waits for work."""
         with slot.link.job_id.get_lock():
             if (slot.link.job_id.value, slot.link.attempt.value) != (job_id, attempt):
                 return False
