@@ -126,7 +126,14 @@ def test_late_finished_attempt_is_refused_and_publishes_nothing(
         run_job(
             job_store, engine, late, Confinement.of([tmp_path])
         )  # the late attempt transcribes, then tries to finish
-    assert f"job {late.id}: attempt 1 is no longer current; dropped its work" in caplog.text
+    # Refused at the fenced finish, or, on a loaded machine where transcribing takes longer than
+    # a heartbeat's look at the database (a second), stopped mid-way by its heartbeat: either
+    # way it publishes nothing (the fence alone: test_stale_attempt_cannot_finish_anything).
+    refused = (
+        f"job {late.id}: attempt 1 is no longer current; dropped its work",
+        f"job {late.id}: attempt 1 was cancelled or taken over; stopped mid-way",
+    )
+    assert any(line in caplog.text for line in refused), caplog.text
     for fmt, before in written.items():
         after = source.with_suffix(f".{fmt}").stat()
         assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), fmt
