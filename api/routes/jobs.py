@@ -102,6 +102,8 @@ async def transcribe(request: Request, context: Context, response: Response) -> 
     if not created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/jobs/{job.id}"
+    if created:  # a new job has no transcript to summarise yet
+        return JobOut.from_record(job)
     summary = await run_in_threadpool(context.store.transcript_summaries, [job.id])
     return JobOut.from_record(job, summary.get(job.id))
 
