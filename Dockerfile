@@ -8,19 +8,20 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-WORKDIR /app
+WORKDIR /src
 # Dependencies first, so that a code change does not reinstall them.
 COPY pyproject.toml README.md ./
-RUN mkdir api db service watcher worker && pip install . && pip uninstall -y whisper-transcriber
-COPY alembic.ini ./
+RUN mkdir whisper_transcriber && pip install . && pip uninstall -y whisper-transcriber
+# Then the project as a wheel (never an editable checkout): the image runs from site-packages,
+# with its migrations inside the package, like any pip or pipx install.
 COPY alembic ./alembic
 COPY api ./api
 COPY db ./db
 COPY service ./service
 COPY watcher ./watcher
 COPY worker ./worker
-# Editable: the migrations (alembic/) are found beside the packages, in /app.
-RUN pip install --no-deps -e .
+COPY whisper_transcriber ./whisper_transcriber
+RUN pip wheel --no-deps --wheel-dir /wheels . && pip install --no-deps /wheels/*.whl
 
 FROM python:3.11-slim AS runtime
 # The API listens on every interface of the container: set WHISPER_TRANSCRIBER_API_KEY wherever its
@@ -36,12 +37,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     WHISPER_TRANSCRIBER_UPLOADS_DIR=/data/uploads \
     WHISPER_TRANSCRIBER_MODEL_CACHE_DIR=/models
 RUN groupadd --system --gid 10001 whisper \
-    && useradd --system --uid 10001 --gid whisper --home-dir /app --no-create-home whisper \
+    && useradd --system --uid 10001 --gid whisper --home-dir /data --no-create-home whisper \
     && mkdir -p /data /inbox /outbox /models \
     && chown whisper:whisper /data /inbox /outbox /models
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build /app /app
-WORKDIR /app
+WORKDIR /data
 USER 10001:10001
 VOLUME ["/data", "/inbox", "/outbox", "/models"]
 EXPOSE 9000

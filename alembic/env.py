@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 
+from alembic import context
 from sqlalchemy import Connection
 
-from alembic import context
-from db.engine import make_engine
-from db.migrate import sqlite_foreign_keys_off
-from db.models import Base, include_in_schema_comparison
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.migrate import sqlite_foreign_keys_off
+from whisper_transcriber.db.models import Base, include_in_schema_comparison
 
 config = context.config
 target_metadata = Base.metadata

@@ -9,13 +9,13 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api.app_context import ApiContext
-from api.browser_guard import BrowserGuardMiddleware
-from api.errors import VALIDATION_ERROR_SCHEMA, install_error_handlers
-from api.events import EventHub
-from api.limits import BodyLimitMiddleware
-from api.methods import HeadMiddleware
-from api.routes import (
+from whisper_transcriber.api.app_context import ApiContext
+from whisper_transcriber.api.browser_guard import BrowserGuardMiddleware
+from whisper_transcriber.api.errors import VALIDATION_ERROR_SCHEMA, install_error_handlers
+from whisper_transcriber.api.events import EventHub
+from whisper_transcriber.api.limits import BodyLimitMiddleware
+from whisper_transcriber.api.methods import HeadMiddleware
+from whisper_transcriber.api.routes import (
     compat,
     events,
     health,
@@ -27,9 +27,14 @@ from api.routes import (
     status,
     transcripts,
 )
-from api.routes.ui import mount_dashboard
-from api.security import OPEN_PATHS, UNAUTHORIZED, ApiKeyMiddleware, security_schemes
-from db.changes import JobChanges
+from whisper_transcriber.api.routes.ui import mount_dashboard
+from whisper_transcriber.api.security import (
+    OPEN_PATHS,
+    UNAUTHORIZED,
+    ApiKeyMiddleware,
+    security_schemes,
+)
+from whisper_transcriber.db.changes import JobChanges
 
 
 def create_app(context: ApiContext) -> FastAPI:

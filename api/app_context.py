@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from api.browser_guard import BrowserPolicy
-from db.job_store import JobStore
-from db.values import JobOptions
-from worker.confinement import Confinement
+from whisper_transcriber.api.browser_guard import BrowserPolicy
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.worker.confinement import Confinement
 
 DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024**3
 

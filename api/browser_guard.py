@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.asgi_responses import send_error
+from whisper_transcriber.api.asgi_responses import send_error
 
 ANY = "*"
 # Private-use domains: a public DNS server cannot answer for them, so no rebinding page can.

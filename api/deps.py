@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from pydantic import AfterValidator, AwareDatetime
 
-from api.app_context import ApiContext
+from whisper_transcriber.api.app_context import ApiContext
 
 
 def _context(request: Request) -> ApiContext:

@@ -12,9 +12,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from api.limits import ContentTooLarge
-from api.methods import allowed_methods
-from db.errors import DatabaseRefused, DatabaseUnavailable
+from whisper_transcriber.api.limits import ContentTooLarge
+from whisper_transcriber.api.methods import allowed_methods
+from whisper_transcriber.db.errors import DatabaseRefused, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 

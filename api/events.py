@@ -12,9 +12,9 @@ from contextlib import contextmanager
 
 import anyio
 
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import JobRecord
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobRecord
 
 QUEUE_SIZE = 1000
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.asgi_responses import send_error
+from whisper_transcriber.api.asgi_responses import send_error
 
 # A path (at most 4096 bytes on Linux) and the options, prompt included, escaped: 64 KiB is ample.
 MAX_JSON_BODY_BYTES = 64 * 1024

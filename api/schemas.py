@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.app_context import WorkerStatus
-from db.models import JobStatus
-from db.values import (
+from whisper_transcriber.api.app_context import WorkerStatus
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import (
     OUTPUT_FORMATS,
     InboxScan,
     JobOptions,

@@ -15,8 +15,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.asgi_responses import send_error
-from api.signed_links import is_signed_audio_request
+from whisper_transcriber.api.asgi_responses import send_error
+from whisper_transcriber.api.signed_links import is_signed_audio_request
 
 OPEN_PATHS = frozenset({"/health", "/"})
 # The dashboard's static files: the page itself asks for the key before it shows anything.

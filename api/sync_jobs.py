@@ -12,11 +12,11 @@ from fastapi import HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from api.app_context import ApiContext
-from api.events import EventHub
-from api.uploads import Upload, UploadError, receive_upload
-from db.models import JobStatus
-from db.values import JobOptions, JobRecord
+from whisper_transcriber.api.app_context import ApiContext
+from whisper_transcriber.api.events import EventHub
+from whisper_transcriber.api.uploads import Upload, UploadError, receive_upload
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobOptions, JobRecord
 
 T = TypeVar("T")
 

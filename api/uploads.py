@@ -23,7 +23,7 @@ import anyio.to_thread
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
-from api.limits import (
+from whisper_transcriber.api.limits import (
     FORM_OVERHEAD_BYTES,
     MAX_FORM_FIELD_BYTES,
     MAX_FORM_PARTS,

@@ -51,8 +51,8 @@ def via_service(
 def direct(model: Any, source: Path, options: dict[str, Any]) -> list[tuple[float, float, str]]:
     import ctranslate2
 
-    from db.values import JobOptions
-    from worker.engine import SAMPLING_SEED, transcribe_kwargs
+    from whisper_transcriber.db.values import JobOptions
+    from whisper_transcriber.worker.engine import SAMPLING_SEED, transcribe_kwargs
 
     ctranslate2.set_random_seed(SAMPLING_SEED)
 
@@ -67,7 +67,7 @@ def main() -> int:
 
     from faster_whisper import WhisperModel
 
-    from worker.engine import resolve_model
+    from whisper_transcriber.worker.engine import resolve_model
 
     model = WhisperModel(
         resolve_model("bundled").name_or_path, device="cpu", compute_type="int8", cpu_threads=1

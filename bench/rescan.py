@@ -21,16 +21,21 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from db.engine import make_engine
-from db.identity import file_work_key, options_key, sampled_fingerprint, version_of_stat
-from db.job_store import JOBS, JobStore
-from db.migrate import upgrade
-from db.models import JobStatus
-from db.values import JobOptions
-from service.inboxes import confinement, file_filter, inboxes_from_settings
-from service.settings import load_settings
-from watcher.inbox import InboxWatcher
-from watcher.intake import Intake
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.identity import (
+    file_work_key,
+    options_key,
+    sampled_fingerprint,
+    version_of_stat,
+)
+from whisper_transcriber.db.job_store import JOBS, JobStore
+from whisper_transcriber.db.migrate import upgrade
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.service.inboxes import confinement, file_filter, inboxes_from_settings
+from whisper_transcriber.service.settings import load_settings
+from whisper_transcriber.watcher.inbox import InboxWatcher
+from whisper_transcriber.watcher.intake import Intake
 
 PER_FOLDER = 100
 SETTLE_S = 2.0

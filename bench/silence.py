@@ -20,8 +20,8 @@ from pathlib import Path
 
 from faster_whisper.audio import decode_audio
 
-from db.values import JobOptions
-from worker.engine import Engine, resolve_model, transcribe_kwargs
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.worker.engine import Engine, resolve_model, transcribe_kwargs
 
 
 def silent_wav(path: Path, seconds: int) -> Path:

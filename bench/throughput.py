@@ -30,8 +30,8 @@ from pathlib import Path
 import cpu_layout  # bench/ is sys.path[0] when this script runs
 import httpx
 
-from db.engine import make_engine
-from db.job_store import JobStore
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMMAND = str(Path(sys.executable).parent / "whisper-transcriber")

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from throughput import Service
 
-from db.announcements import listens
-from db.values import JobOptions
+from whisper_transcriber.db.announcements import listens
+from whisper_transcriber.db.values import JobOptions
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "speech_a.wav"
 IDLE_S = 0.5  # let the worker go back to sleep between jobs

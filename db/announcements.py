@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import psycopg
 
-from db.engine import normalize_url
-from db.job_store import NOTIFY_CHANNEL
+from whisper_transcriber.db.engine import normalize_url
+from whisper_transcriber.db.job_store import NOTIFY_CHANNEL
 
 CHECK_STOP_S = 1.0
 RECONNECT_S = 2.0

@@ -14,9 +14,9 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from db.errors import QueueError
-from db.job_store import JobStore
-from db.values import JobRecord
+from whisper_transcriber.db.errors import QueueError
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.values import JobRecord
 
 POLL_S = 0.25
 OVERLAP_S = 2.0

@@ -17,7 +17,12 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from db.errors import DatabaseReadOnly, DatabaseRefused, DatabaseUnavailable, QueueError
+from whisper_transcriber.db.errors import (
+    DatabaseReadOnly,
+    DatabaseRefused,
+    DatabaseUnavailable,
+    QueueError,
+)
 
 # PostgreSQL SQLSTATE classes of a server or connection that is away, busy or out of resources,
 # not of a wrong statement: connection exception, transaction rollback (serialization failure,

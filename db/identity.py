@@ -19,7 +19,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from db.values import OUTPUT_FORMATS, JobOptions
+from whisper_transcriber.db.values import OUTPUT_FORMATS, JobOptions
 
 # A value that a version has not recorded: a path that did not exist, or a job from before
 # inode and ctime were recorded (migration 0007), which any inode and ctime then match.

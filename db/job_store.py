@@ -15,11 +15,11 @@ from typing import Any, cast
 from sqlalchemy import Connection, Engine, Row, Table, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from db.clock import DatabaseClock
-from db.driver_errors import is_unique_violation, translated
-from db.engine import SQLITE_BEGIN_OPTION, check_writable
-from db.errors import InvalidTransition, JobNotFound, LeaseLost, UnstorablePath
-from db.identity import (
+from whisper_transcriber.db.clock import DatabaseClock
+from whisper_transcriber.db.driver_errors import is_unique_violation, translated
+from whisper_transcriber.db.engine import SQLITE_BEGIN_OPTION, check_writable
+from whisper_transcriber.db.errors import InvalidTransition, JobNotFound, LeaseLost, UnstorablePath
+from whisper_transcriber.db.identity import (
     CONTENT,
     UNKNOWN,
     FileVersion,
@@ -31,8 +31,14 @@ from db.identity import (
     upload_work_key,
     version_of_stat,
 )
-from db.models import InboxScanRow, Job, JobStatus, TranscriptRow, TranscriptSegmentRow
-from db.values import (
+from whisper_transcriber.db.models import (
+    InboxScanRow,
+    Job,
+    JobStatus,
+    TranscriptRow,
+    TranscriptSegmentRow,
+)
+from whisper_transcriber.db.values import (
     InboxScan,
     JobOptions,
     JobQuery,
@@ -42,7 +48,7 @@ from db.values import (
     SearchHit,
     TranscriptSummary,
 )
-from worker.transcript import Transcript
+from whisper_transcriber.worker.transcript import Transcript
 
 LEASE_S = 60.0
 # PostgreSQL channel on which every newly due job is announced (NOTIFY is sent on commit).

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from alembic import command
-from db.engine import SQLITE_BEGIN_OPTION
-from db.errors import DatabaseUnavailable
+from whisper_transcriber.db.engine import SQLITE_BEGIN_OPTION
+from whisper_transcriber.db.errors import DatabaseUnavailable
 
-# alembic/ and alembic.ini sit at the repository's top level, beside this package.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The repository's alembic/ folder, shipped inside the package (an installed wheel has no
+# alembic.ini and no checkout beside it; site-packages/alembic is the library itself).
+SCRIPT_LOCATION = "whisper_transcriber:migrations"
 # Any fixed number: the advisory lock that serialises concurrent migrations on PostgreSQL.
 MIGRATION_LOCK_KEY = 7_406_218_331
 
 
 def alembic_config() -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
     return config
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, select, update
 
-from db.job_store import JOBS, JobStore
-from db.models import JobStatus
+from whisper_transcriber.db.job_store import JOBS, JobStore
+from whisper_transcriber.db.models import JobStatus
 
 UPLOAD_ORIGIN = "upload"
 ENDED = (JobStatus.DONE.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value)

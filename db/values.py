@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from db.models import JobStatus
+from whisper_transcriber.db.models import JobStatus
 
 OutputFormat = Literal["txt", "srt", "vtt", "json", "tsv"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("txt", "srt", "vtt", "json", "tsv")

@@ -7,11 +7,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from db.errors import UnstorablePath
-from db.models import JobStatus
-from db.values import JobRecord
-from service.bootstrap import Prepared
-from worker.supervisor import PoolFailed, hand_back_orphans
+from whisper_transcriber.db.errors import UnstorablePath
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobRecord
+from whisper_transcriber.service.bootstrap import Prepared
+from whisper_transcriber.worker.supervisor import PoolFailed, hand_back_orphans
 
 # How often the waiting command looks at its jobs when nothing woke it.
 WAIT_POLL_S = 0.5

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine as DbEngine
 
-from db.engine import check_connection, make_engine
-from db.errors import DatabaseUnavailable
-from db.job_store import JobStore
-from db.migrate import upgrade
-from db.values import RetryPolicy
-from service.inboxes import confinement
-from service.settings import SettingError, Settings, usable_cores
-from worker.engine import (
+from whisper_transcriber.db.engine import check_connection, make_engine
+from whisper_transcriber.db.errors import DatabaseUnavailable
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.migrate import upgrade
+from whisper_transcriber.db.values import RetryPolicy
+from whisper_transcriber.service.inboxes import confinement
+from whisper_transcriber.service.settings import SettingError, Settings, usable_cores
+from whisper_transcriber.worker.engine import (
     ModelNotFound,
     ModelSpec,
     resolve_compute_type,
@@ -23,10 +23,10 @@ from worker.engine import (
     resolve_model,
     unsupported,
 )
-from worker.layout import Layout, default_layout
-from worker.models import fetch
-from worker.process import Recycling, WorkerConfig
-from worker.supervisor import WorkerPool
+from whisper_transcriber.worker.layout import Layout, default_layout
+from whisper_transcriber.worker.models import fetch
+from whisper_transcriber.worker.process import Recycling, WorkerConfig
+from whisper_transcriber.worker.supervisor import WorkerPool
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from typer._click.exceptions import (
     NoArgsIsHelpError,
 )
 
-from db.errors import QueueError
-from service.bootstrap import open_database, prepare
-from service.settings import SettingError, Settings, load_settings
-from worker.logs import configure_logging
-from worker.supervisor import PoolFailed
+from whisper_transcriber.db.errors import QueueError
+from whisper_transcriber.service.bootstrap import open_database, prepare
+from whisper_transcriber.service.settings import SettingError, Settings, load_settings
+from whisper_transcriber.worker.logs import configure_logging
+from whisper_transcriber.worker.supervisor import PoolFailed
 
 app = typer.Typer(
     name="whisper-transcriber",
@@ -137,8 +137,8 @@ def serve(
     log_format: LogFormatOpt = None,
 ) -> None:
     """Run the service: workers, inbox watcher, scheduler and HTTP API."""
-    from service.inboxes import ensure_inboxes
-    from service.runner import serve as run_service
+    from whisper_transcriber.service.inboxes import ensure_inboxes
+    from whisper_transcriber.service.runner import serve as run_service
 
     settings = _settings(ctx)
     if "watch" in settings.roles:
@@ -177,7 +177,7 @@ def transcribe(
     ] = False,
 ) -> None:
     """Transcribe files through the queue and worker processes; wait and print where each went."""
-    from service.batch import run_until_finished, submit
+    from whisper_transcriber.service.batch import run_until_finished, submit
 
     prepared = prepare(_settings(ctx))
     jobs, refused = submit(prepared, files, force=force)
@@ -205,7 +205,7 @@ def jobs(
     limit: Annotated[int, typer.Option("--limit", help="How many, newest first.")] = 20,
 ) -> None:
     """Recent jobs as a table."""
-    from db.job_store import JobStore
+    from whisper_transcriber.db.job_store import JobStore
 
     settings = _settings(ctx)
     store = JobStore(open_database(settings))
@@ -226,7 +226,7 @@ def models(
     model: ModelOpt = None,
 ) -> None:
     """Models this machine can use: the bundled one, and each size, cached or to be downloaded."""
-    from worker.models import list_models
+    from whisper_transcriber.worker.models import list_models
 
     settings = _settings(ctx)
     cache = settings.model_cache_dir.resolve()

@@ -1,6 +1,6 @@
 """docs/configuration.md, generated from the settings themselves so that it cannot drift from them.
 
-    python -m service.config_reference > docs/configuration.md
+    python -m whisper_transcriber.service.config_reference > docs/configuration.md
 
 tests/test_config_reference.py fails when the committed file is not what this renders.
 """
@@ -15,11 +15,11 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from service.settings import ENV_PREFIX, InboxSettings, Settings
+from whisper_transcriber.service.settings import ENV_PREFIX, InboxSettings, Settings
 
 INTRO = f"""# Configuration reference
 
-Generated from `service/settings.py` by `python -m service.config_reference`; do not edit by hand.
+Generated from `service/settings.py` by `python -m whisper_transcriber.service.config_reference`; do not edit by hand.
 
 Every setting can be given, from weakest to strongest, in a TOML config file (`--config` or
 `{ENV_PREFIX}CONFIG_FILE`; keys are the setting names), as an environment variable (the prefix
@@ -56,7 +56,7 @@ def _serve_flags() -> dict[str, str]:
     """Setting name -> the `serve` flag that sets it, read from the CLI itself."""
     import typer.main
 
-    from service.cli import PARAM_TO_SETTING, app
+    from whisper_transcriber.service.cli import PARAM_TO_SETTING, app
 
     command = typer.main.get_command(app)
     serve = command.commands["serve"]  # type: ignore[attr-defined]

@@ -33,7 +33,7 @@ import h11
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from api.asgi_responses import send_error
+from whisper_transcriber.api.asgi_responses import send_error
 
 # A request line and its headers. /asr takes its prompt in the query: 2,000 characters,
 # percent-encoded UTF-8, are up to 18 KB, past h11's default of 16 KiB.

@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from service.settings import DEFAULT_INBOX, InboxSettings, SettingError, Settings
-from watcher.filters import FileFilter
-from watcher.spec import Inbox
-from worker.confinement import Confinement
+from whisper_transcriber.service.settings import (
+    DEFAULT_INBOX,
+    InboxSettings,
+    SettingError,
+    Settings,
+)
+from whisper_transcriber.watcher.filters import FileFilter
+from whisper_transcriber.watcher.spec import Inbox
+from whisper_transcriber.worker.confinement import Confinement
 
 
 def ensure_inboxes(settings: Settings) -> None:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from db.job_store import JobStore
-from db.retention import Retention
-from worker.staging import open_planned_folder
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.retention import Retention
+from whisper_transcriber.worker.staging import open_planned_folder
 
 # How often the sweep runs at most; a shorter retention runs it that often instead.
 SWEEP_INTERVAL_S = 600.0

@@ -22,22 +22,26 @@ from typing import Any
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from api.app import create_app
-from api.app_context import ApiContext
-from api.browser_guard import BrowserPolicy
-from db.announcements import JobAnnouncements, listens
-from db.errors import QueueError
-from db.job_store import JobStore
-from service.bootstrap import Prepared
-from service.http_protocol import MAX_HEAD_BYTES, ConnectionLimits, guarded_protocol
-from service.inboxes import confinement, file_filter, inboxes_from_settings
-from service.retention import sweep as retention_sweep
-from service.retention import sweep_interval_s
-from service.settings import Settings
-from watcher.inbox import InboxWatcher
-from watcher.intake import Intake
-from worker.originals import move_originals
-from worker.supervisor import PoolFailed, WorkerPool, hand_back_orphans
+from whisper_transcriber.api.app import create_app
+from whisper_transcriber.api.app_context import ApiContext
+from whisper_transcriber.api.browser_guard import BrowserPolicy
+from whisper_transcriber.db.announcements import JobAnnouncements, listens
+from whisper_transcriber.db.errors import QueueError
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.service.bootstrap import Prepared
+from whisper_transcriber.service.http_protocol import (
+    MAX_HEAD_BYTES,
+    ConnectionLimits,
+    guarded_protocol,
+)
+from whisper_transcriber.service.inboxes import confinement, file_filter, inboxes_from_settings
+from whisper_transcriber.service.retention import sweep as retention_sweep
+from whisper_transcriber.service.retention import sweep_interval_s
+from whisper_transcriber.service.settings import Settings
+from whisper_transcriber.watcher.inbox import InboxWatcher
+from whisper_transcriber.watcher.intake import Intake
+from whisper_transcriber.worker.originals import move_originals
+from whisper_transcriber.worker.supervisor import PoolFailed, WorkerPool, hand_back_orphans
 
 log = logging.getLogger(__name__)
 

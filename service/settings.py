@@ -31,9 +31,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from db.values import DEFAULT_BEAM_SIZE, OUTPUT_FORMATS, JobOptions
-from watcher.filters import IGNORED_PATTERNS, MEDIA_EXTENSIONS
-from worker.logs import LogFormat
+from whisper_transcriber.db.values import DEFAULT_BEAM_SIZE, OUTPUT_FORMATS, JobOptions
+from whisper_transcriber.watcher.filters import IGNORED_PATTERNS, MEDIA_EXTENSIONS
+from whisper_transcriber.worker.logs import LogFormat
 
 ENV_PREFIX = "WHISPER_TRANSCRIBER_"
 DEFAULT_DATABASE_URL = "sqlite:///./data/whisper-transcriber.db"

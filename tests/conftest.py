@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from sqlalchemy import Engine
 
-from db.engine import make_engine
-from db.job_store import JobStore
-from db.migrate import upgrade
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.migrate import upgrade
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The PostgreSQL server the tests use; CI fails (never skips) when it cannot be reached.

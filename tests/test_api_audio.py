@@ -11,17 +11,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from api.signed_links import (
+from tests.conftest import FIXTURES
+from tests.test_api_operations import app_for
+from whisper_transcriber.api.signed_links import (
     AUDIO_LINK_LIFETIME_S,
     audio_link_is_valid,
     audio_signature,
     is_signed_audio_request,
     signed_audio_link,
 )
-from db.job_store import JobStore
-from db.values import JobOptions, JobRecord
-from tests.conftest import FIXTURES
-from tests.test_api_operations import app_for
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.values import JobOptions, JobRecord
 
 KEY = "s3cret key"
 NOW = 1_800_000_000.0

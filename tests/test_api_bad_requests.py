@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from db.job_store import JobStore
 from tests.test_api_operations import app_for
+from whisper_transcriber.db.job_store import JobStore
 
 
 @pytest.mark.parametrize("name", ["since", "until"])

@@ -13,17 +13,17 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.app_context import ApiContext
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import JobOptions, JobRecord
 from tests.conftest import FIXTURES
-from worker.confinement import Confinement
-from worker.engine import Engine, resolve_model
-from worker.job_runner import run_job
-from worker.originals import move_original
-from worker.outputs import render
+from whisper_transcriber.api.app import create_app
+from whisper_transcriber.api.app_context import ApiContext
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobOptions, JobRecord
+from whisper_transcriber.worker.confinement import Confinement
+from whisper_transcriber.worker.engine import Engine, resolve_model
+from whisper_transcriber.worker.job_runner import run_job
+from whisper_transcriber.worker.originals import move_original
+from whisper_transcriber.worker.outputs import render
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,15 @@ import psycopg
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.app import create_app
-from api.app_context import ApiContext
-from db.engine import make_engine
-from db.job_store import JobStore
-from db.values import JobOptions
 from tests.conftest import FIXTURES, POSTGRES_ADMIN_URL
-from worker.confinement import Confinement
-from worker.engine import Engine, resolve_model
-from worker.job_runner import run_job
+from whisper_transcriber.api.app import create_app
+from whisper_transcriber.api.app_context import ApiContext
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.worker.confinement import Confinement
+from whisper_transcriber.worker.engine import Engine, resolve_model
+from whisper_transcriber.worker.job_runner import run_job
 
 
 def app_for(store: JobStore, tmp_path: Path, **context: object) -> TestClient:

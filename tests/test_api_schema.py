@@ -16,18 +16,18 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from api.app import create_app
-from api.app_context import ApiContext
-from db.engine import make_engine
-from db.job_store import JobStore
-from db.migrate import upgrade
-from db.values import JobOptions, RetryPolicy
 from tests.conftest import FIXTURES
 from tests.waiting import wait_until
-from worker.confinement import Confinement
-from worker.engine import resolve_model
-from worker.process import WorkerConfig
-from worker.supervisor import WorkerPool
+from whisper_transcriber.api.app import create_app
+from whisper_transcriber.api.app_context import ApiContext
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.migrate import upgrade
+from whisper_transcriber.db.values import JobOptions, RetryPolicy
+from whisper_transcriber.worker.confinement import Confinement
+from whisper_transcriber.worker.engine import resolve_model
+from whisper_transcriber.worker.process import WorkerConfig
+from whisper_transcriber.worker.supervisor import WorkerPool
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -18,17 +18,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from watchdog.observers import Observer
 
-from api.app import create_app
-from api.app_context import ApiContext
-from db.engine import make_engine
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import OUTPUT_FORMATS, JobOptions
 from tests.conftest import FIXTURES, POSTGRES_ADMIN_URL
 from tests.media import place
 from tests.test_job_store import Clock
 from tests.test_watch_folders import wait_for_jobs, watching
-from worker.transcript import Segment, Transcript
+from whisper_transcriber.api.app import create_app
+from whisper_transcriber.api.app_context import ApiContext
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import OUTPUT_FORMATS, JobOptions
+from whisper_transcriber.worker.transcript import Segment, Transcript
 
 
 @dataclass
@@ -147,7 +147,7 @@ def test_polling_inboxes_are_recorded_as_polling_also_when_inotify_failed(
         def start(self) -> None:
             raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
-    monkeypatch.setattr("watcher.inbox.Observer", NoInotify)
+    monkeypatch.setattr("whisper_transcriber.watcher.inbox.Observer", NoInotify)
     nas, local = tmp_path / "nas", tmp_path / "local"
     nas.mkdir()
     local.mkdir()
@@ -173,11 +173,13 @@ def test_a_database_away_at_start_does_not_stop_the_watcher(
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE "{postgres_url.rsplit("/", 1)[1]}" WITH (FORCE)')
     with (
-        caplog.at_level(logging.WARNING, logger="watcher.inbox"),
+        caplog.at_level(logging.WARNING, logger="whisper_transcriber.watcher.inbox"),
         watching(postgres_url, inbox) as (watcher, _store),
     ):
         assert watcher.last_scan == {}  # started, without its scan; the scheduler's comes later
-    [warning] = [record for record in caplog.records if record.name == "watcher.inbox"]
+    [warning] = [
+        record for record in caplog.records if record.name == "whisper_transcriber.watcher.inbox"
+    ]
     assert warning.getMessage().startswith("start-up scan skipped: ")
 
 
@@ -192,12 +194,14 @@ def test_a_scan_the_database_cannot_record_still_finds_the_files(
         conn.execute(text("DROP TABLE inbox_scans"))
     engine.dispose()
     with (
-        caplog.at_level(logging.WARNING, logger="watcher.inbox"),
+        caplog.at_level(logging.WARNING, logger="whisper_transcriber.watcher.inbox"),
         watching(database_url, inbox) as (watcher, store),
     ):
         assert set(watcher.last_scan) == {"inbox"}
         wait_for_jobs(store, 1)  # the start-up scan found the file all the same
-    [warning] = [record for record in caplog.records if record.name == "watcher.inbox"]
+    [warning] = [
+        record for record in caplog.records if record.name == "whisper_transcriber.watcher.inbox"
+    ]
     assert warning.getMessage().startswith("could not record the scan of inbox: ")
 
 

@@ -12,7 +12,7 @@ from faster_whisper.audio import decode_audio
 
 from tests.conftest import FIXTURES
 from tests.media import long_recording
-from worker.audio_stream import (
+from whisper_transcriber.worker.audio_stream import (
     GROUP_SOURCE_SAMPLES,
     SAMPLING_RATE,
     Samples,

@@ -6,11 +6,11 @@ import multiprocessing
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
-from db.engine import make_engine
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import JobOptions
-from worker.transcript import Transcript
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.worker.transcript import Transcript
 
 CLAIMERS = 4
 BATCH = 200

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.config_reference import render
-from service.settings import ENV_PREFIX, Settings
+from whisper_transcriber.service.config_reference import render
+from whisper_transcriber.service.settings import ENV_PREFIX, Settings
 
 REFERENCE = Path(__file__).parent.parent / "docs" / "configuration.md"
 
 
 def test_configuration_reference_is_current() -> None:
     assert REFERENCE.read_text() == render(), (
-        "docs/configuration.md is stale: run python -m service.config_reference > "
+        "docs/configuration.md is stale: run python -m whisper_transcriber.service.config_reference > "
         "docs/configuration.md"
     )
 

@@ -9,11 +9,11 @@ from pathlib import Path, PurePosixPath
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.app_context import ApiContext
-from api.routes.ui import UI_DIR
-from db.job_store import JobStore
-from db.values import JobOptions
+from whisper_transcriber.api.app import create_app
+from whisper_transcriber.api.app_context import ApiContext
+from whisper_transcriber.api.routes.ui import UI_DIR
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.values import JobOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 IMPORT = re.compile(r"""(?:import|from)\s*(?:[\w{}\s,*]+from\s*)?["'](\.{1,2}/[^"']+)["']""")

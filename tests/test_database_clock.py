@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from db.clock import DatabaseClock
-from db.engine import make_engine
-from db.job_store import JobStore, utcnow
-from db.models import JobStatus
-from db.values import JobOptions, RetryPolicy
 from tests.conftest import FIXTURES
 from tests.media import place
 from tests.waiting import wait_until
+from whisper_transcriber.db.clock import DatabaseClock
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore, utcnow
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobOptions, RetryPolicy
 
 pytestmark = pytest.mark.postgres
 SKEW = timedelta(minutes=5)

@@ -14,19 +14,19 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from db.driver_errors import is_unique_violation, translated
-from db.engine import make_engine
-from db.errors import DatabaseReadOnly, DatabaseRefused, DatabaseUnavailable
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import JobOptions, RetryPolicy
 from tests.conftest import FIXTURES, POSTGRES_ADMIN_URL
 from tests.service import free_port
 from tests.test_api_operations import app_for
-from worker import job_runner
-from worker.confinement import Confinement
-from worker.job_runner import run_job
-from worker.transcript import Segment, Transcript
+from whisper_transcriber.db.driver_errors import is_unique_violation, translated
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.errors import DatabaseReadOnly, DatabaseRefused, DatabaseUnavailable
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobOptions, RetryPolicy
+from whisper_transcriber.worker import job_runner
+from whisper_transcriber.worker.confinement import Confinement
+from whisper_transcriber.worker.job_runner import run_job
+from whisper_transcriber.worker.transcript import Segment, Transcript
 
 
 def test_a_missing_table_is_refused_not_unavailable(db_engine: Engine, tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_a_refused_statement_is_a_clear_500_with_one_log_line(
     assert response.status_code == 500
     assert response.json()["detail"].startswith("the database refused it: ")
     assert "transcripts" in response.json()["detail"]
-    [line] = [r for r in caplog.records if r.name == "api.errors"]
+    [line] = [r for r in caplog.records if r.name == "whisper_transcriber.api.errors"]
     assert line.levelno == logging.ERROR and line.exc_info is None
     assert "GET /jobs/1/transcript: the database refused it" in line.getMessage()
 

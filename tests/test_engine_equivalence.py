@@ -10,13 +10,13 @@ import ctranslate2
 import pytest
 from faster_whisper import WhisperModel
 
-from db.values import JobOptions
-from service.batch import run_until_finished
-from service.bootstrap import prepare
-from service.settings import load_settings
 from tests.conftest import FIXTURES
-from worker.engine import SAMPLING_SEED, resolve_model, transcribe_kwargs
-from worker.transcript import Transcript
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.service.batch import run_until_finished
+from whisper_transcriber.service.bootstrap import prepare
+from whisper_transcriber.service.settings import load_settings
+from whisper_transcriber.worker.engine import SAMPLING_SEED, resolve_model, transcribe_kwargs
+from whisper_transcriber.worker.transcript import Transcript
 
 OPTION_SETS: list[dict[str, Any]] = [
     {},

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from db.values import JobOptions
 from tests.conftest import FIXTURES
-from worker.engine import (
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.worker.engine import (
     Engine,
     ModelNotFound,
     resolve_compute_type,
     resolve_device,
     resolve_model,
 )
-from worker.media import MediaError
+from whisper_transcriber.worker.media import MediaError
 
 
 def test_bundled_model_is_a_local_folder() -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.app_context import ApiContext
-from db.job_store import JobStore
-from db.values import JobOptions
 from tests.waiting import wait_until
-from worker.transcript import Segment, Transcript
+from whisper_transcriber.api.app import create_app
+from whisper_transcriber.api.app_context import ApiContext
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.worker.transcript import Segment, Transcript
 
 WAIT_S = 30
 

@@ -7,9 +7,9 @@ import time
 from datetime import timedelta
 from typing import cast
 
-from db.job_store import JobStore
 from tests.waiting import wait_until
-from worker.heartbeat import MIN_WRITE_INTERVAL_S, Heartbeat
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.worker.heartbeat import MIN_WRITE_INTERVAL_S, Heartbeat
 
 
 class RecordingStore:

@@ -11,18 +11,18 @@ from pathlib import Path
 import av
 import pytest
 
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import JobRecord
-from service.inboxes import inboxes_from_settings
-from service.settings import load_settings
 from tests.conftest import FIXTURES
 from tests.media import place
-from watcher.spec import Inbox
-from worker.confinement import Confinement
-from worker.engine import Engine, resolve_model
-from worker.job_runner import run_job
-from worker.originals import move_originals
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobRecord
+from whisper_transcriber.service.inboxes import inboxes_from_settings
+from whisper_transcriber.service.settings import load_settings
+from whisper_transcriber.watcher.spec import Inbox
+from whisper_transcriber.worker.confinement import Confinement
+from whisper_transcriber.worker.engine import Engine, resolve_model
+from whisper_transcriber.worker.job_runner import run_job
+from whisper_transcriber.worker.originals import move_originals
 
 
 @pytest.fixture(scope="module")

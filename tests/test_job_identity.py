@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from db.errors import UnstorablePath
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import JobOptions, JobQuery
-from watcher.filters import FileFilter
-from watcher.intake import Intake
-from watcher.spec import Inbox
-from worker.confinement import Confinement
+from whisper_transcriber.db.errors import UnstorablePath
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobOptions, JobQuery
+from whisper_transcriber.watcher.filters import FileFilter
+from whisper_transcriber.watcher.intake import Intake
+from whisper_transcriber.watcher.spec import Inbox
+from whisper_transcriber.worker.confinement import Confinement
 
 OPTIONS = JobOptions()
 DIGEST = "ab" * 32

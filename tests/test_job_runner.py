@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import JobOptions
 from tests.conftest import FIXTURES
 from tests.media import long_recording
 from tests.waiting import wait_until
-from worker.confinement import Confinement
-from worker.engine import Engine, resolve_model
-from worker.job_runner import run_job
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.worker.confinement import Confinement
+from whisper_transcriber.worker.engine import Engine, resolve_model
+from whisper_transcriber.worker.job_runner import run_job
 
 
 @pytest.fixture(scope="module")

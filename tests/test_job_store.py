@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from db.errors import InvalidTransition, JobNotFound, LeaseLost
-from db.job_store import MISSING_SIZE, JobStore
-from db.models import JobStatus
-from db.values import InboxScan, JobOptions, RetryPolicy
-from worker.transcript import Segment, Transcript
+from whisper_transcriber.db.errors import InvalidTransition, JobNotFound, LeaseLost
+from whisper_transcriber.db.job_store import MISSING_SIZE, JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import InboxScan, JobOptions, RetryPolicy
+from whisper_transcriber.worker.transcript import Segment, Transcript
 
 OPTIONS = JobOptions()
 TRANSCRIPT = Transcript(

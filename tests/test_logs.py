@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import FIXTURES
 from tests.media import place
 from tests.service import running_service, service_env
-from worker.logs import about_job, configure_logging
+from whisper_transcriber.worker.logs import about_job, configure_logging
 
 
 @pytest.fixture

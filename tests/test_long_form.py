@@ -13,17 +13,23 @@ from typing import Any
 import ctranslate2
 import pytest
 
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import JobOptions
 from tests.conftest import FIXTURES
 from tests.test_media import wav_claiming
-from worker.audio_stream import SAMPLING_RATE
-from worker.confinement import Confinement
-from worker.engine import PIECE_S, SAMPLING_SEED, Engine, resolve_model, transcribe_kwargs
-from worker.job_runner import Abandoned, run_job
-from worker.long_form import PROMPT_TOKENS, Context
-from worker.transcript import Transcript
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.worker.audio_stream import SAMPLING_RATE
+from whisper_transcriber.worker.confinement import Confinement
+from whisper_transcriber.worker.engine import (
+    PIECE_S,
+    SAMPLING_SEED,
+    Engine,
+    resolve_model,
+    transcribe_kwargs,
+)
+from whisper_transcriber.worker.job_runner import Abandoned, run_job
+from whisper_transcriber.worker.long_form import PROMPT_TOKENS, Context
+from whisper_transcriber.worker.transcript import Transcript
 
 SHORT_PIECE_S = 20.0
 # Ten sentences, about 44 s as espeak-ng says them: pieces of 20 s make three or four of it.

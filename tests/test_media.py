@@ -12,7 +12,7 @@ from faster_whisper.audio import decode_audio
 
 from tests.conftest import FIXTURES
 from tests.media import place, silence
-from worker.media import MediaError, declared_duration, scan, scan_start
+from whisper_transcriber.worker.media import MediaError, declared_duration, scan, scan_start
 
 
 def truncated(source: Path, folder: Path, keep: float = 0.5) -> Path:

@@ -6,16 +6,16 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from alembic import command
-from db.engine import make_engine
-from db.job_store import JobStore
-from db.migrate import alembic_config, upgrade
-from db.models import Base, include_in_schema_comparison
-from db.values import JobOptions
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.migrate import alembic_config, upgrade
+from whisper_transcriber.db.models import Base, include_in_schema_comparison
+from whisper_transcriber.db.values import JobOptions
 
 
 def test_head_matches_the_models(database_url: str) -> None:

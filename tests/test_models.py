@@ -6,12 +6,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from db.values import JobOptions
 from tests.cli import clean_env, run_cli
 from tests.conftest import FIXTURES
 from tests.media import place
-from worker.engine import Engine, resolve_model
-from worker.models import fetch
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.worker.engine import Engine, resolve_model
+from whisper_transcriber.worker.models import fetch
 
 SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
 

@@ -13,22 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import JobOptions, JobRecord
 from tests.conftest import FIXTURES
 from tests.media import place
 from tests.test_inbox_jobs import enqueue_and_claim, inbox_for, make_video
 from tests.test_watch_folders import SETTLE_S, WAIT_S, watching
 from tests.waiting import wait_until
-from watcher.spec import Inbox
-from worker.confinement import Confinement
-from worker.engine import Engine, resolve_model
-from worker.job_runner import run_job
-from worker.originals import move_original
-from worker.outputs import OutputNameError
-from worker.staging import stage_outputs
-from worker.transcript import Segment, Transcript
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobOptions, JobRecord
+from whisper_transcriber.watcher.spec import Inbox
+from whisper_transcriber.worker.confinement import Confinement
+from whisper_transcriber.worker.engine import Engine, resolve_model
+from whisper_transcriber.worker.job_runner import run_job
+from whisper_transcriber.worker.originals import move_original
+from whisper_transcriber.worker.outputs import OutputNameError
+from whisper_transcriber.worker.staging import stage_outputs
+from whisper_transcriber.worker.transcript import Segment, Transcript
 
 SPEECH_A = FIXTURES / "speech_a.wav"  # "Welcome to the museum, ..."
 SPEECH_B = FIXTURES / "speech_b.flac"  # "Please send the quarterly report ..."
@@ -364,7 +364,7 @@ def test_a_name_that_is_not_utf8_is_refused_once_and_never_loops(
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     odd_name = os.fsdecode(b"caf\xe9.wav")  # Latin-1 from an SMB share
-    caplog.set_level(logging.WARNING, logger="watcher.intake")
+    caplog.set_level(logging.WARNING, logger="whisper_transcriber.watcher.intake")
 
     def refusals() -> list[str]:
         return [r.getMessage() for r in caplog.records if "not valid UTF-8" in r.getMessage()]

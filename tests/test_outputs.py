@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.outputs import FORMATS, output_paths, render
-from worker.staging import remove_stale_temporaries, stage_outputs
-from worker.transcript import Segment, Transcript, Word
+from whisper_transcriber.worker.outputs import FORMATS, output_paths, render
+from whisper_transcriber.worker.staging import remove_stale_temporaries, stage_outputs
+from whisper_transcriber.worker.transcript import Segment, Transcript, Word
 
 TRANSCRIPT = Transcript(
     language="en",

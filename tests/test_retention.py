@@ -13,17 +13,22 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from api.app import create_app
-from api.app_context import ApiContext
-from db.errors import InvalidTransition, JobNotFound
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.retention import Retention
-from db.values import JobOptions, JobRecord
-from service.retention import SWEEP_INTERVAL_S, SweepResult, sweep, sweep_interval_s
-from service.runner import _scheduler
-from service.settings import Role, Settings
-from worker.transcript import Segment, Transcript
+from whisper_transcriber.api.app import create_app
+from whisper_transcriber.api.app_context import ApiContext
+from whisper_transcriber.db.errors import InvalidTransition, JobNotFound
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.retention import Retention
+from whisper_transcriber.db.values import JobOptions, JobRecord
+from whisper_transcriber.service.retention import (
+    SWEEP_INTERVAL_S,
+    SweepResult,
+    sweep,
+    sweep_interval_s,
+)
+from whisper_transcriber.service.runner import _scheduler
+from whisper_transcriber.service.settings import Role, Settings
+from whisper_transcriber.worker.transcript import Segment, Transcript
 
 DAY_S = 86400.0
 OPTIONS = JobOptions(formats=("txt",))
@@ -116,7 +121,7 @@ def test_an_ended_upload_past_its_retention_goes_and_its_transcript_stays(
     assert Path(done.outputs[0]).is_file()
     clock.advance(DAY_S + 1)
 
-    with caplog.at_level(logging.INFO, logger="service.retention"):
+    with caplog.at_level(logging.INFO, logger="whisper_transcriber.service.retention"):
         result = run(jobs, uploads)
 
     assert list(uploads.iterdir()) == []
@@ -128,7 +133,9 @@ def test_an_ended_upload_past_its_retention_goes_and_its_transcript_stays(
     assert jobs.transcript(done.id) == TRANSCRIPT
     assert [hit.job_id for hit in jobs.search("marmalade")] == [done.id]
     assert jobs.get(done.id).outputs == done.outputs  # the record of what was written
-    [line] = [r.getMessage() for r in caplog.records if r.name == "service.retention"]
+    [line] = [
+        r.getMessage() for r in caplog.records if r.name == "whisper_transcriber.service.retention"
+    ]
     assert "removed 3 upload folder(s), 4 file(s), 3017 bytes (3 job(s) marked" in line
 
     again = run(jobs, uploads)  # nothing left to do: no second mark, no line

@@ -6,21 +6,21 @@ import shutil
 from pathlib import Path
 
 import pytest
+from alembic import command
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert
 
-from alembic import command
-from api.app import create_app
-from api.app_context import ApiContext
-from db.job_store import JOBS, TRANSCRIPTS, JobStore, utcnow
-from db.migrate import alembic_config, upgrade
-from db.values import JobOptions
 from tests.conftest import FIXTURES
-from worker.confinement import Confinement
-from worker.engine import Engine as Model
-from worker.engine import resolve_model
-from worker.job_runner import run_job
-from worker.transcript import Segment, Transcript
+from whisper_transcriber.api.app import create_app
+from whisper_transcriber.api.app_context import ApiContext
+from whisper_transcriber.db.job_store import JOBS, TRANSCRIPTS, JobStore, utcnow
+from whisper_transcriber.db.migrate import alembic_config, upgrade
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.worker.confinement import Confinement
+from whisper_transcriber.worker.engine import Engine as Model
+from whisper_transcriber.worker.engine import resolve_model
+from whisper_transcriber.worker.job_runner import run_job
+from whisper_transcriber.worker.transcript import Segment, Transcript
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,14 @@ import shutil
 import signal
 from pathlib import Path
 
-from db.engine import make_engine
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import JobRecord
 from tests.cli import clean_env
 from tests.conftest import FIXTURES
 from tests.service import is_alive, running_service, worker_processes
 from tests.waiting import wait_until
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobRecord
 
 JOB_TIMEOUT_S = 120
 CHUNK = 16 * 1024

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import DEFAULT_DATABASE_URL, SettingError, load_settings
-from worker.layout import Layout, default_layout
+from whisper_transcriber.service.settings import DEFAULT_DATABASE_URL, SettingError, load_settings
+from whisper_transcriber.worker.layout import Layout, default_layout
 
 
 def test_defaults() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.sidecars import existing_subtitle, language_names, subtitle_language
+from whisper_transcriber.worker.sidecars import existing_subtitle, language_names, subtitle_language
 
 
 def test_language_names_cover_iso_spellings_and_whisper_codes() -> None:

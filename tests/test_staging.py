@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.outputs import FORMATS
-from worker.staging import OutputFolderChanged, stage_outputs
-from worker.transcript import Segment, Transcript
+from whisper_transcriber.worker.outputs import FORMATS
+from whisper_transcriber.worker.staging import OutputFolderChanged, stage_outputs
+from whisper_transcriber.worker.transcript import Segment, Transcript
 
 TRANSCRIPT = Transcript("en", 0.99, 2.0, (Segment(id=0, start=0.0, end=2.0, text=" Hello."),))
 

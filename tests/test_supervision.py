@@ -7,15 +7,15 @@ import shutil
 import signal
 from pathlib import Path
 
-from db.engine import make_engine
-from db.job_store import JobStore
-from db.values import JobOptions
 from tests.cli import run_cli
 from tests.conftest import FIXTURES
 from tests.media import place
 from tests.service import JOB_DEADLINE_S, running_service, service_env, worker_processes
 from tests.waiting import wait_until
-from worker.engine import resolve_model
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.worker.engine import resolve_model
 
 
 def outputs_of(source: Path) -> list[str]:

@@ -16,21 +16,21 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import JSON, Engine, bindparam, text
 
-from db.changes import JobChanges
-from db.engine import make_engine
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import JobOptions, JobQuery, JobRecord, RetryPolicy
 from tests.conftest import FIXTURES
 from tests.media import place
 from tests.service import JOB_DEADLINE_S, running_service, service_env
 from tests.test_api_operations import app_for
 from tests.waiting import wait_until
-from worker.confinement import Confinement
-from worker.engine import resolve_model
-from worker.job_runner import run_job
-from worker.process import WorkerConfig
-from worker.supervisor import WorkerPool
+from whisper_transcriber.db.changes import JobChanges
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobOptions, JobQuery, JobRecord, RetryPolicy
+from whisper_transcriber.worker.confinement import Confinement
+from whisper_transcriber.worker.engine import resolve_model
+from whisper_transcriber.worker.job_runner import run_job
+from whisper_transcriber.worker.process import WorkerConfig
+from whisper_transcriber.worker.supervisor import WorkerPool
 
 OPTIONS = JobOptions(language="en", formats=("txt", "srt"))
 
@@ -55,7 +55,7 @@ def test_an_unknown_stored_option_is_ignored_on_every_read(
 ) -> None:
     job, _ = store.enqueue(place(FIXTURES / "speech_a.wav", tmp_path), OPTIONS, "api")
     with_unknown_key(store.engine, job)
-    with caplog.at_level(logging.WARNING, logger="db.values"):
+    with caplog.at_level(logging.WARNING, logger="whisper_transcriber.db.values"):
         assert store.get(job.id).options == OPTIONS
         [listed] = store.list_jobs(JobQuery(), 10)
         assert listed.options == OPTIONS
@@ -228,7 +228,7 @@ def test_the_supervisor_survives_an_unexpected_error(
         running = wait_until(part_way, JOB_DEADLINE_S, "the job to be part-way through")
         assert running is not None
         store.surprise = "running"  # what the supervisor reads to give up the dead one's jobs
-        with caplog.at_level(logging.INFO, logger="worker.supervisor"):
+        with caplog.at_level(logging.INFO, logger="whisper_transcriber.worker.supervisor"):
             os.kill(int((running.worker_id or ":0").rsplit(":", 1)[1]), signal.SIGKILL)
             wait_until(lambda: store.get(job.id).attempts == 2, JOB_DEADLINE_S, "attempt 2")
         assert pool.failure is None and pool.restarts == 1
@@ -252,7 +252,7 @@ def test_the_change_feed_survives_an_unexpected_error(
         arrived.set()
 
     changes = JobChanges(store, on_change)
-    with caplog.at_level(logging.ERROR, logger="db.changes"):
+    with caplog.at_level(logging.ERROR, logger="whisper_transcriber.db.changes"):
         changes.start()
         try:
             job, _ = store.enqueue(place(FIXTURES / "speech_a.wav", tmp_path), OPTIONS, "api")

@@ -13,17 +13,17 @@ from typing import Any
 
 from watchdog.observers.polling import PollingObserver
 
-from db.engine import make_engine
-from db.job_store import JobStore
-from db.values import JobRecord
-from service.inboxes import confinement, file_filter, inboxes_from_settings
-from service.settings import load_settings
 from tests.conftest import FIXTURES
 from tests.waiting import wait_until
-from watcher.inbox import InboxWatcher
-from watcher.intake import Intake
-from worker.originals import move_original
-from worker.transcript import Segment, Transcript
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.values import JobRecord
+from whisper_transcriber.service.inboxes import confinement, file_filter, inboxes_from_settings
+from whisper_transcriber.service.settings import load_settings
+from whisper_transcriber.watcher.inbox import InboxWatcher
+from whisper_transcriber.watcher.intake import Intake
+from whisper_transcriber.worker.originals import move_original
+from whisper_transcriber.worker.transcript import Segment, Transcript
 
 SETTLE_S = 0.5
 WAIT_S = 60

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from db.engine import make_engine
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import JobRecord
 from tests.cli import COMMAND, clean_env, run_cli
 from tests.conftest import FIXTURES
 from tests.service import running_service
 from tests.waiting import wait_until
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobRecord
 
 JOB_TIMEOUT_S = 120
 

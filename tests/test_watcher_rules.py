@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from db.job_store import JobStore
-from db.values import JobOptions
-from service.inboxes import confinement, file_filter, inboxes_from_settings
-from service.settings import SettingError, load_settings
-from watcher.filters import FileFilter, is_candidate
-from watcher.intake import Intake
-from watcher.spec import Inbox
-from watcher.stability import StabilityTracker
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.service.inboxes import confinement, file_filter, inboxes_from_settings
+from whisper_transcriber.service.settings import SettingError, load_settings
+from whisper_transcriber.watcher.filters import FileFilter, is_candidate
+from whisper_transcriber.watcher.intake import Intake
+from whisper_transcriber.watcher.spec import Inbox
+from whisper_transcriber.watcher.stability import StabilityTracker
 
 ROOT = Path("/inbox")
 

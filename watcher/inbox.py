@@ -15,11 +15,11 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from db.errors import DatabaseRefused, QueueError
-from db.values import ObserverKind
-from watcher.intake import Intake
-from watcher.spec import Inbox
-from watcher.stability import SETTLE_S, StabilityTracker
+from whisper_transcriber.db.errors import DatabaseRefused, QueueError
+from whisper_transcriber.db.values import ObserverKind
+from whisper_transcriber.watcher.intake import Intake
+from whisper_transcriber.watcher.spec import Inbox
+from whisper_transcriber.watcher.stability import SETTLE_S, StabilityTracker
 
 SETTLE_CHECK_INTERVAL_S = 0.25
 # Events that say nothing about a file's content.

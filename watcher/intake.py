@@ -9,16 +9,16 @@ from datetime import datetime
 from pathlib import Path
 from stat import S_ISLNK
 
-from db.errors import UnstorablePath
-from db.identity import is_recorded
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import InboxScan, JobRecord, ObserverKind
-from watcher.filters import FileFilter
-from watcher.spec import Inbox
-from worker.confinement import Confinement
-from worker.names import printable
-from worker.process import worker_id_for
+from whisper_transcriber.db.errors import UnstorablePath
+from whisper_transcriber.db.identity import is_recorded
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import InboxScan, JobRecord, ObserverKind
+from whisper_transcriber.watcher.filters import FileFilter
+from whisper_transcriber.watcher.spec import Inbox
+from whisper_transcriber.worker.confinement import Confinement
+from whisper_transcriber.worker.names import printable
+from whisper_transcriber.worker.process import worker_id_for
 
 log = logging.getLogger(__name__)
 

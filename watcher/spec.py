@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from db.values import JobOptions
+from whisper_transcriber.db.values import JobOptions
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from db.values import JobRecord
+from whisper_transcriber.db.values import JobRecord
 
 # The command line is the operator's own hand: its files may live anywhere.
 TRUSTED_ORIGINS = frozenset({"cli"})

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from db.values import JobOptions
-from worker.audio_stream import SAMPLING_RATE, Samples
-from worker.long_form import transcribe_pieces
-from worker.media import pieces_of, scan, scan_start
-from worker.transcript import Transcript
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.worker.audio_stream import SAMPLING_RATE, Samples
+from whisper_transcriber.worker.long_form import transcribe_pieces
+from whisper_transcriber.worker.media import pieces_of, scan, scan_start
+from whisper_transcriber.worker.transcript import Transcript
 
 BUNDLED_MODEL = "bundled"
 # faster-whisper falls back to sampling when a window decodes badly; a fixed seed per job makes the

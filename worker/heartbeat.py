@@ -6,8 +6,8 @@ import logging
 import threading
 import time
 
-from db.errors import QueueError
-from db.job_store import JobStore
+from whisper_transcriber.db.errors import QueueError
+from whisper_transcriber.db.job_store import JobStore
 
 # At most one write per second per job, and at least one per third of a lease.
 MIN_WRITE_INTERVAL_S = 1.0

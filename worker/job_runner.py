@@ -11,26 +11,31 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from db.errors import DatabaseRefused, DatabaseUnavailable, LeaseLost, QueueError
-from db.job_store import JobStore
-from db.values import JobRecord
-from worker.confinement import Confinement, SourceRefused, opened_source
-from worker.engine import Engine
-from worker.heartbeat import Heartbeat
-from worker.logs import about_job
-from worker.media import MediaError
-from worker.names import name_max
-from worker.originals import move_original
-from worker.outputs import OutputNameError, check_name_lengths, output_paths
-from worker.sidecars import (
+from whisper_transcriber.db.errors import (
+    DatabaseRefused,
+    DatabaseUnavailable,
+    LeaseLost,
+    QueueError,
+)
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.values import JobRecord
+from whisper_transcriber.worker.confinement import Confinement, SourceRefused, opened_source
+from whisper_transcriber.worker.engine import Engine
+from whisper_transcriber.worker.heartbeat import Heartbeat
+from whisper_transcriber.worker.logs import about_job
+from whisper_transcriber.worker.media import MediaError
+from whisper_transcriber.worker.names import name_max
+from whisper_transcriber.worker.originals import move_original
+from whisper_transcriber.worker.outputs import OutputNameError, check_name_lengths, output_paths
+from whisper_transcriber.worker.sidecars import (
     existing_subtitle,
     same_name_videos,
     sharing,
     subtitle_language,
     withheld_note,
 )
-from worker.staging import OutputFolderChanged, stage_outputs
-from worker.transcript import Transcript
+from whisper_transcriber.worker.staging import OutputFolderChanged, stage_outputs
+from whisper_transcriber.worker.transcript import Transcript
 
 # How long a finished attempt waits for an unreachable database before its work is given up.
 OUTCOME_PATIENCE_S = 600.0

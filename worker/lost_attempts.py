@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from db.models import JobStatus
-from db.values import JobRecord
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobRecord
 
 ABANDON_GRACE_S = 1.0
 

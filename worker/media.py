@@ -13,7 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.audio_stream import SAMPLING_RATE, Piece, Samples, blocks, head, pieces
+from whisper_transcriber.worker.audio_stream import (
+    SAMPLING_RATE,
+    Piece,
+    Samples,
+    blocks,
+    head,
+    pieces,
+)
 
 # A file whose loudest sample stays below -60 dBFS holds no speech: the model is not asked, as
 # Whisper invents words ("You") for silence.

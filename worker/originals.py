@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-from db.errors import QueueError
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import JobRecord
-from worker.names import name_max, number_of, numbered_within
-from worker.staging import open_planned_folder
+from whisper_transcriber.db.errors import QueueError
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobRecord
+from whisper_transcriber.worker.names import name_max, number_of, numbered_within
+from whisper_transcriber.worker.staging import open_planned_folder
 
 # Recorded as original_moved_to when there was nothing of this job's to move (deleted, or
 # replaced by a newer version that is a job of its own).

@@ -15,9 +15,9 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from db.values import OUTPUT_FORMATS
-from worker.names import name_bytes, shown
-from worker.transcript import Segment, Transcript
+from whisper_transcriber.db.values import OUTPUT_FORMATS
+from whisper_transcriber.worker.names import name_bytes, shown
+from whisper_transcriber.worker.transcript import Segment, Transcript
 
 FORMATS: tuple[str, ...] = OUTPUT_FORMATS
 

@@ -17,14 +17,14 @@ from functools import partial
 
 import psutil
 
-from db.engine import make_engine
-from db.errors import QueueError
-from db.job_store import JobStore
-from db.values import RetryPolicy
-from worker.confinement import Confinement
-from worker.engine import Engine, ModelSpec
-from worker.job_runner import run_job
-from worker.logs import LogFormat, configure_logging
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.errors import QueueError
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.values import RetryPolicy
+from whisper_transcriber.worker.confinement import Confinement
+from whisper_transcriber.worker.engine import Engine, ModelSpec
+from whisper_transcriber.worker.job_runner import run_job
+from whisper_transcriber.worker.logs import LogFormat, configure_logging
 
 ORPHAN_CHECK_S = 1.0
 # Exit status of a worker that could not load its model (its reason goes on the errors queue).

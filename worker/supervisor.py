@@ -24,18 +24,18 @@ from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from queue import Empty
 
-from db.errors import LeaseLost, QueueError
-from db.job_store import JobStore
-from db.values import JobRecord
-from worker.lost_attempts import ABANDON_GRACE_S, LostAttempt, track, why_lost
-from worker.process import (
+from whisper_transcriber.db.errors import LeaseLost, QueueError
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.values import JobRecord
+from whisper_transcriber.worker.lost_attempts import ABANDON_GRACE_S, LostAttempt, track, why_lost
+from whisper_transcriber.worker.process import (
     RECYCLE_EXIT,
     WorkerConfig,
     WorkerLink,
     worker_id_for,
     worker_main,
 )
-from worker.staging import remove_stale_temporaries
+from whisper_transcriber.worker.staging import remove_stale_temporaries
 
 STOP_GRACE_S = 30.0
 MAX_START_FAILURES = 3  # consecutive deaths before a worker was ever ready

@@ -8,7 +8,6 @@ Create Date: 2026-11-26 10:22:04.419394
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision: str = "0001"

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-
 from alembic import op
-from db.identity import UNKNOWN, FileVersion, file_work_key, options_key
-from db.values import stored_options
+
+from whisper_transcriber.db.identity import UNKNOWN, FileVersion, file_work_key, options_key
+from whisper_transcriber.db.values import stored_options
 
 revision: str = "0007"
 down_revision: str | None = "0006"

@@ -10,14 +10,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import Context
-from api.limits import check_prompt
-from api.schemas import DetectedLanguage, ErrorOut
-from api.sync_jobs import multipart_body, receive, run_and_wait
-from api.uploads import wrap_raw_pcm
-from db.values import JobOptions, JobRecord
-from worker.outputs import render
-from worker.sidecars import language_name
+from whisper_transcriber.api.deps import Context
+from whisper_transcriber.api.limits import check_prompt
+from whisper_transcriber.api.schemas import DetectedLanguage, ErrorOut
+from whisper_transcriber.api.sync_jobs import multipart_body, receive, run_and_wait
+from whisper_transcriber.api.uploads import wrap_raw_pcm
+from whisper_transcriber.db.values import JobOptions, JobRecord
+from whisper_transcriber.worker.outputs import render
+from whisper_transcriber.worker.sidecars import language_name
 
 router = APIRouter(tags=["compatibility"])
 

@@ -10,17 +10,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from api.deps import MAX_JOB_ID, Context, JobId, Moment
-from api.limits import ContentTooLarge, check_prompt
-from api.paths import PathNotAllowed, resolve_allowed
-from api.schemas import ErrorOut, JobOut, JobPage, OptionsIn, TranscribeRequest
-from api.sync_jobs import enqueue_upload
-from api.uploads import UploadError, receive_upload
-from db.errors import InvalidTransition, JobNotFound, UnstorablePath
-from db.models import JobStatus
-from db.values import OUTPUT_FORMATS, JobQuery, JobRecord, OutputFormat
-from worker.originals import requeue
-from worker.outputs import render
+from whisper_transcriber.api.deps import MAX_JOB_ID, Context, JobId, Moment
+from whisper_transcriber.api.limits import ContentTooLarge, check_prompt
+from whisper_transcriber.api.paths import PathNotAllowed, resolve_allowed
+from whisper_transcriber.api.schemas import ErrorOut, JobOut, JobPage, OptionsIn, TranscribeRequest
+from whisper_transcriber.api.sync_jobs import enqueue_upload
+from whisper_transcriber.api.uploads import UploadError, receive_upload
+from whisper_transcriber.db.errors import InvalidTransition, JobNotFound, UnstorablePath
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import OUTPUT_FORMATS, JobQuery, JobRecord, OutputFormat
+from whisper_transcriber.worker.originals import requeue
+from whisper_transcriber.worker.outputs import render
 
 # Content types of the transcript formats.
 MEDIA_TYPES = {

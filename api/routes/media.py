@@ -12,12 +12,12 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import FileResponse
 from starlette.types import Receive, Scope, Send
 
-from api.deps import Context, JobId
-from api.schemas import AudioLinkOut, ErrorOut
-from api.signed_links import signed_audio_link
-from db.errors import JobNotFound
-from db.values import JobRecord
-from worker.confinement import SourceRefused, open_confined, readable_path
+from whisper_transcriber.api.deps import Context, JobId
+from whisper_transcriber.api.schemas import AudioLinkOut, ErrorOut
+from whisper_transcriber.api.signed_links import signed_audio_link
+from whisper_transcriber.db.errors import JobNotFound
+from whisper_transcriber.db.values import JobRecord
+from whisper_transcriber.worker.confinement import SourceRefused, open_confined, readable_path
 
 # The names browsers expect for the containers inboxes take (watcher/filters.py). A fixed table,
 # not the system's mime tables (they call .ts a Qt translation file), and nothing else: an upload

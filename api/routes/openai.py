@@ -11,13 +11,13 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, ValidationError
 
-from api.deps import Context
-from api.limits import ContentTooLarge, check_prompt
-from api.schemas import ErrorOut
-from api.sync_jobs import multipart_body, receive, run_and_wait
-from worker.outputs import render
-from worker.sidecars import language_name
-from worker.transcript import Transcript
+from whisper_transcriber.api.deps import Context
+from whisper_transcriber.api.limits import ContentTooLarge, check_prompt
+from whisper_transcriber.api.schemas import ErrorOut
+from whisper_transcriber.api.sync_jobs import multipart_body, receive, run_and_wait
+from whisper_transcriber.worker.outputs import render
+from whisper_transcriber.worker.sidecars import language_name
+from whisper_transcriber.worker.transcript import Transcript
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 

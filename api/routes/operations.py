@@ -7,10 +7,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from api.app_context import ApiContext
-from api.deps import Context
-from api.schemas import ErrorOut, Readiness
-from db.errors import DatabaseReadOnly, DatabaseRefused, DatabaseUnavailable
+from whisper_transcriber.api.app_context import ApiContext
+from whisper_transcriber.api.deps import Context
+from whisper_transcriber.api.schemas import ErrorOut, Readiness
+from whisper_transcriber.db.errors import DatabaseReadOnly, DatabaseRefused, DatabaseUnavailable
 
 router = APIRouter(tags=["operations"])
 

@@ -6,11 +6,11 @@ import functools
 
 from fastapi import APIRouter
 
-from api.deps import Context
-from api.schemas import OptionsOut
-from db.values import OUTPUT_FORMATS, TASKS
-from worker.engine import language_codes
-from worker.sidecars import language_name
+from whisper_transcriber.api.deps import Context
+from whisper_transcriber.api.schemas import OptionsOut
+from whisper_transcriber.db.values import OUTPUT_FORMATS, TASKS
+from whisper_transcriber.worker.engine import language_codes
+from whisper_transcriber.worker.sidecars import language_name
 
 router = APIRouter(tags=["jobs"])
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import Context
-from api.schemas import ErrorOut, StatusOut
+from whisper_transcriber.api.deps import Context
+from whisper_transcriber.api.schemas import ErrorOut, StatusOut
 
 router = APIRouter(tags=["operations"])
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import Context
-from api.schemas import SearchHitOut, SearchPage
+from whisper_transcriber.api.deps import Context
+from whisper_transcriber.api.schemas import SearchHitOut, SearchPage
 
 router = APIRouter(tags=["transcripts"])
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from db.engine import make_engine
-from db.job_store import JobStore
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore
 
 FORMATS = ("txt", "srt", "vtt", "json", "tsv")
 

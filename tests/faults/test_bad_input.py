@@ -7,8 +7,6 @@ import random
 import wave
 from pathlib import Path
 
-from db.job_store import JobStore
-from db.values import JobRecord
 from tests.conftest import FIXTURES
 from tests.faults.conftest import (
     one_set_of_transcripts,
@@ -19,6 +17,8 @@ from tests.faults.conftest import (
 from tests.media import place, silence
 from tests.service import JOB_DEADLINE_S, running_service, service_env
 from tests.waiting import wait_until
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.values import JobRecord
 
 LONG_SILENCE_S = 30 * 60
 

@@ -13,10 +13,6 @@ import signal
 from datetime import timedelta
 from pathlib import Path
 
-from db.engine import make_engine
-from db.job_store import JobStore, utcnow
-from db.models import JobStatus
-from db.values import JobOptions, JobRecord, RetryPolicy
 from tests.conftest import FIXTURES
 from tests.faults.conftest import (
     FORMATS,
@@ -34,9 +30,13 @@ from tests.service import (
     service_env,
 )
 from tests.waiting import wait_until
-from worker.lost_attempts import ABANDON_GRACE_S, LostAttempt, track, why_lost
-from worker.staging import stage_outputs
-from worker.transcript import Segment, Transcript
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore, utcnow
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobOptions, JobRecord, RetryPolicy
+from whisper_transcriber.worker.lost_attempts import ABANDON_GRACE_S, LostAttempt, track, why_lost
+from whisper_transcriber.worker.staging import stage_outputs
+from whisper_transcriber.worker.transcript import Segment, Transcript
 
 STALL_HOOK = Path(__file__).parent / "stall"  # its sitecustomize.py makes the worker stall
 

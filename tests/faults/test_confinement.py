@@ -16,11 +16,6 @@ import pytest
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from db.job_store import JobStore
-from db.models import JobStatus
-from db.values import JobOptions
-from service.inboxes import inboxes_from_settings
-from service.settings import load_settings
 from tests.conftest import FIXTURES
 from tests.faults.conftest import temporaries, transcript_files
 from tests.faults.test_bad_input import jobs_by_path
@@ -28,9 +23,14 @@ from tests.media import place
 from tests.service import JOB_DEADLINE_S, running_service, service_env
 from tests.test_api_operations import app_for
 from tests.waiting import wait_until
-from worker.confinement import Confinement
-from worker.engine import Engine, resolve_model
-from worker.job_runner import run_job
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.service.inboxes import inboxes_from_settings
+from whisper_transcriber.service.settings import load_settings
+from whisper_transcriber.worker.confinement import Confinement
+from whisper_transcriber.worker.engine import Engine, resolve_model
+from whisper_transcriber.worker.job_runner import run_job
 
 
 class _Opens(FileSystemEventHandler):

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from db.job_store import JobStore
 from tests.conftest import FIXTURES
 from tests.faults.conftest import one_set_of_transcripts, temporaries
 from tests.media import place
 from tests.service import JOB_DEADLINE_S, running_service, service_env
 from tests.waiting import wait_until
+from whisper_transcriber.db.job_store import JobStore
 
 SHORT = ("speech_a.wav", "speech_b.flac", "speech_c.ogg")
 

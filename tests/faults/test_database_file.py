@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from db.engine import make_engine
-from db.errors import DatabaseReadOnly, DatabaseUnavailable
-from db.job_store import JobStore
-from db.migrate import upgrade
-from db.values import JobOptions
 from tests.conftest import FIXTURES
 from tests.faults.conftest import unprivileged
 from tests.media import place
 from tests.service import running_service, service_env
 from tests.test_api_operations import app_for
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.errors import DatabaseReadOnly, DatabaseUnavailable
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.migrate import upgrade
+from whisper_transcriber.db.values import JobOptions
 
 
 @pytest.fixture

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from db.job_store import JobStore, utcnow
-from db.values import JobOptions, RetryPolicy
 from tests.conftest import FIXTURES
 from tests.faults.conftest import FORMATS, one_set_of_transcripts, temporaries
 from tests.media import place
 from tests.service import JOB_DEADLINE_S, running_service, service_env
 from tests.waiting import wait_until
-from worker.confinement import Confinement
-from worker.engine import Engine, resolve_model
-from worker.job_runner import run_job
+from whisper_transcriber.db.job_store import JobStore, utcnow
+from whisper_transcriber.db.values import JobOptions, RetryPolicy
+from whisper_transcriber.worker.confinement import Confinement
+from whisper_transcriber.worker.engine import Engine, resolve_model
+from whisper_transcriber.worker.job_runner import run_job
 
 LEASE_S = "3"
 
@@ -122,7 +122,7 @@ def test_late_finished_attempt_is_refused_and_publishes_nothing(
     written = {fmt: source.with_suffix(f".{fmt}").stat() for fmt in FORMATS}
     transcript = job_store.transcript(late.id)
 
-    with caplog.at_level(logging.INFO, logger="worker.job_runner"):
+    with caplog.at_level(logging.INFO, logger="whisper_transcriber.worker.job_runner"):
         run_job(
             job_store, engine, late, Confinement.of([tmp_path])
         )  # the late attempt transcribes, then tries to finish

@@ -13,9 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from db.engine import make_engine
-from db.job_store import JobStore
-from db.values import JobRecord
 from tests.conftest import FIXTURES
 from tests.faults.conftest import (
     one_set_of_transcripts,
@@ -27,6 +24,9 @@ from tests.faults.conftest import (
 from tests.media import place
 from tests.service import JOB_DEADLINE_S, Service, running_service, service_env
 from tests.waiting import wait_until
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.values import JobRecord
 
 SHORT = ("speech_a.wav", "speech_b.flac", "speech_c.ogg")
 

@@ -9,7 +9,7 @@ from tests.conftest import FIXTURES
 from tests.faults.conftest import one_set_of_transcripts
 from tests.media import place
 from tests.service import Service, running_service, service_env
-from worker.process import Recycling
+from whisper_transcriber.worker.process import Recycling
 
 
 def run_batch(service: Service, inbox: Path, count: int) -> list[Path]:

@@ -13,17 +13,17 @@ import httpx
 import pytest
 import tokenizers
 
-from api.limits import (
+from tests.conftest import FIXTURES
+from tests.media import place
+from tests.service import Service, running_service, service_env
+from whisper_transcriber.api.limits import (
     FORM_OVERHEAD_BYTES,
     MAX_FORM_FIELD_BYTES,
     MAX_FORM_PARTS,
     MAX_JSON_BODY_BYTES,
     MAX_PROMPT_CHARS,
 )
-from tests.conftest import FIXTURES
-from tests.media import place
-from tests.service import Service, running_service, service_env
-from worker.engine import resolve_model
+from whisper_transcriber.worker.engine import resolve_model
 
 MAX_UPLOAD_MB = 1
 WHISPER_PROMPT_TOKENS = 223  # 448 // 2 - 1: what faster-whisper keeps of a prompt

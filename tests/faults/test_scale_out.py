@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from db.engine import make_engine
-from db.job_store import JobStore
-from db.values import JobRecord
 from tests.conftest import FIXTURES
 from tests.faults.conftest import one_set_of_transcripts, temporaries
 from tests.media import place
 from tests.service import Service, running_service, service_env, worker_processes
 from tests.waiting import wait_until
+from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.values import JobRecord
 
 pytestmark = pytest.mark.postgres
 

@@ -16,7 +16,7 @@ from typing import Any
 
 
 def _install(name: str, at: str) -> None:
-    from worker import job_runner
+    from whisper_transcriber.worker import job_runner
 
     forever = threading.Event()
     if at == "staged":
