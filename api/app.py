@@ -27,6 +27,7 @@ from whisper_transcriber.api.routes import (
     status,
     transcripts,
 )
+from whisper_transcriber.api.routes.docs import mount_docs
 from whisper_transcriber.api.routes.ui import mount_dashboard
 from whisper_transcriber.api.security import (
     OPEN_PATHS,
@@ -52,7 +53,15 @@ def create_app(context: ApiContext) -> FastAPI:
             context.store.remove_wake_listener(changes.poke)
             changes.stop()
 
-    app = FastAPI(title="whisper-transcriber", version="0.1.0", lifespan=lifespan)
+    # /docs is ours (api/routes/docs.py): FastAPI's page and ReDoc's load their scripts from CDNs.
+    app = FastAPI(
+        title="whisper-transcriber",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
     app.state.context = context
     app.state.events = hub
     app.include_router(health.router)
@@ -65,6 +74,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(events.router)
     app.include_router(compat.router)
     app.include_router(openai.router)
+    mount_docs(app)
     mount_dashboard(app)
     install_error_handlers(app)
     # The last added runs first: the browser checks, the key, the body's size, then HEAD as GET.

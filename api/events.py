@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import anyio
@@ -42,11 +42,20 @@ class EventHub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subscriptions: set[Subscription] = set()
+        self._listeners: list[Callable[[JobRecord], None]] = []
+
+    def add_listener(self, listener: Callable[[JobRecord], None]) -> None:
+        """Called with every change, on the change feed's thread (it must not block)."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def publish(self, job: JobRecord) -> None:
         """From any thread (the change feed's)."""
         with self._lock:
             subscriptions = list(self._subscriptions)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(job)
         for subscription in subscriptions:
             subscription.loop.call_soon_threadsafe(subscription.offer, job)
 

@@ -20,6 +20,7 @@ from whisper_transcriber.db.values import (
     Task,
     TranscriptSummary,
 )
+from whisper_transcriber.worker.languages import Language
 
 
 class OptionsIn(BaseModel):
@@ -27,7 +28,10 @@ class OptionsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    language: str | None = None
+    language: Language = Field(
+        default=None,
+        description="Whisper's code (en, de, yue; GET /options lists them); unset detects it",
+    )
     task: Literal["transcribe", "translate"] | None = None
     formats: list[OutputFormat] | None = None
     beam_size: int | None = Field(default=None, ge=1, le=20)
@@ -61,6 +65,11 @@ class JobOut(BaseModel):
     id: int
     status: JobStatus
     source_path: str
+    source_size: int = Field(description="The source's size in bytes when the job was queued")
+    source_mtime_ns: int = Field(
+        description="The source's modification time when the job was queued, in nanoseconds "
+        "since the epoch (a client compares it with its own copy's)"
+    )
     source: str = Field(description="Where the job came from: an inbox's name, api, upload or cli")
     inbox: str | None = Field(description="The inbox's name, for jobs from an inbox")
     origin: str = Field(description="inbox:NAME, api, upload or cli")
@@ -99,6 +108,8 @@ class JobOut(BaseModel):
             id=job.id,
             status=job.status,
             source_path=job.source_path,
+            source_size=job.source_size,
+            source_mtime_ns=job.source_mtime_ns,
             source=inbox or job.origin,
             inbox=inbox,
             origin=job.origin,

@@ -856,7 +856,7 @@ class JobStore:
 
     def list_jobs(self, query: JobQuery, limit: int) -> list[JobRecord]:
         """Jobs matching the query, newest first, at most `limit`."""
-        if any("\x00" in (value or "") for value in (query.origin, query.text)):
+        if any("\x00" in (value or "") for value in (query.origin, query.text, query.path)):
             return []  # no stored text holds a NUL (PostgreSQL cannot even compare one)
         statement = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)
         if query.status is not None:
@@ -869,6 +869,8 @@ class JobStore:
             statement = statement.where(JOBS.c.created_at < query.until)
         if query.before_id is not None:
             statement = statement.where(JOBS.c.id < query.before_id)
+        if query.path:
+            statement = statement.where(JOBS.c.source_path.icontains(query.path, autoescape=True))
         if query.text:
             in_transcript = (
                 select(TRANSCRIPTS.c.id)

@@ -177,6 +177,7 @@ class JobQuery:
     since: datetime | None = None  # created at or after
     until: datetime | None = None  # created before
     text: str | None = None  # in the source path or the transcript, case-blind
+    path: str | None = None  # in the source path alone, case-blind
     before_id: int | None = None  # the page after the one that ended at this id
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from whisper_transcriber.db.errors import UnstorablePath
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.values import JobRecord
 from whisper_transcriber.service.bootstrap import Prepared
+from whisper_transcriber.service.handover import find_service, shows_job, wait_for_service
+from whisper_transcriber.service.progress import Display, Outcome
+from whisper_transcriber.worker.outputs import render
 from whisper_transcriber.worker.supervisor import PoolFailed, hand_back_orphans
 
 # How often the waiting command looks at its jobs when nothing woke it.
@@ -39,8 +42,13 @@ def submit(
     return jobs, refused
 
 
-def run_until_finished(prepared: Prepared, jobs: list[JobRecord]) -> list[JobRecord]:
-    """Run a supervised worker pool until every job is final; the final records, in order."""
+def run_until_finished(
+    prepared: Prepared,
+    jobs: list[JobRecord],
+    on_update: Callable[[list[JobRecord]], None] | None = None,
+) -> list[JobRecord]:
+    """Run a supervised worker pool until every job is final; the final records, in order.
+    on_update is given the jobs as they are each time the command looks (their progress)."""
     if all(job.status.is_final for job in jobs):
         return jobs
     pending = sum(1 for job in jobs if not job.status.is_final)
@@ -59,6 +67,8 @@ def run_until_finished(prepared: Prepared, jobs: list[JobRecord]) -> list[JobRec
                 prepared.store.recover_expired()
                 last_recovery = time.monotonic()
             current = {job.id: job for job in prepared.store.get_many(ids)}
+            if on_update is not None:
+                on_update(list(current.values()))
             if all(job.status.is_final for job in current.values()):
                 return [current[job_id] for job_id in ids]
             if pool.failure is not None:
@@ -66,3 +76,75 @@ def run_until_finished(prepared: Prepared, jobs: list[JobRecord]) -> list[JobRec
             changed.wait(WAIT_POLL_S)
     finally:
         pool.stop(prepared.settings.shutdown_grace_s)
+
+
+def transcribe_here(
+    prepared: Prepared,
+    files: Sequence[Path],
+    shown: Display,
+    *,
+    force: bool = False,
+    hand_over: bool = True,
+    print_text: bool = False,
+) -> list[Outcome]:
+    """`transcribe` without a server: queue the files in the database, then let a service that
+    works on the same database run them (service/handover.py), or run a pool of our own."""
+    jobs, refused = submit(prepared, files, force=force)
+    outcomes = [Outcome("", "refused", reason=reason) for reason in refused]
+    for outcome in outcomes:
+        shown.finished(outcome)
+    for job in jobs:
+        shown.add(job.id, job.source_path)
+    reported: set[int] = set()
+
+    def on_update(current: list[JobRecord]) -> None:
+        for job in current:
+            if job.id in reported:
+                continue
+            if job.status.is_final:
+                reported.add(job.id)
+                shown.finished(_outcome(prepared, job, print_text=False), job.id)
+            else:
+                shown.update(job.id, job.status.value, job.progress)
+
+    on_update(jobs)
+    finished = None
+    if hand_over and not all(job.status.is_final for job in jobs):
+        finished = _handed_over(prepared, jobs, shown, on_update)
+    if finished is None:
+        finished = run_until_finished(prepared, jobs, on_update)
+    on_update(finished)
+    return outcomes + [_outcome(prepared, job, print_text=print_text) for job in finished]
+
+
+def _handed_over(
+    prepared: Prepared,
+    jobs: list[JobRecord],
+    shown: Display,
+    on_update: Callable[[list[JobRecord]], None],
+) -> list[JobRecord] | None:
+    """The final records when a service on this database ran them; None: run them here."""
+    service = find_service(prepared.settings)
+    if service is None:
+        return None
+    with service:
+        if not shows_job(service, jobs[0]):
+            return None
+        shown.say(
+            f"handing {len(jobs)} job(s) to the service at {service.base_url}, which works on "
+            "the same database (--local runs them here)"
+        )
+        finished = wait_for_service(prepared, jobs, service, on_update)
+        if finished is None:
+            shown.say(f"the service at {service.base_url} went away: running the rest here")
+        return finished
+
+
+def _outcome(prepared: Prepared, job: JobRecord, *, print_text: bool) -> Outcome:
+    if job.status is not JobStatus.DONE:
+        return Outcome(job.source_path, job.status.value, reason=job.error)
+    text = None
+    if print_text:
+        transcript = prepared.store.transcript(job.id)
+        text = render(transcript, "txt") if transcript is not None else None
+    return Outcome(job.source_path, "done", outputs=job.outputs, note=job.note, text=text)

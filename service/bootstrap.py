@@ -14,6 +14,7 @@ from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.migrate import upgrade
 from whisper_transcriber.db.values import RetryPolicy
 from whisper_transcriber.service.inboxes import confinement
+from whisper_transcriber.service.preflight import database_folder
 from whisper_transcriber.service.settings import SettingError, Settings, usable_cores
 from whisper_transcriber.worker.engine import (
     ModelNotFound,
@@ -82,7 +83,9 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 
 def open_database(settings: Settings, *, migrate: bool = True) -> DbEngine:
-    """Connect (and upgrade the schema): an unreachable database is a SettingError."""
+    """Connect (and upgrade the schema): an unreachable database, or a SQLite database whose
+    folder cannot be created or written, is a SettingError."""
+    database_folder(settings.database_url)
     try:
         db = make_engine(settings.database_url)
         check_connection(db)
@@ -91,6 +94,16 @@ def open_database(settings: Settings, *, migrate: bool = True) -> DbEngine:
     except DatabaseUnavailable as exc:
         raise SettingError("database_url", str(exc)) from exc
     return db
+
+
+def job_store(settings: Settings, db: DbEngine) -> JobStore:
+    """The job store with the settings' lease, attempts and retry backoff."""
+    return JobStore(
+        db,
+        lease_s=settings.lease_s,
+        max_attempts=settings.max_attempts,
+        retry_policy=retry_policy(settings),
+    )
 
 
 def prepare(settings: Settings) -> Prepared:
@@ -115,16 +128,10 @@ def prepare(settings: Settings) -> Prepared:
             else "no CUDA GPU seen by CTranslate2: using the CPU",
             compute_type,
         )
-    store = JobStore(
-        db,
-        lease_s=settings.lease_s,
-        max_attempts=settings.max_attempts,
-        retry_policy=retry_policy(settings),
-    )
     return Prepared(
         settings=settings,
         db=db,
-        store=store,
+        store=job_store(settings, db),
         model=model,
         device=device,
         compute_type=compute_type,

@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,6 +29,8 @@ from whisper_transcriber.api.browser_guard import BrowserPolicy
 from whisper_transcriber.db.announcements import JobAnnouncements, listens
 from whisper_transcriber.db.errors import QueueError
 from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.values import JobRecord
 from whisper_transcriber.service.bootstrap import Prepared
 from whisper_transcriber.service.http_protocol import (
     MAX_HEAD_BYTES,
@@ -59,8 +62,9 @@ class _Stop:
             self.server.should_exit = True
 
 
-def serve(prepared: Prepared) -> None:
-    """Run until SIGINT/SIGTERM; PoolFailed when the workers cannot run at all."""
+def serve(prepared: Prepared, sockets: list[socket.socket] | None = None) -> None:
+    """Run until SIGINT/SIGTERM; PoolFailed when the workers cannot run at all. `sockets`: the
+    HTTP API's, already bound (service/preflight.py); without them uvicorn binds host:port."""
     settings = prepared.settings
     store = prepared.store
     roles = set(settings.roles)
@@ -116,7 +120,9 @@ def serve(prepared: Prepared) -> None:
             watcher.start()
         scheduler.start()
         if stop.server is not None:
-            stop.server.run()  # returns on SIGINT or SIGTERM, or when the pool fails
+            for sock in sockets or []:  # uvicorn names its address only when it binds it itself
+                log.info("HTTP API on http://%s", _address(sock))
+            stop.server.run(sockets or None)  # returns on SIGINT or SIGTERM, or a failed pool
         else:
             while not stop.requested.wait(1.0):  # woken by a signal handler or the pool
                 pass
@@ -151,6 +157,10 @@ def _api_server(settings: Settings, store: JobStore, pool: WorkerPool | None) ->
             ),
         )
     )
+    if pool is not None and not listens(settings.database_url):
+        # SQLite has no NOTIFY: a job queued by another process (`transcribe` handing its files
+        # to this service) reaches the idle workers through the API's change feed, not the poll.
+        app.state.events.add_listener(functools.partial(_wake_for_queued, pool))
     if not settings.api_key and not _loopback(settings.host):
         log.warning(
             "NO API KEY: the HTTP API listens on %s, beyond this machine, and anyone who reaches "
@@ -175,6 +185,16 @@ def _api_server(settings: Settings, store: JobStore, pool: WorkerPool | None) ->
             ws="none",  # the app has no WebSocket routes: an upgrade is a plain request
         )
     )
+
+
+def _wake_for_queued(pool: WorkerPool, job: JobRecord) -> None:
+    if job.status is JobStatus.QUEUED:
+        pool.wake()
+
+
+def _address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _loopback(host: str) -> bool:

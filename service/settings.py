@@ -33,6 +33,7 @@ from pydantic_settings import (
 
 from whisper_transcriber.db.values import DEFAULT_BEAM_SIZE, OUTPUT_FORMATS, JobOptions
 from whisper_transcriber.watcher.filters import IGNORED_PATTERNS, MEDIA_EXTENSIONS
+from whisper_transcriber.worker.languages import known_language
 from whisper_transcriber.worker.logs import LogFormat
 
 ENV_PREFIX = "WHISPER_TRANSCRIBER_"
@@ -72,7 +73,12 @@ def describe_setting(name: str) -> str:
 
 
 # Flags whose name differs from the setting's.
-FLAG_NAMES = {"inboxes": "--inbox", "config_file": "--config", "roles": "--role"}
+FLAG_NAMES = {
+    "inboxes": "--inbox",
+    "config_file": "--config",
+    "roles": "--role",
+    "server_url": "--server",
+}
 
 
 def _split_list(value: Any) -> Any:
@@ -159,6 +165,11 @@ class InboxSettings(BaseModel):
     @classmethod
     def _check_formats(cls, formats: list[str] | None) -> list[str] | None:
         return None if formats is None else _known_formats(formats)
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, language: str | None) -> str | None:
+        return known_language(language)
 
     @model_validator(mode="after")
     def _read_only_library(self) -> InboxSettings:
@@ -260,6 +271,12 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None,
         description="When set, every endpoint but /health needs it (Bearer or X-API-Key)",
+    )
+    server_url: str | None = Field(
+        default=None,
+        description="`transcribe` sends its files to the service at this URL (http://host:9000) "
+        "and follows them there, instead of running workers of its own; api_key is sent with "
+        "each request",
     )
     host: str = Field(default="127.0.0.1", description="Address the HTTP API listens on")
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="Port of the HTTP API")
@@ -411,6 +428,20 @@ class Settings(BaseSettings):
             raise ValueError("the key must not begin or end with a space")
         return key
 
+    @field_validator("server_url")
+    @classmethod
+    def _service_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError(f"{url!r} is not a service URL: http(s)://host[:port][/prefix]")
+        try:
+            parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        except ValueError as exc:
+            raise ValueError(f"{url!r} is not a service URL: {exc}") from None
+        return url.strip().rstrip("/")
+
     @field_validator("roles", mode="before")
     @classmethod
     def _split_roles(cls, value: Any) -> Any:
@@ -451,6 +482,11 @@ class Settings(BaseSettings):
     @classmethod
     def _check_formats(cls, formats: list[str]) -> list[str]:
         return _known_formats(formats)
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, language: str | None) -> str | None:
+        return known_language(language)
 
     @classmethod
     def settings_customise_sources(

@@ -110,10 +110,12 @@ def running_service(
     wait_healthy: bool = True,
     log_name: str = "service.log",
     prefix: Sequence[str] = (),
+    port: int | None = None,
 ) -> Iterator[Service]:
     """`serve` in a process group of its own (so that the test can kill all of it at once);
-    `prefix` runs it under another command (setpriv, to drop root's privileges)."""
-    port = free_port()
+    `prefix` runs it under another command (setpriv, to drop root's privileges); `port` a given
+    one (a service started again where its clients expect it), else a free one."""
+    port = port or free_port()
     log = cwd / log_name
     with log.open("w") as log_file:
         process = subprocess.Popen(

@@ -54,3 +54,27 @@ def test_paths_too_long_for_the_file_system_are_400(
         response = client.post("/transcribe", json={"path": f"{tmp_path}{tail}"})
     assert response.status_code == 400, response.text
     assert response.json()["detail"] == "not a valid path: File name too long"
+
+
+def test_an_unknown_language_is_422_with_the_valid_codes(store: JobStore, tmp_path: Path) -> None:
+    (tmp_path / "talk.wav").write_bytes(b"RIFF")
+    uploads = tmp_path / "uploads"
+    with app_for(store, tmp_path) as client:
+        by_path = client.post(
+            "/transcribe", json={"path": str(tmp_path / "talk.wav"), "language": "xx"}
+        )
+        uploaded = client.post(
+            "/transcribe", files={"file": ("a.wav", b"RIFF")}, data={"language": "english"}
+        )
+        capitals = client.post(
+            "/transcribe", json={"path": str(tmp_path / "talk.wav"), "language": "DE"}
+        )
+    for response, given in ((by_path, "xx"), (uploaded, "english")):
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert detail.startswith(f"language: unknown language '{given}'; Whisper knows af, am, ")
+        assert detail.endswith(", zh, yue")
+    assert not uploads.exists() or not any(uploads.rglob("*.wav"))  # the upload was discarded
+    assert capitals.status_code == 202, capitals.text
+    assert capitals.json()["options"]["language"] == "de"  # Whisper's code, in lower case
+    assert [job.id for job in store.recent()] == [capitals.json()["id"]]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from tests.conftest import FIXTURES
 from tests.service import running_service
+from tests.test_api_operations import app_for
+from whisper_transcriber.db.job_store import JobStore
 
 KEYWORDS = ("museum", "painting")
 
@@ -84,3 +86,17 @@ def test_asr_and_detect_language_as_bazarr_calls_them(database_url: str, tmp_pat
         history = client.get("/jobs", params={"source": "upload"}).json()["items"]
         assert [job["status"] for job in history] == ["failed", "done", "done", "done"]
         assert service.stop() == 0
+
+
+def test_asr_refuses_a_language_whisper_does_not_know(store: JobStore, tmp_path: Path) -> None:
+    with app_for(store, tmp_path) as client:
+        response = client.post(
+            "/asr",
+            params={"language": "klingon", "output": "srt"},
+            files={"audio_file": ("audio_file", raw_pcm("speech_a.wav"))},
+        )
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("language: unknown language 'klingon'; Whisper knows af, am, ar, ")
+    assert not (tmp_path / "uploads").exists()  # refused before the upload was read
+    assert store.recent() == []

@@ -12,6 +12,8 @@ import pytest
 from tests.cli import clean_env
 from tests.conftest import FIXTURES
 from tests.service import running_service
+from tests.test_api_operations import app_for
+from whisper_transcriber.db.job_store import JobStore
 
 API_KEY = "sk-local-test"
 
@@ -80,3 +82,17 @@ def test_the_official_client_works_unchanged(database_url: str, tmp_path: Path) 
         assert [job["status"] for job in history] == ["failed", "done", "done", "done", "done"]
         assert history[1]["options"]["task"] == "translate"
         assert service.stop() == 0
+
+
+def test_an_unknown_language_is_422(store: JobStore, tmp_path: Path) -> None:
+    with app_for(store, tmp_path) as client:
+        response = client.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("a.wav", (FIXTURES / "speech_a.wav").read_bytes())},
+            data={"model": "whisper-1", "language": "xx"},
+        )
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("language: unknown language 'xx'; Whisper knows af, am, ar, ")
+    assert not any((tmp_path / "uploads").rglob("*.wav"))  # the upload was discarded
+    assert store.recent() == []

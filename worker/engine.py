@@ -51,13 +51,6 @@ class ModelSpec:
         return os.path.isdir(self.name_or_path)
 
 
-def language_codes() -> tuple[str, ...]:
-    """The languages multilingual Whisper models know, by faster-whisper's codes (en, de, yue)."""
-    from faster_whisper.tokenizer import _LANGUAGE_CODES  # no public name for the list
-
-    return tuple(_LANGUAGE_CODES)
-
-
 def resolve_model(model: str, cache_dir: Path | None = None) -> ModelSpec:
     """The bundled tiny.en, a local CTranslate2 folder, or a faster-whisper size name."""
     if model == BUNDLED_MODEL:

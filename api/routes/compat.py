@@ -16,6 +16,7 @@ from whisper_transcriber.api.schemas import DetectedLanguage, ErrorOut
 from whisper_transcriber.api.sync_jobs import multipart_body, receive, run_and_wait
 from whisper_transcriber.api.uploads import wrap_raw_pcm
 from whisper_transcriber.db.values import JobOptions, JobRecord
+from whisper_transcriber.worker.languages import Language
 from whisper_transcriber.worker.outputs import render
 from whisper_transcriber.worker.sidecars import language_name
 
@@ -61,7 +62,7 @@ async def asr(
     context: Context,
     encode: Encode = True,
     task: Literal["transcribe", "translate"] = "transcribe",
-    language: str | None = None,
+    language: Language = None,
     initial_prompt: str | None = None,
     vad_filter: bool = False,
     word_timestamps: bool = False,

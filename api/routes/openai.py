@@ -15,6 +15,7 @@ from whisper_transcriber.api.deps import Context
 from whisper_transcriber.api.limits import ContentTooLarge, check_prompt
 from whisper_transcriber.api.schemas import ErrorOut
 from whisper_transcriber.api.sync_jobs import multipart_body, receive, run_and_wait
+from whisper_transcriber.worker.languages import Language
 from whisper_transcriber.worker.outputs import render
 from whisper_transcriber.worker.sidecars import language_name
 from whisper_transcriber.worker.transcript import Transcript
@@ -29,7 +30,7 @@ class OpenAIForm(BaseModel):
     """The form fields OpenAI's clients send with the file."""
 
     model: str = Field(description="Any name: the service's configured model answers")
-    language: str | None = None
+    language: Language = None
     prompt: str | None = None
     response_format: ResponseFormat = "json"
     temperature: float | None = Field(default=None, ge=0, le=1)

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from whisper_transcriber.api.deps import Context
 from whisper_transcriber.api.schemas import OptionsOut
 from whisper_transcriber.db.values import OUTPUT_FORMATS, TASKS
-from whisper_transcriber.worker.engine import language_codes
+from whisper_transcriber.worker.languages import LANGUAGE_CODES
 from whisper_transcriber.worker.sidecars import language_name
 
 router = APIRouter(tags=["jobs"])
@@ -29,4 +29,4 @@ def options(context: Context) -> OptionsOut:
 @functools.cache
 def _languages() -> dict[str, str]:
     """Whisper's codes with the names /detect-language answers ("en": "english")."""
-    return {code: language_name(code) for code in language_codes()}
+    return {code: language_name(code) for code in LANGUAGE_CODES}

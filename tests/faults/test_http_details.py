@@ -143,7 +143,9 @@ def test_an_api_open_beyond_this_machine_without_a_key_is_warned_about(
             "--role", "api", "--host", "0.0.0.0", "--inbox", folder / "inbox",
             cwd=folder, env=env, log_name=f"open-{warned}.log",
         ) as opened:  # fmt: skip
-            wait_until(lambda: "Uvicorn running" in opened.log.read_text(), 30, "the server")
+            wait_until(
+                lambda: "HTTP API on http://0.0.0.0:" in opened.log.read_text(), 30, "the server"
+            )
             lines = [line for line in opened.log.read_text().splitlines() if NO_KEY_WARNING in line]
             assert len(lines) == int(warned), lines
             if warned:

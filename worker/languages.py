@@ -1,0 +1,45 @@
+"""The languages Whisper knows, by faster-whisper's codes: one list for the settings, the inbox
+options, the API's fields and GET /options.
+
+Kept here as a plain tuple so that checking a language imports nothing heavy (faster-whisper
+brings CTranslate2 and numpy); tests/test_languages.py checks it equals faster-whisper's own list
+(faster_whisper.tokenizer._LANGUAGE_CODES), so an upgrade that adds one is noticed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
+
+LANGUAGE_CODES: tuple[str, ...] = (
+    "af", "am", "ar", "as", "az", "ba", "be", "bg", "bn", "bo", "br", "bs", "ca", "cs", "cy",
+    "da", "de", "el", "en", "es", "et", "eu", "fa", "fi", "fo", "fr", "gl", "gu", "ha", "haw",
+    "he", "hi", "hr", "ht", "hu", "hy", "id", "is", "it", "ja", "jw", "ka", "kk", "km", "kn",
+    "ko", "la", "lb", "ln", "lo", "lt", "lv", "mg", "mi", "mk", "ml", "mn", "mr", "ms", "mt",
+    "my", "ne", "nl", "nn", "no", "oc", "pa", "pl", "ps", "pt", "ro", "ru", "sa", "sd", "si",
+    "sk", "sl", "sn", "so", "sq", "sr", "su", "sv", "sw", "ta", "te", "tg", "th", "tk", "tl",
+    "tr", "tt", "uk", "ur", "uz", "vi", "yi", "yo", "zh", "yue",
+)  # fmt: skip
+
+
+def unknown_language(code: str) -> str:
+    """Why a language is refused, with every code Whisper knows."""
+    return f"unknown language {code!r}; Whisper knows {', '.join(LANGUAGE_CODES)}"
+
+
+def known_language(code: str | None) -> str | None:
+    """A language option as given: None (and "") detects the language, a known code (in any
+    case: EN is en) is kept in lower case, anything else is refused. A pydantic validator: its
+    message reads without pydantic's "Value error, " before it."""
+    if code is None or not code.strip():
+        return None
+    normalized = code.strip().lower()
+    if normalized not in LANGUAGE_CODES:
+        raise PydanticCustomError("value_error", unknown_language(code))
+    return normalized
+
+
+# A language field (settings, API bodies and forms): refused with the list when Whisper lacks it.
+Language = Annotated[str | None, AfterValidator(known_language)]
