@@ -21,7 +21,7 @@ from tests.cli import clean_env, run_cli
         (["--device", "gpu"], {}, "device", "'auto', 'cpu' or 'cuda'"),
         (["--workers", "0"], {}, "workers", "greater than or equal to 1"),
         (["--config", "missing.toml"], {}, "config_file", "no such file"),
-        (["--workers", "many"], {}, "workers", "valid integer"),
+        (["--workers", "many"], {}, "workers", "valid int"),  # Typer's wording: "valid int" (0.27), "valid integer"
         (["--compute-type", "float16", "--device", "cpu"], {}, "compute_type", "not supported on cpu"),
         (["--device", "cuda"], {}, "device", "sees no CUDA device"),
     ],
