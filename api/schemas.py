@@ -45,7 +45,9 @@ class OptionsIn(BaseModel):
 
     def options(self, defaults: JobOptions) -> JobOptions:
         """The service's defaults with what the request names laid over them."""
-        given = self.model_dump(exclude={"path", "force"}, exclude_none=True)
+        given = self.model_dump(
+            exclude={"path", "force", "expected_size", "expected_mtime_ns"}, exclude_none=True
+        )
         return JobOptions.model_validate({**defaults.model_dump(), **given})
 
     @classmethod
@@ -59,6 +61,19 @@ class OptionsIn(BaseModel):
 
 class TranscribeRequest(OptionsIn):
     path: str = Field(description="A file on the server, inside one of the allowed folders")
+    expected_size: int | None = Field(
+        default=None,
+        ge=0,
+        description="The size in bytes the client's file at this path has: when the server's "
+        "file differs, the answer is 412 and no job is created or changed (a client on another "
+        "machine with the same path then uploads its file instead)",
+    )
+    expected_mtime_ns: int | None = Field(
+        default=None,
+        description="The modification time of the client's file, in nanoseconds since the "
+        "epoch: when the server's file differs (compared at the coarser resolution of the two), "
+        "the answer is 412 and no job is created or changed",
+    )
 
 
 class JobOut(BaseModel):

@@ -25,6 +25,20 @@ class UnstorablePath(QueueError):
     fix it. Nothing was recorded."""
 
 
+def check_storable(path: str) -> None:
+    """UnstorablePath for a path the database cannot hold as text: one whose name is not valid
+    UTF-8 (common on SMB shares), which Python hands over with its bytes escaped. The same
+    words wherever such a path is refused (the queue, `transcribe --server`)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise UnstorablePath(
+            f"{shown}: the name is not valid UTF-8, so it cannot be recorded; give it a UTF-8 "
+            "name (for example with convmv -f latin1 -t utf-8)"
+        ) from None
+
+
 class JobNotFound(QueueError):
     def __init__(self, job_id: int) -> None:
         super().__init__(f"job {job_id} does not exist")

@@ -61,6 +61,24 @@ def file_version(path: str | os.PathLike[str]) -> FileVersion:
         return FileVersion(resolved, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN)
 
 
+def looks_the_same(size: int, mtime_ns: int, other_size: int, other_mtime_ns: int) -> bool:
+    """Whether two machines' files at one path look like the same file: the same size and
+    modification time, compared at the coarser of the two clocks' resolutions (a network share
+    may keep less than nanoseconds). What POST /transcribe checks for expected_size and
+    expected_mtime_ns, so that a client's file is never confused with the server's."""
+    if size != other_size:
+        return False
+    step = max(_resolution(mtime_ns), _resolution(other_mtime_ns))
+    return mtime_ns // step == other_mtime_ns // step
+
+
+def _resolution(ns: int) -> int:
+    for step in (10**9, 10**6, 10**3):
+        if ns % step == 0:
+            return step
+    return 1
+
+
 def is_recorded(recorded: Collection[Signals], found: Signals) -> bool:
     """Whether the file found now is one of the recorded versions; a version recorded without
     inode and ctime (both UNKNOWN) matches any. Two set lookups: a rescan asks this per file."""

@@ -18,7 +18,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from whisper_transcriber.db.clock import DatabaseClock
 from whisper_transcriber.db.driver_errors import is_unique_violation, translated
 from whisper_transcriber.db.engine import SQLITE_BEGIN_OPTION, check_writable
-from whisper_transcriber.db.errors import InvalidTransition, JobNotFound, LeaseLost, UnstorablePath
+from whisper_transcriber.db.errors import (
+    InvalidTransition,
+    JobNotFound,
+    LeaseLost,
+    check_storable,
+)
 from whisper_transcriber.db.identity import (
     CONTENT,
     UNKNOWN,
@@ -79,19 +84,6 @@ def _marked(snippet: str) -> str:
     """HTML-safe text with the matches in <mark>...</mark>."""
     escaped = html.escape(snippet, quote=False)
     return escaped.replace(MATCH_START, "<mark>").replace(MATCH_END, "</mark>")
-
-
-def _storable(path: str) -> None:
-    """A path the database can hold as text: not one whose name is not valid UTF-8 (common on
-    SMB shares), which Python hands over with its bytes escaped."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise UnstorablePath(
-            f"{shown}: the name is not valid UTF-8, so it cannot be recorded; give it a UTF-8 "
-            "name (for example with convmv -f latin1 -t utf-8)"
-        ) from None
 
 
 def utcnow() -> datetime:
@@ -205,7 +197,7 @@ class JobStore:
         move_on_done / move_on_failure: where the original goes once the job is done or has failed
         for good (see originals_to_move)."""
         version = file_version(path)
-        _storable(version.path)
+        check_storable(version.path)
         key_of_options = options_key(options)
         if content_digest is not None:
             key = upload_work_key(content_digest, Path(version.path).name, key_of_options)

@@ -8,11 +8,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from whisper_transcriber.db.errors import UnstorablePath
+from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.values import JobRecord
-from whisper_transcriber.service.bootstrap import Prepared
-from whisper_transcriber.service.handover import find_service, shows_job, wait_for_service
+from whisper_transcriber.service.bootstrap import Prepared, job_store, open_database, prepare
+from whisper_transcriber.service.handover import (
+    find_service,
+    shows_job,
+    wait_for_service,
+)
 from whisper_transcriber.service.progress import Display, Outcome
+from whisper_transcriber.service.settings import Settings
 from whisper_transcriber.worker.outputs import render
 from whisper_transcriber.worker.supervisor import PoolFailed, hand_back_orphans
 
@@ -21,16 +27,15 @@ WAIT_POLL_S = 0.5
 
 
 def submit(
-    prepared: Prepared, files: Sequence[Path], *, force: bool = False
+    store: JobStore, settings: Settings, files: Sequence[Path], *, force: bool = False
 ) -> tuple[list[JobRecord], list[str]]:
     """Queue each file; an unchanged file already done with these options keeps its job (unless
     force), a failed one is tried again. Also the reasons of files that could not be recorded."""
-    store = prepared.store
     hand_back_orphans(store)
     jobs = []
     refused = []
     for file in files:
-        options = prepared.settings.job_options()
+        options = settings.job_options()
         try:
             job, _created = store.enqueue(file, options, origin="cli", force=force)
         except UnstorablePath as exc:
@@ -79,7 +84,7 @@ def run_until_finished(
 
 
 def transcribe_here(
-    prepared: Prepared,
+    settings: Settings,
     files: Sequence[Path],
     shown: Display,
     *,
@@ -88,8 +93,13 @@ def transcribe_here(
     print_text: bool = False,
 ) -> list[Outcome]:
     """`transcribe` without a server: queue the files in the database, then let a service that
-    works on the same database run them (service/handover.py), or run a pool of our own."""
-    jobs, refused = submit(prepared, files, force=force)
+    works on the same database run them (service/handover.py), or run a pool of our own. The
+    model is resolved (and a size name fetched) only for a pool of our own."""
+    db = open_database(settings)
+    # A pool of our own for certain: its model is checked before anything is queued.
+    prepared = None if hand_over else prepare(settings, db)
+    store = job_store(settings, db)
+    jobs, refused = submit(store, settings, files, force=force)
     outcomes = [Outcome("", "refused", reason=reason) for reason in refused]
     for outcome in outcomes:
         shown.finished(outcome)
@@ -103,48 +113,58 @@ def transcribe_here(
                 continue
             if job.status.is_final:
                 reported.add(job.id)
-                shown.finished(_outcome(prepared, job, print_text=False), job.id)
+                shown.finished(_outcome(store, job, print_text=False), job.id)
             else:
                 shown.update(job.id, job.status.value, job.progress)
 
     on_update(jobs)
     finished = None
     if hand_over and not all(job.status.is_final for job in jobs):
-        finished = _handed_over(prepared, jobs, shown, on_update)
+        finished = _handed_over(settings, store, jobs, shown, on_update)
     if finished is None:
-        finished = run_until_finished(prepared, jobs, on_update)
+        finished = run_until_finished(prepared or prepare(settings, db), jobs, on_update)
     on_update(finished)
-    return outcomes + [_outcome(prepared, job, print_text=print_text) for job in finished]
+    return outcomes + [_outcome(store, job, print_text=print_text) for job in finished]
 
 
 def _handed_over(
-    prepared: Prepared,
+    settings: Settings,
+    store: JobStore,
     jobs: list[JobRecord],
     shown: Display,
     on_update: Callable[[list[JobRecord]], None],
 ) -> list[JobRecord] | None:
     """The final records when a service on this database ran them; None: run them here."""
-    service = find_service(prepared.settings)
+    service = find_service(settings)
     if service is None:
         return None
     with service:
         if not shows_job(service, jobs[0]):
             return None
+        for job in jobs:
+            refusal = service.source_refusal(job.id)
+            if refusal is not None:
+                shown.say(
+                    f"the service at {service.base_url} works on this database but does not "
+                    f"open {job.source_path} ({refusal}): running the jobs here (its workers "
+                    "share the queue and may still take some of them)"
+                )
+                return None
         shown.say(
             f"handing {len(jobs)} job(s) to the service at {service.base_url}, which works on "
             "the same database (--local runs them here)"
         )
-        finished = wait_for_service(prepared, jobs, service, on_update)
+        finished = wait_for_service(store, jobs, service, on_update)
         if finished is None:
             shown.say(f"the service at {service.base_url} went away: running the rest here")
         return finished
 
 
-def _outcome(prepared: Prepared, job: JobRecord, *, print_text: bool) -> Outcome:
+def _outcome(store: JobStore, job: JobRecord, *, print_text: bool) -> Outcome:
     if job.status is not JobStatus.DONE:
         return Outcome(job.source_path, job.status.value, reason=job.error)
     text = None
     if print_text:
-        transcript = prepared.store.transcript(job.id)
+        transcript = store.transcript(job.id)
         text = render(transcript, "txt") if transcript is not None else None
     return Outcome(job.source_path, "done", outputs=job.outputs, note=job.note, text=text)

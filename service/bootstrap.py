@@ -106,7 +106,8 @@ def job_store(settings: Settings, db: DbEngine) -> JobStore:
     )
 
 
-def prepare(settings: Settings) -> Prepared:
+def prepare(settings: Settings, db: DbEngine | None = None) -> Prepared:
+    """The model, device and layout resolved, the database open (or `db`, already open)."""
     try:
         model = resolve_model(settings.model, settings.model_cache_dir)
         if "work" in settings.roles:  # a size name: from the cache, or downloaded once, here
@@ -118,7 +119,7 @@ def prepare(settings: Settings) -> Prepared:
     problem = unsupported(device, compute_type)
     if problem is not None:
         raise SettingError(*problem)
-    db = open_database(settings)
+    db = db if db is not None else open_database(settings)
     layout = default_layout(device, usable_cores(), settings.workers, settings.threads_per_worker)
     if settings.device == "auto":
         log.info(

@@ -265,7 +265,7 @@ def serve(
 @app.command()
 def transcribe(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="Audio or video files.")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Audio or video files.")],
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
     output_dir: OutputDirOpt = None,
@@ -318,7 +318,9 @@ def transcribe(
     local: Annotated[
         bool,
         typer.Option(
-            "--local", help="Run a worker pool here even when a service works on the database."
+            "--local",
+            help="Run a worker pool here: no server_url, and no hand-over to a service that "
+            "works on the database.",
         ),
     ] = False,
 ) -> None:
@@ -341,6 +343,8 @@ def transcribe(
         # The bars own the terminal: the workers' routine INFO lines would tear through them.
         ctx.params["log_level"] = "WARNING"
     settings = _settings(ctx)
+    if local and settings.server_url is not None:  # from the environment or the config file
+        settings = settings.model_copy(update={"server_url": None})
     with display(to_stderr=print_text) as shown:
         if settings.server_url is not None:
             # Only the flag: an output_dir from the config file or the environment is the
@@ -353,7 +357,7 @@ def transcribe(
 
             pool_flags = any(ctx.params.get(name) is not None for name in POOL_SETTINGS)
             outcomes = transcribe_here(
-                prepare(settings),
+                settings,
                 files,
                 shown,
                 force=force,
@@ -363,7 +367,7 @@ def transcribe(
     if print_text:
         texts = [outcome for outcome in outcomes if outcome.text is not None]
         for outcome in texts:
-            if len(files) > 1:
+            if len(texts) > 1:
                 typer.echo(f"==> {outcome.label} <==")
             typer.echo(outcome.text.rstrip("\n") if outcome.text else "")
     if not all(outcome.ok for outcome in outcomes):
@@ -421,12 +425,17 @@ def jobs(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON array, each job as GET /jobs shows it.")
     ] = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many, newest first.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=500, help="How many, newest first.")
+    ] = 20,
 ) -> None:
     """Recent jobs as a table (or JSON), newest first."""
     from whisper_transcriber.db.values import JobQuery
     from whisper_transcriber.service.job_view import jobs_json, jobs_table
 
+    for flag, text in (("--inbox", inbox_name), ("--source", source)):
+        if text is not None and not _utf8(text):
+            raise BadParameter(f"{flag}: the text is not valid UTF-8")
     store = _store(ctx)
     origin = f"inbox:{inbox_name}" if inbox_name is not None else None
     rows = store.list_jobs(JobQuery(status=status, origin=origin, path=source), limit)
@@ -438,7 +447,23 @@ def jobs(
         typer.echo(line)
 
 
-JobArg = Annotated[int, typer.Argument(metavar="JOB", help="The job's id (see `jobs`).")]
+# A job id fits the database's 64-bit integer, as the API's path parameter does.
+MAX_JOB_ID = 2**63 - 1
+
+
+def _utf8(text: str) -> bool:
+    """Arguments that were not UTF-8 arrive with surrogate escapes; the database takes none."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+JobArg = Annotated[
+    int,
+    typer.Argument(metavar="JOB", min=1, max=MAX_JOB_ID, help="The job's id (see `jobs`)."),
+]
 
 
 @app.command()

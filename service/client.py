@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -36,9 +37,15 @@ EVENTS_IDLE_TIMEOUT_S = 45.0
 RECONNECT_PAUSES_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 GIVE_UP_AFTER_S = 120.0
 # Path answers after which the file goes as an upload: outside the allowed folders (403), not
-# there (404), a path the server's file system cannot have (400).
-UPLOAD_INSTEAD = frozenset({400, 403, 404})
+# there (404), a path the server's file system cannot have (400), another file than ours at that
+# path (412: the service checked expected_size and expected_mtime_ns before recording anything).
+UPLOAD_INSTEAD = frozenset({400, 403, 404, 412})
 SUBSCRIBED = "subscribed"  # the comment /events sends once every later change will reach us
+
+
+# How GET /jobs/{id}/audio ends its 410 for a file outside the folders it serves
+# (worker/confinement.py).
+OUTSIDE_SERVED_FOLDERS = "is outside the allowed folders"
 
 
 class Refused(Exception):
@@ -144,6 +151,27 @@ class ServiceClient:
                 "than JSON: is it a whisper-transcriber service?",
             ) from exc
 
+    def check_service(self) -> None:
+        """SettingError (server_url) unless a whisper-transcriber service answers at base_url:
+        GET /health answers {"status": "ok"} (api/routes/health.py), so that another server, or
+        ours under a wrong path, is one line and not a refusal per file."""
+        response = self._send("GET", "/health")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code != 200 or body != {"status": "ok"}:
+            answer = f"HTTP {response.status_code}"
+            if response.status_code != 200:
+                detail = _detail(response)
+                answer = detail if detail.startswith("HTTP ") else f"{answer} ({detail})"
+            raise SettingError(
+                "server_url",
+                f"{self.base_url} is not a whisper-transcriber service: GET "
+                f"{response.request.url.path} answered {answer} (the service answers "
+                '{"status": "ok"}); check the URL and its path',
+            )
+
     def status(self) -> dict[str, Any]:
         """GET /status: the service's workers (null without any) and queue."""
         response = self._send("GET", "/status")
@@ -159,9 +187,18 @@ class ServiceClient:
         job: Job = self._json(response)
         return job
 
-    def cancel(self, job_id: int) -> None:
-        """DELETE /jobs/{id}; a job that already ended (409) is left as it is."""
-        self._send("DELETE", f"/jobs/{job_id}")
+    def source_refusal(self, job_id: int) -> str | None:
+        """Why the service cannot open the job's source as queued (GET /jobs/{id}/audio, one
+        byte of it): no file at that path for it (404), or another file there (410); None when
+        it serves it, or when the file only lies outside the folders it serves to browsers
+        (it found a file there, and workers open a CLI job's file wherever it is)."""
+        response = self._send("GET", f"/jobs/{job_id}/audio", headers={"Range": "bytes=0-0"})
+        detail = _detail(response)
+        if response.status_code in (200, 206) or (
+            response.status_code == 410 and detail.endswith(OUTSIDE_SERVED_FOLDERS)
+        ):
+            return None
+        return detail
 
     def transcript(self, job_id: int, fmt: str) -> bytes:
         response = self._send("GET", f"/jobs/{job_id}/transcript", params={"format": fmt})
@@ -169,9 +206,17 @@ class ServiceClient:
             raise Refused(response.status_code, _detail(response))
         return response.content
 
-    def submit_path(self, path: Path, options: Mapping[str, Any]) -> Job:
-        """POST /transcribe {"path": ...}: the server's job for its file at that path."""
-        response = self._send("POST", "/transcribe", json={"path": str(path), **options})
+    def submit_path(
+        self, path: Path, options: Mapping[str, Any], expected: os.stat_result | None = None
+    ) -> Job:
+        """POST /transcribe {"path": ...}: the server's job for its file at that path. With
+        expected (our file's stat), the service checks first that its file there has the same
+        size and modification time, and refuses with 412, recording nothing, otherwise."""
+        body: dict[str, Any] = {"path": str(path), **options}
+        if expected is not None:
+            body["expected_size"] = expected.st_size
+            body["expected_mtime_ns"] = expected.st_mtime_ns
+        response = self._send("POST", "/transcribe", json=body)
         return self._submitted(response)
 
     def upload(self, path: Path, options: Mapping[str, Any]) -> Job:
@@ -192,7 +237,6 @@ class ServiceClient:
         if response.status_code not in (200, 201, 202):
             raise Refused(response.status_code, _detail(response))
         job: Job = self._json(response)
-        job["_created"] = response.status_code != 200
         return job
 
     # -- events -----------------------------------------------------------------------------

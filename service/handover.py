@@ -8,6 +8,8 @@ The rule, conservative (anything unsure runs a local pool, as before):
 2. it works on the same database: after the command queued its jobs there, the service shows the
    first of them (GET /jobs/{id}) with the same source path, size, modification time and creation
    moment, which only a service reading that database can;
+   and it can open every file (GET /jobs/{id}/audio answers: the file it opens there is the one
+   queued, so its workers, running as it does, can read it too);
 3. the command was not told how to run the work itself (--model, --device, --compute-type,
    --workers, --threads-per-worker, --job-timeout, or --local).
 While it waits, the command looks at the service every SERVICE_CHECK_S; when the service is gone
@@ -22,8 +24,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.values import JobRecord
-from whisper_transcriber.service.bootstrap import Prepared
 from whisper_transcriber.service.client import Refused, ServiceClient
 from whisper_transcriber.service.settings import SettingError, Settings
 
@@ -109,7 +111,7 @@ def shows_job(client: ServiceClient, job: JobRecord) -> bool:
 
 
 def wait_for_service(
-    prepared: Prepared,
+    store: JobStore,
     jobs: Sequence[JobRecord],
     client: ServiceClient,
     on_update: Callable[[list[JobRecord]], None],
@@ -121,7 +123,7 @@ def wait_for_service(
     last_check = time.monotonic()
     missed = 0
     while True:
-        current = {job.id: job for job in prepared.store.get_many(ids)}
+        current = {job.id: job for job in store.get_many(ids)}
         on_update(list(current.values()))
         if all(job.status.is_final for job in current.values()):
             return [current[job_id] for job_id in ids]

@@ -24,6 +24,8 @@ def writable_folder(folder: Path, setting: str) -> None:
     """Create the folder (and its parents) if need be, then write a file in it and remove it:
     the only honest test (ACLs, read-only mounts, root squash on NFS)."""
     folder = folder.expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise SettingError(setting, f"{folder} is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

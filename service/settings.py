@@ -68,8 +68,23 @@ class SettingError(Exception):
 
 
 def describe_setting(name: str) -> str:
-    flag = FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
-    return f"{flag} or {ENV_PREFIX}{name.upper()}"
+    """How the setting is given: its flag where a command has one, its environment variable."""
+    variable = f"{ENV_PREFIX}{name.upper()}"
+    if name not in FLAGGED:
+        return variable
+    return f"{FLAG_NAMES.get(name, '--' + name.replace('_', '-'))} or {variable}"
+
+
+# The settings some command takes as a flag (tests/test_cli_commands.py checks this against the
+# CLI); every other one is set in the environment or the config file.
+FLAGGED = frozenset(
+    {
+        "api_key", "beam_size", "compute_type", "config_file", "database_url", "device",
+        "formats", "host", "inboxes", "initial_prompt", "job_timeout", "language", "log_format",
+        "log_level", "max_attempts", "model", "output_dir", "port", "roles", "server_url", "task",
+        "threads_per_worker", "vad_filter", "word_timestamps", "workers",
+    }
+)  # fmt: skip
 
 
 # Flags whose name differs from the setting's.

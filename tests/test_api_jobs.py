@@ -345,3 +345,54 @@ def test_a_path_whose_name_is_not_utf8_answers_400(client: TestClient, media: Pa
     )
     assert response.status_code == 400, response.text
     assert "not valid UTF-8" in response.json()["detail"]
+
+
+def test_a_path_whose_file_is_not_the_one_expected_answers_412_and_records_nothing(
+    client: TestClient, store: JobStore, media: Path
+) -> None:
+    """A client on another machine sends its file's size and mtime: the server's file at that
+    path is another one, so nothing is recorded (its inbox still takes it) and the client
+    uploads instead."""
+    path = Path(shutil.copy(FIXTURES / "speech_a.wav", media / "talk.wav"))
+    os.utime(path, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    size = path.stat().st_size
+    body: dict[str, object] = {"path": str(path), "formats": ["txt"]}
+    for expected in (
+        {"expected_size": size + 1, "expected_mtime_ns": 1_700_000_000_123_456_789},
+        {"expected_size": size, "expected_mtime_ns": 1_700_000_001_123_456_789},
+        {"expected_size": size, "expected_mtime_ns": 1_700_000_001_000_000_000},  # seconds
+        {"expected_size": size + 1},
+        {"expected_mtime_ns": 1_600_000_000_000_000_000},
+    ):
+        refused = client.post("/transcribe", json={**body, **expected, "force": True})
+        assert refused.status_code == 412, (expected, refused.text)
+        detail = refused.json()["detail"]
+        assert detail.startswith(f"the server's file at {path} is not the one expected: it has ")
+        assert detail.endswith("no job was created")
+        assert f"{size} bytes, modified 2023-11-14T22:13:20.123457+00:00" in detail
+        assert store.recent() == []
+
+    # The same file, its mtime kept at a coarser resolution by the client's side: accepted.
+    for expected in (
+        {"expected_size": size, "expected_mtime_ns": 1_700_000_000_123_456_789},
+        {"expected_size": size, "expected_mtime_ns": 1_700_000_000_000_000_000},
+        {"expected_size": size, "expected_mtime_ns": 1_700_000_000_123_000_000},
+    ):
+        accepted = client.post("/transcribe", json={**body, **expected})
+        assert accepted.status_code in (200, 202), (expected, accepted.text)
+    [job] = store.recent()
+    assert job.status is JobStatus.QUEUED and job.origin == "api"
+
+    # An existing job is left as it is too.
+    again = client.post("/transcribe", json={**body, "expected_size": 0, "force": True})
+    assert again.status_code == 412
+    assert store.recent() == [job]
+
+
+def test_the_expected_fields_are_in_the_openapi_description(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/transcribe"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert {"expected_size", "expected_mtime_ns"} <= set(schema["properties"])
+    assert "412" in schema["properties"]["expected_size"]["description"]
+    assert "412" in operation["responses"]
+    assert "expected_size" in operation["description"]

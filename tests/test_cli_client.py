@@ -7,9 +7,12 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.cli import COMMAND, clean_env, run_cli
@@ -102,30 +105,184 @@ def _private_mount(path: Path, content: Path, command: list[str]) -> list[str]:
 
 
 def test_same_path_but_another_file_goes_as_upload(
-    service: Service, inbox: Path, tmp_path: Path
+    sqlite_url: str, inbox: Path, tmp_path: Path
 ) -> None:
+    """The service checks the client's size and mtime before it records anything (412): no job
+    of its own file is created and cancelled, so its inbox still takes that file."""
     shared = Path(shutil.copy(FIXTURES / "speech_a.wav", inbox / "talk.wav"))
     theirs = Path(shutil.copy(FIXTURES / "speech_b.flac", tmp_path / "mine.flac"))
     out = tmp_path / "out"
-    command = [COMMAND, "transcribe", str(shared), "--server", service.base_url]
-    command += ["--output-dir", str(out), "--formats", "txt"]
-    result = subprocess.run(
-        _private_mount(shared, theirs, command),
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    with running_service(
+        "--database-url", sqlite_url, "--inbox", inbox, "--workers", "1", "--formats", "txt",
+        cwd=tmp_path, env=service_env(SETTLE_S="1"),
+    ) as service:  # fmt: skip
+        command = [COMMAND, "transcribe", str(shared), "--server", service.base_url]
+        command += ["--output-dir", str(out), "--formats", "txt"]
+        result = subprocess.run(
+            _private_mount(shared, theirs, command),
+            cwd=tmp_path,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "(1 by upload)" in result.stderr
+        # The client's file was transcribed, not the service's one at the same path.
+        assert "quarterly report" in (out / "talk.txt").read_text().lower()
+
+        def all_ended() -> list[dict[str, object]]:
+            items: list[dict[str, object]] = service.client.get("/jobs").json()["items"]
+            ended = all(job["status"] in ("done", "failed", "cancelled") for job in items)
+            return items if len(items) >= 2 and ended else []
+
+        # No job of the service's own file was cancelled: its inbox took it and it is done.
+        jobs = wait_until(all_ended, 120, "the upload's and the inbox's jobs to end")
+        assert sorted((str(job["source"]), job["status"]) for job in jobs) == [
+            ("inbox", "done"),
+            ("upload", "done"),
+        ]
+        [own] = [job for job in jobs if job["source"] == "inbox"]
+        assert own["source_path"] == str(shared)
+        assert "museum" in (inbox / "talk.txt").read_text().lower()
+
+
+def test_files_of_one_name_take_numbered_names_in_output_dir(
+    service: Service, tmp_path: Path
+) -> None:
+    """Two files of one run never write over each other's transcripts; a file from before the run
+    is replaced."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = Path(shutil.copy(FIXTURES / "speech_a.wav", tmp_path / "a" / "talk.wav"))
+    second = Path(shutil.copy(FIXTURES / "speech_b.flac", tmp_path / "b" / "talk.flac"))
+    out = tmp_path / "subs"
+    out.mkdir()
+    (out / "talk.txt").write_text("from before the run\n")
+    result = run_cli(
+        "transcribe", first, second, "--server", service.base_url, "--output-dir", out,
+        "--formats", "txt,srt", cwd=tmp_path,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "(1 by upload)" in result.stderr
-    # The client's file was transcribed, not the service's one at the same path.
-    assert "quarterly report" in (out / "talk.txt").read_text().lower()
-    jobs = {job["source"]: job for job in service.client.get("/jobs").json()["items"]}
-    assert jobs["api"]["status"] == "cancelled"  # the path's job, for the service's own file
-    assert jobs["upload"]["status"] == "done"
-    assert not (inbox / "talk.txt").exists()
+    assert result.stdout.splitlines() == [
+        f"done    {first}",
+        f"        -> {out / 'talk.txt'}",
+        f"        -> {out / 'talk.srt'}",
+        f"done    {second}",
+        f"        -> {out / 'talk (2).txt'}",
+        f"        -> {out / 'talk (2).srt'}",
+    ]
+    assert sorted(path.name for path in out.iterdir()) == [
+        "talk (2).srt", "talk (2).txt", "talk.srt", "talk.txt",
+    ]  # fmt: skip
+    assert "museum" in (out / "talk.txt").read_text().lower()
+    assert "quarterly report" in (out / "talk (2).txt").read_text().lower()
+    assert "quarterly report" in (out / "talk (2).srt").read_text().lower()
+
+
+def test_a_file_named_twice_is_sent_once(service: Service, inbox: Path, tmp_path: Path) -> None:
+    source = Path(shutil.copy(FIXTURES / "speech_a.wav", inbox / "talk.wav"))
+    elsewhere = Path(shutil.copy(FIXTURES / "speech_b.flac", tmp_path / "memo.flac"))
+    again = inbox / ".." / "inbox" / "talk.wav"
+    result = run_cli(
+        "transcribe", source, elsewhere, again, elsewhere, "--server", service.base_url,
+        "--formats", "txt", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"sent 2 job(s) to {service.base_url} (1 by path, 1 by upload)" in result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("done")] == [
+        f"done    {source}",
+        f"done    {elsewhere}",
+    ]
+    assert len(service.client.get("/jobs").json()["items"]) == 2
+
+
+def test_a_name_that_is_not_utf8_is_refused_and_the_others_go_on(
+    service: Service, tmp_path: Path
+) -> None:
+    odd = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.wav"))
+    shutil.copy(FIXTURES / "speech_a.wav", odd)
+    good = Path(shutil.copy(FIXTURES / "speech_b.flac", tmp_path / "memo.flac"))
+    result = run_cli(
+        "transcribe", odd, good, "--server", service.base_url, "--formats", "txt", cwd=tmp_path
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    # The line the local mode gives (db/errors.py check_storable).
+    assert lines[0] == (
+        f"refused {tmp_path}/caf\\xe9.wav: the name is not valid UTF-8, so it cannot be "
+        "recorded; give it a UTF-8 name (for example with convmv -f latin1 -t utf-8)"
+    )
+    assert f"done    {good}" in lines
+    [job] = service.client.get("/jobs").json()["items"]
+    assert job["status"] == "done"
+
+
+def test_a_server_that_is_not_the_service_is_one_line_naming_server_url(
+    service: Service, tmp_path: Path
+) -> None:
+    source = Path(shutil.copy(FIXTURES / "speech_a.wav", tmp_path / "talk.wav"))
+    port = free_port()
+    other = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        other_url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(other_url), 30, "http.server to answer")
+        for url in (other_url, f"{service.base_url}/prefix"):
+            result = run_cli("transcribe", source, "--server", url, cwd=tmp_path)
+            assert result.returncode == 2, (url, result.stdout, result.stderr)
+            [line] = result.stderr.strip().splitlines()
+            assert line.startswith(
+                "error: setting server_url (--server or WHISPER_TRANSCRIBER_SERVER_URL)"
+            ), line
+            assert f"{url} is not a whisper-transcriber service" in line
+            assert "404" in line
+            assert result.stdout == ""
+    finally:
+        other.kill()
+        other.wait()
+    assert service.client.get("/jobs").json()["items"] == []
+
+
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+def test_a_service_without_workers_says_its_jobs_wait_and_waits(
+    sqlite_url: str, inbox: Path, tmp_path: Path
+) -> None:
+    source = Path(shutil.copy(FIXTURES / "speech_a.wav", inbox / "talk.wav"))
+    notes = tmp_path / "notes.txt"
+    with running_service(
+        "--database-url", sqlite_url, "--inbox", inbox, "--role", "api",
+        cwd=tmp_path, env=service_env(),
+    ) as service, notes.open("w") as notes_file:  # fmt: skip
+        client = subprocess.Popen(
+            [COMMAND, "transcribe", str(source), "--server", service.base_url],
+            cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=notes_file,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: "note: " in notes.read_text(), 60, "the note")
+            time.sleep(1)
+            assert client.poll() is None, notes.read_text()  # it waits
+            note = [line for line in notes.read_text().splitlines() if "note: " in line]
+            assert note == [
+                f"note: the service at {service.base_url} runs no workers of its own: the job(s) "
+                "wait in its queue until a worker takes them (one on another machine may); waiting"
+            ]
+            [job] = service.client.get("/jobs").json()["items"]
+            assert job["status"] == "queued"
+        finally:
+            client.kill()
+            client.wait()
 
 
 def test_print_puts_the_text_on_stdout(service: Service, inbox: Path, tmp_path: Path) -> None:

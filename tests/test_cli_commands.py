@@ -13,6 +13,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+import typer
 
 from tests.cli import CLI_TIMEOUT_S, COMMAND, clean_env, run_cli
 from tests.service import free_port, group_members
@@ -21,8 +22,9 @@ from whisper_transcriber.db.engine import make_engine
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.service.cli import PARAM_TO_SETTING, app
 from whisper_transcriber.service.preflight import check_serve
-from whisper_transcriber.service.settings import Settings
+from whisper_transcriber.service.settings import FLAGGED, Settings, describe_setting
 from whisper_transcriber.worker.outputs import render
 from whisper_transcriber.worker.transcript import Segment, Transcript
 
@@ -373,10 +375,72 @@ def test_a_data_folder_that_cannot_be_written_stops_serve(
     finally:
         if how == "read-only":
             folder.chmod(0o700)
-    flag = "--" + setting.replace("_", "-")
     assert line.startswith(
-        f"error: setting {setting} ({flag} or WHISPER_TRANSCRIBER_{setting.upper()}): "
-        f"the folder {folder} cannot be "
+        f"error: setting {setting} ({describe_setting(setting)}): the folder {folder} cannot be "
     ), line
     said = "created: Not a directory" if how == "under a file" else "written: Permission denied"
     assert line.endswith(said), line
+
+
+def test_a_file_where_a_data_folder_belongs_is_not_a_folder(tmp_path: Path) -> None:
+    blocker = tmp_path / "uploads"
+    blocker.write_text("not a folder")
+    env = clean_env(WHISPER_TRANSCRIBER_UPLOADS_DIR=str(blocker))
+    line = serve_stopped(tmp_path, "--port", str(free_port()), env=env)
+    # uploads_dir has no flag: the line names only what sets it.
+    assert line == (
+        f"error: setting uploads_dir (WHISPER_TRANSCRIBER_UPLOADS_DIR): {blocker} is not a folder"
+    )
+
+
+def test_errors_name_a_flag_only_where_a_command_has_one() -> None:
+    """FLAGGED (what describe_setting names) is every setting some command takes as a flag."""
+    flagged: set[str] = set()
+
+    def walk(command: object) -> None:
+        for param in getattr(command, "params", []):
+            setting = PARAM_TO_SETTING.get(param.name, param.name)
+            if setting in Settings.model_fields:
+                flagged.add(setting)
+        for sub in getattr(command, "commands", {}).values():
+            walk(sub)
+
+    walk(typer.main.get_command(app))
+    assert flagged == FLAGGED
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("show", "99999999999999999999"),
+        ("cancel", "9223372036854775808"),
+        ("retry", "0"),
+        ("jobs", "--limit", "99999999999999999999"),
+        ("jobs", "--source", "caf\udcff"),
+        ("jobs", "--inbox", "\udcff"),
+    ],
+    ids=["huge id", "id past 64 bits", "id 0", "huge limit", "source not UTF-8", "inbox not UTF-8"],
+)
+def test_out_of_range_ids_and_undecodable_filters_are_one_line(
+    tmp_path: Path, jobs_db: tuple[str, dict[str, int]], args: tuple[str, ...]
+) -> None:
+    database_url, _ids = jobs_db
+    # Arguments as a shell passes undecodable bytes (os.fsencode of the surrogate escapes).
+    argv = [os.fsencode(arg) for arg in args]
+    result = subprocess.run(
+        [COMMAND, *argv, "--database-url", database_url],
+        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
+    )  # fmt: skip
+    assert result.returncode == 2
+    one_line_error(result)
+
+
+def test_local_runs_here_whatever_server_url_the_environment_names(tmp_path: Path) -> None:
+    result = run_cli(
+        "transcribe", tmp_path / "missing.wav", "--local", "--database-url",
+        f"sqlite:///{tmp_path / 'jobs.db'}", cwd=tmp_path,
+        env=clean_env(WHISPER_TRANSCRIBER_SERVER_URL="http://127.0.0.1:1"),
+    )  # fmt: skip
+    # A local run: the file is refused by this machine's queue, not the unreachable server.
+    assert "server_url" not in result.stderr, result.stderr
+    assert result.returncode == 1 and "missing.wav" in result.stdout + result.stderr

@@ -24,16 +24,20 @@ LANGUAGE_CODES: tuple[str, ...] = (
 )  # fmt: skip
 
 
+# What whisper.cpp's server and several clients send for "detect it": the same as no language.
+DETECT = "auto"
+
+
 def unknown_language(code: str) -> str:
     """Why a language is refused, with every code Whisper knows."""
     return f"unknown language {code!r}; Whisper knows {', '.join(LANGUAGE_CODES)}"
 
 
 def known_language(code: str | None) -> str | None:
-    """A language option as given: None (and "") detects the language, a known code (in any
+    """A language option as given: None (and "", and "auto") detects the language, a known code (in any
     case: EN is en) is kept in lower case, anything else is refused. A pydantic validator: its
     message reads without pydantic's "Value error, " before it."""
-    if code is None or not code.strip():
+    if code is None or not code.strip() or code.strip().lower() == DETECT:
         return None
     normalized = code.strip().lower()
     if normalized not in LANGUAGE_CODES:

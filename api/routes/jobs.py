@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -17,6 +19,7 @@ from whisper_transcriber.api.schemas import ErrorOut, JobOut, JobPage, OptionsIn
 from whisper_transcriber.api.sync_jobs import enqueue_upload
 from whisper_transcriber.api.uploads import UploadError, receive_upload
 from whisper_transcriber.db.errors import InvalidTransition, JobNotFound, UnstorablePath
+from whisper_transcriber.db.identity import looks_the_same
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.values import OUTPUT_FORMATS, JobQuery, JobRecord, OutputFormat
 from whisper_transcriber.worker.originals import requeue
@@ -83,6 +86,11 @@ def _transcribe_body_schema() -> dict[str, Any]:
         400: {"model": ErrorOut, "description": "A malformed body"},
         403: {"model": ErrorOut, "description": "The path is outside the allowed folders"},
         404: {"model": ErrorOut, "description": "No such file"},
+        412: {
+            "model": ErrorOut,
+            "description": "expected_size or expected_mtime_ns was given and the server's file "
+            "at the path differs: no job was created or changed",
+        },
         413: {
             "model": ErrorOut,
             "description": "The body, the upload, a field or the prompt is larger than its limit",
@@ -93,7 +101,12 @@ def _transcribe_body_schema() -> dict[str, Any]:
 async def transcribe(request: Request, context: Context, response: Response) -> JobOut:
     """Queue a file already on the server (JSON with its path) or an uploaded one (multipart,
     streamed into the uploads folder). The same file (or uploaded content) with the same options
-    answers its existing job (200) unless `force` is set; a new job is 201."""
+    answers its existing job (200) unless `force` is set; a new job is 201.
+
+    A client on another machine sends a path with `expected_size` and `expected_mtime_ns`, its
+    own file's: when the server's file at that path is another one (size, or modification time
+    at the coarser resolution of the two), the answer is 412 and nothing is recorded, so the
+    client uploads its file instead and the server's file stays free for its inbox."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         job, created = await _uploaded(request, context, content_type)
@@ -132,6 +145,8 @@ async def _by_path(request: Request, context: Context) -> tuple[JobRecord, bool]
         ) from exc
     if not is_file:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such file: {given.path}")
+    if given.expected_size is not None or given.expected_mtime_ns is not None:
+        await _check_expected(path, given)
     options = given.options(context.default_options)
     try:
         return await run_in_threadpool(
@@ -139,6 +154,32 @@ async def _by_path(request: Request, context: Context) -> tuple[JobRecord, bool]
         )
     except UnstorablePath as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+
+
+async def _check_expected(path: Path, given: TranscribeRequest) -> None:
+    """412 when the server's file is not the one the client expects (another machine's file at
+    the same path): before any job is created or changed."""
+    try:
+        found = await run_in_threadpool(path.stat)
+    except OSError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such file: {given.path}") from exc
+    size = given.expected_size if given.expected_size is not None else found.st_size
+    mtime_ns = given.expected_mtime_ns if given.expected_mtime_ns is not None else found.st_mtime_ns
+    if not looks_the_same(size, mtime_ns, found.st_size, found.st_mtime_ns):
+        raise HTTPException(
+            status.HTTP_412_PRECONDITION_FAILED,
+            f"the server's file at {given.path} is not the one expected: it has "
+            f"{_version_text(found.st_size, found.st_mtime_ns)}, not "
+            f"{_version_text(size, mtime_ns)}; no job was created",
+        )
+
+
+def _version_text(size: int, mtime_ns: int) -> str:
+    try:
+        when = datetime.fromtimestamp(mtime_ns / 1e9, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        when = f"{mtime_ns} ns"
+    return f"{size} bytes, modified {when}"
 
 
 async def _uploaded(
