@@ -122,12 +122,14 @@ def test_the_real_service_will_not_start_on_a_read_only_sqlite_file_and_folder(
     database: Path, tmp_path: Path
 ) -> None:
     """chmod a-w on the file and its folder, the service run without root's override of file
-    permissions (setpriv, as tests/faults does; nothing when not root): one line, exit 2. (While
-    it runs, a chmod leaves its open connections writable: the database does take writes.)"""
+    permissions (setpriv, as tests/faults does; nothing when not root): one line naming
+    database_url, exit 2, before anything starts. (While it runs, a chmod leaves its open
+    connections writable: the database does take writes.)"""
     url = migrated(database)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    for path in (database, database.parent):
+    paths = [database, database.parent]
+    for path in paths:
         path.chmod(path.stat().st_mode & ~0o222)
     try:
         with running_service(
@@ -136,10 +138,11 @@ def test_the_real_service_will_not_start_on_a_read_only_sqlite_file_and_folder(
         ) as service:  # fmt: skip
             assert service.process.wait(60) == 2  # a setting that cannot work
     finally:
-        for path in (database.parent, database):
+        for path in reversed(paths):
             path.chmod(path.stat().st_mode | 0o200)
     log = service.log.read_text()
-    assert "attempt to write a readonly database" in log
+    assert "error: setting database_url (" in log
+    assert f"the folder {database.parent} cannot be written: Permission denied" in log
     assert "Traceback" not in log
 
 

@@ -162,12 +162,13 @@ def test_read_only_output_folder_is_retried_then_fails_with_its_reason(
     source = place(FIXTURES / "speech_c.ogg", inbox)
     outbox = tmp_path / "outbox"
     outbox.mkdir()
-    outbox.chmod(0o555)
     with running_service(
         "--database-url", database_url, "--inbox", inbox, "--workers", "1",
         "--max-attempts", "3", "--output-dir", outbox,
         cwd=tmp_path, env=service_env(RETRY_DELAY_S="0.5"), prefix=unprivileged(),
     ) as service:  # fmt: skip
+        # Read-only once the service runs (a remount): at start it would refuse to begin.
+        outbox.chmod(0o555)
         job_id = service.submit(source)
         failed = service.wait_status(job_id, "failed", "done")
         assert failed["status"] == "failed" and failed["attempts"] == 3
