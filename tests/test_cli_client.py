@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -271,7 +270,8 @@ def test_a_service_without_workers_says_its_jobs_wait_and_waits(
         )  # fmt: skip
         try:
             wait_until(lambda: "note: " in notes.read_text(), 60, "the note")
-            time.sleep(1)
+            # Past the note it follows the job: its /events request reaches the service.
+            wait_until(lambda: '"GET /events' in service.log.read_text(), 60, "/events")
             assert client.poll() is None, notes.read_text()  # it waits
             note = [line for line in notes.read_text().splitlines() if "note: " in line]
             assert note == [
