@@ -9,6 +9,7 @@ from fastapi import Depends, Path, Request
 from pydantic import AfterValidator, AwareDatetime
 
 from whisper_transcriber.api.app_context import ApiContext
+from whisper_transcriber.db.models import MAX_JOB_ID
 
 
 def _context(request: Request) -> ApiContext:
@@ -19,7 +20,6 @@ def _context(request: Request) -> ApiContext:
 Context = Annotated[ApiContext, Depends(_context)]
 
 # Job ids are 64-bit in the database: anything larger is a 422, never a driver overflow.
-MAX_JOB_ID = 2**63 - 1
 JobId = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="A job's id")]
 
 

@@ -72,6 +72,8 @@ class Base(DeclarativeBase):
 
 # BIGINT ids on PostgreSQL; SQLite only autoincrements an INTEGER PRIMARY KEY.
 ID_TYPE = BigInteger().with_variant(Integer(), "sqlite")
+# The largest id either database stores (a 64-bit integer): the API's and the CLI's bound.
+MAX_JOB_ID = 2**63 - 1
 
 
 class Job(Base):

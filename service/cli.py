@@ -17,7 +17,7 @@ from typer._click.exceptions import (
 )
 
 from whisper_transcriber.db.errors import QueueError
-from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.models import MAX_JOB_ID, JobStatus
 from whisper_transcriber.db.values import OutputFormat
 from whisper_transcriber.service.bootstrap import job_store, open_database, prepare
 from whisper_transcriber.service.settings import SettingError, Settings, load_settings
@@ -445,10 +445,6 @@ def jobs(
         return
     for line in jobs_table(rows):
         typer.echo(line)
-
-
-# A job id fits the database's 64-bit integer, as the API's path parameter does.
-MAX_JOB_ID = 2**63 - 1
 
 
 def _utf8(text: str) -> bool:

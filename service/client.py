@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from whisper_transcriber.service.settings import SettingError
+from whisper_transcriber.worker.confinement import OUTSIDE_ALLOWED_FOLDERS
 
 # httpx logs each request at INFO: the command's own lines say what matters.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -41,11 +42,6 @@ GIVE_UP_AFTER_S = 120.0
 # path (412: the service checked expected_size and expected_mtime_ns before recording anything).
 UPLOAD_INSTEAD = frozenset({400, 403, 404, 412})
 SUBSCRIBED = "subscribed"  # the comment /events sends once every later change will reach us
-
-
-# How GET /jobs/{id}/audio ends its 410 for a file outside the folders it serves
-# (worker/confinement.py).
-OUTSIDE_SERVED_FOLDERS = "is outside the allowed folders"
 
 
 class Refused(Exception):
@@ -195,7 +191,7 @@ class ServiceClient:
         response = self._send("GET", f"/jobs/{job_id}/audio", headers={"Range": "bytes=0-0"})
         detail = _detail(response)
         if response.status_code in (200, 206) or (
-            response.status_code == 410 and detail.endswith(OUTSIDE_SERVED_FOLDERS)
+            response.status_code == 410 and detail.endswith(OUTSIDE_ALLOWED_FOLDERS)
         ):
             return None
         return detail

@@ -20,6 +20,8 @@ from whisper_transcriber.db.values import JobRecord
 
 # The command line is the operator's own hand: its files may live anywhere.
 TRUSTED_ORIGINS = frozenset({"cli"})
+# How a refusal for a file outside the allowed folders ends (service/client.py recognises it).
+OUTSIDE_ALLOWED_FOLDERS = "is outside the allowed folders"
 _PROC_FD = Path("/proc/self/fd")
 
 
@@ -111,7 +113,7 @@ def _judge(path: str, real: str, confinement: Confinement, *, trusted: bool) -> 
             "or in a folder on its way)"
         )
     if not trusted and not confinement.allows(real):
-        raise SourceRefused(f"refused: {real} is outside the allowed folders")
+        raise SourceRefused(f"refused: {real} {OUTSIDE_ALLOWED_FOLDERS}")
 
 
 def readable_path(fd: int) -> str:

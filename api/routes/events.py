@@ -10,11 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
-from whisper_transcriber.api.deps import MAX_JOB_ID, Context
+from whisper_transcriber.api.deps import Context
 from whisper_transcriber.api.events import event_kind
 from whisper_transcriber.api.schemas import JobOut
 from whisper_transcriber.db.errors import QueueError
-from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.models import MAX_JOB_ID, JobStatus
 
 router = APIRouter(tags=["jobs"])
 PING_S = 15

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from whisper_transcriber.api.deps import MAX_JOB_ID, Context, JobId, Moment
+from whisper_transcriber.api.deps import Context, JobId, Moment
 from whisper_transcriber.api.limits import ContentTooLarge, check_prompt
 from whisper_transcriber.api.paths import PathNotAllowed, resolve_allowed
 from whisper_transcriber.api.schemas import ErrorOut, JobOut, JobPage, OptionsIn, TranscribeRequest
@@ -20,7 +20,7 @@ from whisper_transcriber.api.sync_jobs import enqueue_upload
 from whisper_transcriber.api.uploads import UploadError, receive_upload
 from whisper_transcriber.db.errors import InvalidTransition, JobNotFound, UnstorablePath
 from whisper_transcriber.db.identity import looks_the_same
-from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.models import MAX_JOB_ID, JobStatus
 from whisper_transcriber.db.values import OUTPUT_FORMATS, JobQuery, JobRecord, OutputFormat
 from whisper_transcriber.worker.originals import requeue
 from whisper_transcriber.worker.outputs import render
