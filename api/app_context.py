@@ -9,9 +9,11 @@ from typing import Protocol
 from whisper_transcriber.api.browser_guard import BrowserPolicy
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.db.worker_registry import WorkerRegistry
 from whisper_transcriber.worker.confinement import Confinement
 
 DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024**3
+DEFAULT_UPLOADS_DIR = Path("data/uploads")
 
 
 class WorkerStatus(Protocol):
@@ -31,9 +33,11 @@ class ApiContext:
     store: JobStore
     default_options: JobOptions
     allowed_roots: list[Path]
-    uploads_dir: Path = Path("data/uploads")
+    uploads_dir: Path = DEFAULT_UPLOADS_DIR
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     workers: WorkerStatus | None = None  # None: this process runs no workers (api role)
+    # Every instance's workers; None: a registry on the store's database with its defaults.
+    registry: WorkerRegistry | None = None
     api_key: str | None = None  # every endpoint but /health then asks for it
     sync_wait_s: float = 4 * 3600.0  # how long /asr and friends wait for their job
     # The names the service answers to and the other origins whose pages may write.
@@ -48,3 +52,8 @@ class ApiContext:
         return Confinement.of(
             roots if roots is not None else [*self.allowed_roots, self.uploads_dir]
         )
+
+    def worker_registry(self) -> WorkerRegistry:
+        if self.registry is not None:
+            return self.registry
+        return WorkerRegistry(self.store.engine, clock=self.store.clock)

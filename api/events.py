@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import anyio
 
-from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.job_queries import JobQueries
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.values import JobRecord
 
@@ -71,7 +71,7 @@ class EventHub:
             with self._lock:
                 self._subscriptions.discard(subscription)
 
-    async def wait_until_final(self, store: JobStore, job_id: int) -> JobRecord:
+    async def wait_until_final(self, store: JobQueries, job_id: int) -> JobRecord:
         """The job once it has ended, whoever runs it; never blocks the event loop."""
         with self.subscribe() as subscription:
             job = await anyio.to_thread.run_sync(store.get, job_id)  # after subscribing: no gap

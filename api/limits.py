@@ -23,7 +23,7 @@ FORM_OVERHEAD_BYTES = 256 * 1024
 # Whisper reads at most 223 tokens of a prompt (half its 448-token text window, less one) and
 # faster-whisper silently drops the beginning of a longer one. 223 tokens of English prose, the
 # language that packs the most characters into a token, are about 1,000 characters (4 to 4.7 a
-# token, checked in tests/test_request_limits.py): 2,000 holds anything the model can use.
+# token, checked in tests/faults/test_request_limits.py): 2,000 holds anything the model can use.
 MAX_PROMPT_CHARS = 2000
 
 

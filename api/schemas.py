@@ -19,7 +19,9 @@ from whisper_transcriber.db.values import (
     QueueStats,
     Task,
     TranscriptSummary,
+    origin_inbox,
 )
+from whisper_transcriber.db.worker_registry import WorkerInfo, WorkerRole, WorkerState
 from whisper_transcriber.worker.languages import Language
 
 
@@ -32,7 +34,7 @@ class OptionsIn(BaseModel):
         default=None,
         description="Whisper's code (en, de, yue; GET /options lists them); unset detects it",
     )
-    task: Literal["transcribe", "translate"] | None = None
+    task: Task | None = None
     formats: list[OutputFormat] | None = None
     beam_size: int | None = Field(default=None, ge=1, le=20)
     vad_filter: bool | None = None
@@ -85,9 +87,12 @@ class JobOut(BaseModel):
         description="The source's modification time when the job was queued, in nanoseconds "
         "since the epoch (a client compares it with its own copy's)"
     )
-    source: str = Field(description="Where the job came from: an inbox's name, api, upload or cli")
-    inbox: str | None = Field(description="The inbox's name, for jobs from an inbox")
-    origin: str = Field(description="inbox:NAME, api, upload or cli")
+    origin: str = Field(
+        description="Where the job came from: inbox:NAME, api (a path on the server), upload or "
+        "cli; source and inbox are read from it"
+    )
+    source: str = Field(description="As shown: the inbox's name, or api, upload or cli (origin)")
+    inbox: str | None = Field(description="The inbox's name, for jobs from an inbox (origin)")
     options: JobOptions
     attempts: int
     max_attempts: int
@@ -118,7 +123,7 @@ class JobOut(BaseModel):
         if summary is not None:
             for fmt in OUTPUT_FORMATS:
                 links[f"transcript.{fmt}"] = f"/jobs/{job.id}/transcript?format={fmt}"
-        inbox = job.origin.removeprefix("inbox:") if job.origin.startswith("inbox:") else None
+        inbox = origin_inbox(job.origin)
         return cls(
             id=job.id,
             status=job.status,
@@ -209,10 +214,56 @@ class WorkersOut(BaseModel):
         )
 
 
+class RegisteredWorkerOut(BaseModel):
+    """A worker process as the worker registry knows it, on whichever machine it runs."""
+
+    id: str = Field(description="host:token:pid, as jobs' worker_id name it")
+    host: str
+    pid: int
+    role: WorkerRole = Field(description="service: a service's pool; command: a `transcribe`'s own")
+    state: WorkerState
+    job_id: int | None = Field(description="The job it runs, when busy")
+    started_at: datetime
+    heartbeat_at: datetime
+    heartbeat_age_s: float = Field(description="Seconds since its last heartbeat")
+    stale: bool = Field(description="Silent longer than worker_stale_after_s: hung or gone")
+
+    @classmethod
+    def of(cls, worker: WorkerInfo) -> RegisteredWorkerOut:
+        return cls.model_validate(worker, from_attributes=True)
+
+
+class InstanceOut(BaseModel):
+    """One instance's registered workers (the pools of every machine on this database)."""
+
+    name: str = Field(description="instance_name, or the host's name")
+    live: int = Field(description="Workers beating")
+    stale: int = Field(description="Workers silent longer than worker_stale_after_s")
+    workers: list[RegisteredWorkerOut]
+
+    @classmethod
+    def group(cls, workers: list[WorkerInfo]) -> list[InstanceOut]:
+        by_instance: dict[str, list[WorkerInfo]] = {}
+        for worker in workers:
+            by_instance.setdefault(worker.instance, []).append(worker)
+        return [
+            cls(
+                name=name,
+                live=sum(1 for worker in members if worker.live),
+                stale=sum(1 for worker in members if worker.stale),
+                workers=[RegisteredWorkerOut.of(worker) for worker in members],
+            )
+            for name, members in sorted(by_instance.items())
+        ]
+
+
 class InboxOut(BaseModel):
     name: str
     path: str = Field(description="The inbox's folder")
-    observer: ObserverKind = Field(description="As used: polling also when inotify could not")
+    observer: ObserverKind = Field(
+        description="How its changes are seen, as used: native (inotify) events, or polling "
+        "(also when native events could not watch it)"
+    )
     poll_interval_s: float | None = Field(description="Seconds between listings, when polling")
     last_scan_at: datetime | None
     last_scan_new: int | None = Field(description="Files no job knew, found by the last scan")
@@ -227,6 +278,9 @@ class StatusOut(BaseModel):
     """The service at a glance; jobs and inboxes from the database, whichever instance answers."""
 
     workers: WorkersOut | None = Field(description="This instance's pool; null when it runs none")
+    instances: list[InstanceOut] = Field(
+        description="Every instance's registered workers (stopped ones left out), by name"
+    )
     jobs: dict[JobStatus, int] = Field(description="Jobs in the database by status")
     queue_depth: int = Field(description="Queued jobs that are due now")
     audio_s: float = Field(description="Seconds of audio transcribed, all time")
@@ -236,10 +290,15 @@ class StatusOut(BaseModel):
 
     @classmethod
     def of(
-        cls, stats: QueueStats, scans: list[InboxScan], workers: WorkerStatus | None
+        cls,
+        stats: QueueStats,
+        scans: list[InboxScan],
+        workers: WorkerStatus | None,
+        registered: list[WorkerInfo],
     ) -> StatusOut:
         return cls(
             workers=WorkersOut.of(workers) if workers is not None else None,
+            instances=InstanceOut.group(registered),
             jobs=stats.jobs,
             queue_depth=stats.queue_depth,
             audio_s=stats.audio_s,

@@ -16,7 +16,7 @@ from whisper_transcriber.api.app_context import ApiContext
 from whisper_transcriber.api.events import EventHub
 from whisper_transcriber.api.uploads import Upload, UploadError, receive_upload
 from whisper_transcriber.db.models import JobStatus
-from whisper_transcriber.db.values import JobOptions, JobRecord
+from whisper_transcriber.db.values import UPLOAD_ORIGIN, JobOptions, JobRecord
 
 T = TypeVar("T")
 
@@ -32,7 +32,7 @@ async def enqueue_upload(
             context.store.enqueue,
             upload.path,
             options,
-            "upload",
+            UPLOAD_ORIGIN,
             force=force,
             content_digest=upload.sha256,
         )

@@ -28,9 +28,10 @@ from whisper_transcriber.db.identity import (
     sampled_fingerprint,
     version_of_stat,
 )
-from whisper_transcriber.db.job_store import JOBS, JobStore
+from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.migrate import upgrade
 from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.store_base import JOBS
 from whisper_transcriber.db.values import JobOptions
 from whisper_transcriber.service.inboxes import confinement, file_filter, inboxes_from_settings
 from whisper_transcriber.service.settings import load_settings

@@ -21,6 +21,8 @@ from pathlib import Path
 from throughput import Service
 from wakeup import percentile
 
+from whisper_transcriber.db.values import JobQuery
+
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "speech_a.wav"
 CHUNK = 16 * 1024
 WAIT_S = 120.0
@@ -45,7 +47,9 @@ def measure(service: Service, count: int, settle_s: float, jitter_s: float) -> l
         last_write = drop(service.inbox / f"drop-{n:03}.wav", data)
         deadline = time.monotonic() + WAIT_S
         while True:
-            claimed = [job for job in service.store.recent(1) if job.started_at is not None]
+            claimed = [
+                job for job in service.store.list_jobs(JobQuery(), 1) if job.started_at is not None
+            ]
             if claimed and claimed[0].source_path.endswith(f"drop-{n:03}.wav"):
                 break
             if time.monotonic() > deadline:

@@ -1,4 +1,4 @@
-"""PostgreSQL LISTEN: hears about jobs enqueued by any process or machine, without polling."""
+"""PostgreSQL's jobs channel: the NOTIFY of a job made due, and a LISTEN thread that hears it."""
 
 from __future__ import annotations
 
@@ -7,14 +7,23 @@ import threading
 from collections.abc import Callable
 
 import psycopg
+from sqlalchemy import Connection, text
 
 from whisper_transcriber.db.engine import normalize_url
-from whisper_transcriber.db.job_store import NOTIFY_CHANNEL
 
+# The channel on which every newly due job is announced (NOTIFY is sent on commit).
+NOTIFY_CHANNEL = "whisper_transcriber_jobs"
 CHECK_STOP_S = 1.0
 RECONNECT_S = 2.0
 
 log = logging.getLogger(__name__)
+
+
+def announce(conn: Connection) -> None:
+    """Tell every process's listeners, when conn's transaction commits (the job store's, after a
+    job became due). SQLite has no such channel: its other processes poll."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
 def listens(database_url: str) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from whisper_transcriber.db.errors import QueueError
-from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.job_queries import JobQueries
 from whisper_transcriber.db.values import JobRecord
 
 POLL_S = 0.25
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class JobChanges:
-    def __init__(self, store: JobStore, on_change: Callable[[JobRecord], None]) -> None:
+    def __init__(self, store: JobQueries, on_change: Callable[[JobRecord], None]) -> None:
         self.store = store
         self.on_change = on_change
         self._poke = threading.Event()

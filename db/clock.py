@@ -27,14 +27,15 @@ OFFSET_NOTE_S = 1.0
 log = logging.getLogger(__name__)
 
 
-def _local_now() -> datetime:
+def utcnow() -> datetime:
+    """This machine's clock, aware, in UTC."""
     return datetime.now(UTC)
 
 
 class DatabaseClock:
     """Callable like a clock: the database server's time, as this machine best knows it."""
 
-    def __init__(self, engine: Engine, local: Callable[[], datetime] = _local_now) -> None:
+    def __init__(self, engine: Engine, local: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self.local = local
         self.offset = timedelta(0)

@@ -1,5 +1,6 @@
-"""Tables: jobs (the queue and its history), transcripts (the results, for history and search)
-and inbox_scans (each inbox's latest scan, for whichever instance answers HTTP)."""
+"""Tables: jobs (the queue and its history), transcripts (the results, for history and search),
+inbox_scans (each inbox's latest scan, for whichever instance answers HTTP) and workers (the
+worker registry)."""
 
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ class Job(Base):
     source_fingerprint: Mapped[str | None] = mapped_column(String(80))
     options_key: Mapped[str] = mapped_column(String(64), server_default="")
     dedupe_key: Mapped[str | None] = mapped_column(String(64))
-    # Where the job came from: an inbox's name, "api", "upload" or "cli".
+    # Where the job came from: "inbox:NAME", "api", "upload" or "cli" (db/values.py).
     origin: Mapped[str] = mapped_column(String(200))
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value)
@@ -172,11 +173,37 @@ class InboxScanRow(Base):
 
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     path: Mapped[str] = mapped_column(Text)
-    observer: Mapped[str] = mapped_column(String(16))  # inotify or polling, as actually used
+    observer: Mapped[str] = mapped_column(String(16))  # values.ObserverKind, as actually used
     poll_interval_s: Mapped[float | None] = mapped_column(Float)
     last_scan_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_scan_new: Mapped[int | None] = mapped_column(Integer)
     scanned_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class WorkerRow(Base):
+    """One row per worker process (db/worker_registry.py): who it is, where, and its heartbeat.
+
+    `machine` tells whether a pid can be checked from here: the kernel's boot and the pid
+    namespace, equal only for processes that see the same pids (never two machines or two
+    containers that happen to share a hostname)."""
+
+    __tablename__ = "workers"
+    __table_args__ = (Index("ix_workers_instance", "instance"),)
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(255))
+    machine: Mapped[str | None] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    # When the process started, in clock ticks since boot (db/process_identity.py): a pid used
+    # again is another process.
+    pid_started: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[int | None] = mapped_column(ID_TYPE)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # Search objects made by migration 0004 outside the models (dialect-specific).

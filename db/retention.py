@@ -3,22 +3,25 @@
 Removing files is the caller's (service/retention.py), after the commit that marked them: a folder
 is marked only in a transaction that finds no job needing it, and a retry refuses a job whose
 source is marked (JobStore.retry), so nothing can start on a file between its mark and its removal.
+
+It writes jobs rows, through the store's transactions, but never a job's state: it stamps an
+ended job's upload as removed and deletes ended jobs. Those statements stay here, beside the
+queries that choose them, rather than widen the job store with the retention's own concern.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, select, update
 
-from whisper_transcriber.db.job_store import JOBS, JobStore
+from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.store_base import JOBS, source_path_under
+from whisper_transcriber.db.values import UPLOAD_ORIGIN
 
-UPLOAD_ORIGIN = "upload"
 ENDED = (JobStatus.DONE.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value)
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 # Jobs deleted per transaction: each batch is short, so claims and finishes never wait long.
@@ -32,15 +35,7 @@ class Retention:
         self.store = store
 
     def _under(self, folder: Path) -> ColumnElement[bool]:
-        """source_path lies inside folder: a range in byte order (as JobStore.known_files), not
-        LIKE, which needs escaping and is case-blind on SQLite."""
-        prefix = str(folder).rstrip(os.sep) + os.sep
-        upper = prefix[:-1] + chr(ord(os.sep) + 1)
-        column: Any = JOBS.c.source_path
-        if self.store.engine.dialect.name == "postgresql":
-            column = column.collate("C")
-        under: ColumnElement[bool] = (column >= prefix) & (column < upper)
-        return under
+        return source_path_under(folder, self.store.engine.dialect.name)
 
     def expired_upload_folders(
         self, root: Path, ended_before: datetime, limit: int = 500

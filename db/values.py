@@ -3,26 +3,70 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from whisper_transcriber.db.models import JobStatus
 
+# The transcript formats, stated once: the settings, the inbox options, the API, the CLI and the
+# writers (worker/outputs.py) take this type, and check what they are given with known_formats.
 OutputFormat = Literal["txt", "srt", "vtt", "json", "tsv"]
-OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("txt", "srt", "vtt", "json", "tsv")
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 Task = Literal["transcribe", "translate"]
 TASKS: tuple[Task, ...] = ("transcribe", "translate")
-# How a watcher learns of an inbox's changes: inotify events, or listing the folder every so often.
-ObserverKind = Literal["inotify", "polling"]
+# How a watcher learns of an inbox's changes: the system's own events (inotify on Linux), or
+# listing the folder every so often. One spelling for the setting, the inbox_scans rows, the API
+# and the dashboard.
+ObserverKind = Literal["native", "polling"]
+# Where a job came from, stored in jobs.origin (the one statement of it): an inbox
+# ("inbox:NAME"), the API given a path on the server, an upload, or the command line.
+API_ORIGIN = "api"
+UPLOAD_ORIGIN = "upload"
+CLI_ORIGIN = "cli"
+INBOX_ORIGIN_PREFIX = "inbox:"
 DEFAULT_BEAM_SIZE = 5  # faster-whisper's own default
 RETRY_BASE_DELAY_S = 30.0
 RETRY_MAX_DELAY_S = 3600.0
 
 log = logging.getLogger(__name__)
+
+
+def inbox_origin(name: str) -> str:
+    """The origin of the jobs of the inbox of this name."""
+    return f"{INBOX_ORIGIN_PREFIX}{name}"
+
+
+def origin_inbox(origin: str) -> str | None:
+    """The inbox's name in an inbox job's origin; None for a job from elsewhere."""
+    if not origin.startswith(INBOX_ORIGIN_PREFIX):
+        return None
+    return origin.removeprefix(INBOX_ORIGIN_PREFIX)
+
+
+def known_formats(formats: Iterable[str]) -> tuple[OutputFormat, ...]:
+    """Output formats as asked for, in any case (SRT is srt), each once in the order given: the
+    one check of them. ValueError naming every unknown one and the choices, or when none is."""
+    names = [name.lower() for name in formats]
+    unknown = [name for name in names if name not in OUTPUT_FORMATS]
+    if unknown:
+        raise ValueError(
+            f"unknown format {', '.join(map(repr, unknown))}; "
+            f"choose from {', '.join(OUTPUT_FORMATS)}"
+        )
+    if not names:
+        raise ValueError("at least one output format is needed")
+    return cast(tuple[OutputFormat, ...], tuple(dict.fromkeys(names)))
+
+
+def known_format(name: str) -> OutputFormat:
+    """One output format as asked for (known_formats): ValueError when it is none."""
+    return known_formats([name])[0]
+
+
 # Sets of unknown stored option keys already logged (once each per process).
 _unknown_options_seen: set[frozenset[str]] = set()
 
@@ -44,7 +88,7 @@ class JobOptions(BaseModel):
         le=1,
         description="One sampling temperature; None: faster-whisper's fallback",
     )
-    formats: tuple[str, ...] = OUTPUT_FORMATS
+    formats: tuple[OutputFormat, ...] = OUTPUT_FORMATS
     output_dir: str | None = Field(default=None, description="None writes beside the source file")
     detect_only: bool = Field(
         default=False,
@@ -68,17 +112,13 @@ class JobOptions(BaseModel):
             raise ValueError(f"named_after must be a file name, not {name!r}")
         return name
 
-    @field_validator("formats")
+    @field_validator("formats", mode="before")
     @classmethod
-    def _known_formats(cls, formats: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [f for f in formats if f not in OUTPUT_FORMATS]
-        if unknown:
-            raise ValueError(
-                f"unknown format {', '.join(unknown)}; choose from {', '.join(OUTPUT_FORMATS)}"
-            )
-        if not formats:
-            raise ValueError("at least one output format is needed")
-        return tuple(dict.fromkeys(formats))
+    def _known_formats(cls, formats: Any) -> Any:
+        # Before the type's own check, so that an unknown one reads as known_formats says it.
+        if isinstance(formats, list | tuple) and all(isinstance(f, str) for f in formats):
+            return known_formats(formats)
+        return formats
 
     # Set on options read from a job whose stored values this version refuses (stored_options).
     _unusable: str | None = PrivateAttr(default=None)
@@ -173,7 +213,7 @@ class JobQuery:
     """Which jobs a listing shows; every part optional. Newest first, paged by id."""
 
     status: JobStatus | None = None
-    origin: str | None = None  # "inbox:NAME", "api", "upload" or "cli"
+    origin: str | None = None  # "inbox:NAME", "api", "upload" or "cli" (see inbox_origin)
     since: datetime | None = None  # created at or after
     until: datetime | None = None  # created before
     text: str | None = None  # in the source path or the transcript, case-blind
@@ -192,7 +232,8 @@ class SearchHit:
     job_id: int
     start: float  # the matching segment's time in the audio, seconds
     end: float
-    snippet: str  # the segment's text around the match, matches in <mark>...</mark>
+    snippet: str  # the segment's text around the match, plain (no markup)
+    matches: tuple[tuple[int, int], ...]  # the matched words' (start, end) offsets in snippet
     rank: float  # higher is better
 
 
@@ -215,8 +256,8 @@ class InboxScan:
 
     name: str
     path: str  # the inbox's resolved folder
-    observer: ObserverKind  # as actually used: polling also when inotify could not watch it
-    poll_interval_s: float | None  # for polling; None with inotify
+    observer: ObserverKind  # as actually used: polling also when native events could not watch it
+    poll_interval_s: float | None  # for polling; None with native events
     last_scan_at: datetime | None
     last_scan_new: int | None  # files no job knew, found by that scan
     scanned_by: str | None  # the watching instance, host:pid

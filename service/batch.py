@@ -10,8 +10,10 @@ from pathlib import Path
 from whisper_transcriber.db.errors import UnstorablePath
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
-from whisper_transcriber.db.values import JobRecord
-from whisper_transcriber.service.bootstrap import Prepared, job_store, open_database, prepare
+from whisper_transcriber.db.values import CLI_ORIGIN, JobRecord
+from whisper_transcriber.db.worker_registry import WorkerRegistry, WorkerRole
+from whisper_transcriber.service.bootstrap import Prepared, prepare
+from whisper_transcriber.service.database import job_store, open_database, worker_registry
 from whisper_transcriber.service.handover import (
     find_service,
     shows_job,
@@ -19,8 +21,9 @@ from whisper_transcriber.service.handover import (
 )
 from whisper_transcriber.service.progress import Display, Outcome
 from whisper_transcriber.service.settings import Settings
+from whisper_transcriber.worker.hand_back import hand_back_orphans
 from whisper_transcriber.worker.outputs import render
-from whisper_transcriber.worker.supervisor import PoolFailed, hand_back_orphans
+from whisper_transcriber.worker.pool_failed import PoolFailed
 
 # How often the waiting command looks at its jobs when nothing woke it.
 WAIT_POLL_S = 0.5
@@ -31,13 +34,15 @@ def submit(
 ) -> tuple[list[JobRecord], list[str]]:
     """Queue each file; an unchanged file already done with these options keeps its job (unless
     force), a failed one is tried again. Also the reasons of files that could not be recorded."""
-    hand_back_orphans(store)
+    registry = worker_registry(settings, store)
+    hand_back_orphans(store, registry)
+    registry.tidy()  # also where no service ever runs
     jobs = []
     refused = []
     for file in files:
         options = settings.job_options()
         try:
-            job, _created = store.enqueue(file, options, origin="cli", force=force)
+            job, _created = store.enqueue(file, options, origin=CLI_ORIGIN, force=force)
         except UnstorablePath as exc:
             refused.append(str(exc))
             continue
@@ -59,7 +64,9 @@ def run_until_finished(
     pending = sum(1 for job in jobs if not job.status.is_final)
     changed = threading.Event()
     pool = prepared.worker_pool(
-        size=min(prepared.layout.workers, pending), on_failure=lambda _reason: changed.set()
+        size=min(prepared.layout.workers, pending),
+        on_failure=lambda _reason: changed.set(),
+        role=WorkerRole.COMMAND,
     )
     pool.start()
     ids = [job.id for job in jobs]
@@ -120,7 +127,8 @@ def transcribe_here(
     on_update(jobs)
     finished = None
     if hand_over and not all(job.status.is_final for job in jobs):
-        finished = _handed_over(settings, store, jobs, shown, on_update)
+        registry = worker_registry(settings, store)
+        finished = _handed_over(settings, store, registry, jobs, shown, on_update)
     if finished is None:
         finished = run_until_finished(prepared or prepare(settings, db), jobs, on_update)
     on_update(finished)
@@ -130,12 +138,13 @@ def transcribe_here(
 def _handed_over(
     settings: Settings,
     store: JobStore,
+    registry: WorkerRegistry,
     jobs: list[JobRecord],
     shown: Display,
     on_update: Callable[[list[JobRecord]], None],
 ) -> list[JobRecord] | None:
     """The final records when a service on this database ran them; None: run them here."""
-    service = find_service(settings)
+    service = find_service(settings, registry)
     if service is None:
         return None
     with service:
@@ -154,7 +163,7 @@ def _handed_over(
             f"handing {len(jobs)} job(s) to the service at {service.base_url}, which works on "
             "the same database (--local runs them here)"
         )
-        finished = wait_for_service(store, jobs, service, on_update)
+        finished = wait_for_service(store, jobs, registry, on_update)
         if finished is None:
             shown.say(f"the service at {service.base_url} went away: running the rest here")
         return finished

@@ -8,17 +8,22 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine as DbEngine
 
-from whisper_transcriber.db.engine import check_connection, make_engine
-from whisper_transcriber.db.errors import DatabaseUnavailable
 from whisper_transcriber.db.job_store import JobStore
-from whisper_transcriber.db.migrate import upgrade
-from whisper_transcriber.db.values import RetryPolicy
+from whisper_transcriber.db.worker_registry import WorkerRegistry, WorkerRole, instance_name
+from whisper_transcriber.service.database import (
+    job_store,
+    open_database,
+    retry_policy,
+    worker_registry,
+)
 from whisper_transcriber.service.inboxes import confinement
-from whisper_transcriber.service.preflight import database_folder
+from whisper_transcriber.service.logs import worker_logging
 from whisper_transcriber.service.settings import SettingError, Settings, usable_cores
 from whisper_transcriber.worker.engine import (
+    EngineNotFound,
     ModelNotFound,
     ModelSpec,
+    engine_class,
     resolve_compute_type,
     resolve_device,
     resolve_model,
@@ -42,7 +47,11 @@ class Prepared:
     compute_type: str
     layout: Layout
 
-    def worker_config(self) -> WorkerConfig:
+    @property
+    def registry(self) -> WorkerRegistry:
+        return worker_registry(self.settings, self.store)
+
+    def worker_config(self, role: WorkerRole = WorkerRole.SERVICE) -> WorkerConfig:
         return WorkerConfig(
             database_url=self.settings.database_url,
             model=self.model,
@@ -53,8 +62,7 @@ class Prepared:
             poll_interval_s=self.settings.poll_interval_s,
             retry_policy=retry_policy(self.settings),
             confinement=confinement(self.settings),
-            log_level=self.settings.log_level,
-            log_format=self.settings.log_format,
+            logging_setup=worker_logging(self.settings.log_level, self.settings.log_format),
             recycling=Recycling(
                 max_jobs=self.settings.worker_max_jobs,
                 max_memory_bytes=(
@@ -64,46 +72,24 @@ class Prepared:
                 ),
             ),
             max_audio_duration_s=self.settings.max_audio_duration_s,
+            engine=self.settings.engine,
+            instance=instance_name(self.settings.instance_name),
+            role=role,
         )
 
     def worker_pool(
-        self, size: int | None = None, on_failure: Callable[[str], None] | None = None
+        self,
+        size: int | None = None,
+        on_failure: Callable[[str], None] | None = None,
+        role: WorkerRole = WorkerRole.SERVICE,
     ) -> WorkerPool:
         return WorkerPool(
-            self.worker_config(),
+            self.worker_config(role),
             size or self.layout.workers,
             self.store,
-            job_timeout_s=self.settings.job_timeout,
+            job_timeout_s=self.settings.job_timeout_s,
             on_failure=on_failure,
         )
-
-
-def retry_policy(settings: Settings) -> RetryPolicy:
-    return RetryPolicy(base_delay_s=settings.retry_delay_s, max_delay_s=settings.retry_max_delay_s)
-
-
-def open_database(settings: Settings, *, migrate: bool = True) -> DbEngine:
-    """Connect (and upgrade the schema): an unreachable database, or a SQLite database whose
-    folder cannot be created or written, is a SettingError."""
-    database_folder(settings.database_url)
-    try:
-        db = make_engine(settings.database_url)
-        check_connection(db)
-        if migrate:
-            upgrade(db)
-    except DatabaseUnavailable as exc:
-        raise SettingError("database_url", str(exc)) from exc
-    return db
-
-
-def job_store(settings: Settings, db: DbEngine) -> JobStore:
-    """The job store with the settings' lease, attempts and retry backoff."""
-    return JobStore(
-        db,
-        lease_s=settings.lease_s,
-        max_attempts=settings.max_attempts,
-        retry_policy=retry_policy(settings),
-    )
 
 
 def prepare(settings: Settings, db: DbEngine | None = None) -> Prepared:
@@ -114,6 +100,11 @@ def prepare(settings: Settings, db: DbEngine | None = None) -> Prepared:
             model = fetch(model)
     except ModelNotFound as exc:
         raise SettingError("model", str(exc)) from exc
+    if "work" in settings.roles:
+        try:  # a wrong name stops start-up with one line, not every worker at its start
+            engine_class(settings.engine)
+        except EngineNotFound as exc:
+            raise SettingError("engine", str(exc)) from exc
     device = resolve_device(settings.device)
     compute_type = resolve_compute_type(settings.compute_type, device)
     problem = unsupported(device, compute_type)

@@ -1,4 +1,8 @@
-"""The `whisper-transcriber` command. Each flag is a setting (see service/settings.py)."""
+"""The `whisper-transcriber` command; its setting flags are made from the settings (cli_flags).
+
+Just over 400 lines: one Typer app whose commands are each a few lines calling the service's
+modules (batch, remote, job_view, liveness); splitting the app would only scatter its help.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,18 @@ from typer._click.exceptions import (
 
 from whisper_transcriber.db.errors import QueueError
 from whisper_transcriber.db.models import MAX_JOB_ID, JobStatus
-from whisper_transcriber.db.values import OutputFormat
-from whisper_transcriber.service.bootstrap import job_store, open_database, prepare
+from whisper_transcriber.db.values import OUTPUT_FORMATS, OutputFormat
+from whisper_transcriber.service.cli_flags import (
+    PARAM_TO_SETTING,
+    flag_given,
+    settings_flags,
+    settings_given,
+)
+from whisper_transcriber.service.database import job_store, open_database
+from whisper_transcriber.service.logs import configure_logging
+from whisper_transcriber.service.renamed_settings import log_renamed
 from whisper_transcriber.service.settings import SettingError, Settings, load_settings
-from whisper_transcriber.worker.logs import configure_logging
-from whisper_transcriber.worker.supervisor import PoolFailed
+from whisper_transcriber.worker.pool_failed import PoolFailed
 
 if TYPE_CHECKING:
     from whisper_transcriber.db.job_store import JobStore
@@ -51,136 +62,21 @@ db_app = typer.Typer(
 app.add_typer(db_app, name="db")
 
 
-def _help(text: str, setting: str) -> str:
-    """An option's help with its setting's default: flags default to None (unset), and an unset
-    flag falls back to the environment, the config file, then this."""
-    default = Settings.model_fields[setting].default
-    if default is None:
-        return text
-    if isinstance(default, bool):
-        shown = "on" if default else "off"
-    elif isinstance(default, list):
-        shown = ",".join(str(getattr(item, "path", item)) for item in default)
-    elif isinstance(default, float):
-        shown = f"{default:g}"
-    else:
-        shown = str(default)
-    return f"{text}  [default: {shown}]"
-
-
-# Each option's parameter name is the setting it sets; _settings(ctx) collects them from the context.
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.")]
-DatabaseOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help=_help("sqlite:///file.db or postgresql://...", "database_url"),
-    ),
-]
-InboxOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--inbox",
-        help=_help(
-            "Folder to watch (repeatable): PATH or 'PATH?observer=polling&language=de&...'.",
-            "inboxes",
-        ),
-    ),
-]
-RoleOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--role",
-        help=_help(
-            "Run only these parts (repeatable, or a comma list): api, watch, work.", "roles"
-        ),
-    ),
-]
-OutputDirOpt = Annotated[
-    Path | None, typer.Option("--output-dir", help="Write transcripts here, not beside sources.")
-]
-FormatsOpt = Annotated[
-    str | None,
-    typer.Option("--formats", help=_help("Comma list of txt,srt,vtt,json,tsv.", "formats")),
-]
-WorkersOpt = Annotated[
-    int | None, typer.Option("--workers", help="Worker processes; unset chooses from the machine.")
-]
-ThreadsOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--threads-per-worker", help="CPU threads per worker; unset chooses from the machine."
-    ),
-]
-ModelOpt = Annotated[
-    str | None,
-    typer.Option("--model", help=_help("'bundled', a size name, or a model folder.", "model")),
-]
-DeviceOpt = Annotated[
-    str | None, typer.Option("--device", help=_help("auto, cpu or cuda.", "device"))
-]
-ComputeOpt = Annotated[
-    str | None,
-    typer.Option("--compute-type", help=_help("auto, int8, float16, ...", "compute_type")),
-]
-HostOpt = Annotated[str | None, typer.Option("--host", help=_help("Address to listen on.", "host"))]
-PortOpt = Annotated[int | None, typer.Option("--port", help=_help("Port to listen on.", "port"))]
-TimeoutOpt = Annotated[
-    float | None,
-    typer.Option("--job-timeout", help=_help("Seconds one job may run.", "job_timeout")),
-]
-AttemptsOpt = Annotated[
-    int | None,
-    typer.Option("--max-attempts", help=_help("Attempts before a job fails.", "max_attempts")),
-]
-LanguageOpt = Annotated[
-    str | None,
-    typer.Option("--language", help="Whisper's language code (en, de, ...); unset detects it."),
-]
-TaskOpt = Annotated[
-    str | None, typer.Option("--task", help=_help("transcribe or translate.", "task"))
-]
-VadOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--vad-filter/--no-vad-filter", help=_help("Skip silence (Silero VAD).", "vad_filter")
-    ),
-]
-WordsOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--word-timestamps/--no-word-timestamps",
-        help=_help("Word times in the json output.", "word_timestamps"),
-    ),
-]
-BeamOpt = Annotated[
-    int | None, typer.Option("--beam-size", help=_help("Beam search width.", "beam_size"))
-]
-PromptOpt = Annotated[
-    str | None, typer.Option("--initial-prompt", help="Text that primes the model.")
-]
-LogLevelOpt = Annotated[
-    str | None, typer.Option("--log-level", help=_help("DEBUG, INFO, ...", "log_level"))
-]
-LogFormatOpt = Annotated[
-    str | None,
-    typer.Option("--log-format", help=_help("text, or json (one object per line).", "log_format")),
-]
-
-# Flag parameters whose name is not the setting's.
-PARAM_TO_SETTING = {"config": "config_file"}
+# The settings each kind of command takes as flags (service/cli_flags.py makes them from the
+# settings, in this order).
+DATABASE = ("config_file", "database_url")
+POOL = ("workers", "threads_per_worker", "model", "device", "compute_type", "job_timeout_s",
+        "max_attempts")  # fmt: skip
+JOB_OPTIONS = ("output_dir", "formats", "language", "task", "vad_filter", "word_timestamps",
+               "beam_size", "initial_prompt")  # fmt: skip
+LOGGING = ("log_level", "log_format")
 
 
 def _settings(ctx: typer.Context) -> Settings:
     """Settings from this command's flags over the environment and config file."""
-    params = ctx.params
-    overrides: dict[str, Any] = {}
-    for name, value in params.items():
-        setting = PARAM_TO_SETTING.get(name, name)
-        if setting in Settings.model_fields and value not in (None, [], ()):
-            overrides[setting] = value
-    settings = load_settings(**overrides)
+    settings = load_settings(**settings_given(ctx))
     configure_logging(settings.log_level, settings.log_format)
+    log_renamed(settings.renamed)  # after logging is set up, so that the warnings show as logs
     return settings
 
 
@@ -220,33 +116,12 @@ def _root(
 
 
 @app.command()
-def serve(
-    ctx: typer.Context,
-    config: ConfigOpt = None,
-    database_url: DatabaseOpt = None,
-    inboxes: InboxOpt = None,
-    roles: RoleOpt = None,
-    output_dir: OutputDirOpt = None,
-    formats: FormatsOpt = None,
-    workers: WorkersOpt = None,
-    threads_per_worker: ThreadsOpt = None,
-    model: ModelOpt = None,
-    device: DeviceOpt = None,
-    compute_type: ComputeOpt = None,
-    host: HostOpt = None,
-    port: PortOpt = None,
-    job_timeout: TimeoutOpt = None,
-    max_attempts: AttemptsOpt = None,
-    language: LanguageOpt = None,
-    task: TaskOpt = None,
-    vad_filter: VadOpt = None,
-    word_timestamps: WordsOpt = None,
-    beam_size: BeamOpt = None,
-    initial_prompt: PromptOpt = None,
-    log_level: LogLevelOpt = None,
-    log_format: LogFormatOpt = None,
-) -> None:
+@settings_flags(
+    *DATABASE, "inboxes", "roles", "instance_name", "host", "port", *POOL, *JOB_OPTIONS, *LOGGING
+)
+def serve(ctx: typer.Context) -> None:
     """Run the service: workers, inbox watcher, scheduler and HTTP API."""
+    from whisper_transcriber.service.bootstrap import prepare
     from whisper_transcriber.service.inboxes import ensure_inboxes
     from whisper_transcriber.service.preflight import check_serve
     from whisper_transcriber.service.runner import serve as run_service
@@ -263,27 +138,10 @@ def serve(
 
 
 @app.command()
+@settings_flags(*DATABASE, "server_url", "api_key", *POOL, *JOB_OPTIONS, *LOGGING)
 def transcribe(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Audio or video files.")],
-    config: ConfigOpt = None,
-    database_url: DatabaseOpt = None,
-    output_dir: OutputDirOpt = None,
-    formats: FormatsOpt = None,
-    workers: WorkersOpt = None,
-    threads_per_worker: ThreadsOpt = None,
-    model: ModelOpt = None,
-    device: DeviceOpt = None,
-    compute_type: ComputeOpt = None,
-    job_timeout: TimeoutOpt = None,
-    max_attempts: AttemptsOpt = None,
-    language: LanguageOpt = None,
-    task: TaskOpt = None,
-    vad_filter: VadOpt = None,
-    word_timestamps: WordsOpt = None,
-    beam_size: BeamOpt = None,
-    initial_prompt: PromptOpt = None,
-    log_level: LogLevelOpt = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -291,18 +149,6 @@ def transcribe(
             help="Transcribe again even files already done with the same options.",
         ),
     ] = False,
-    server_url: Annotated[
-        str | None,
-        typer.Option(
-            "--server",
-            help="Send the files to the service at this URL (http://host:9000) and follow them "
-            "there (setting server_url).",
-        ),
-    ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option("--api-key", help="The service's API key, sent as X-API-Key (api_key)."),
-    ] = None,
     upload: Annotated[
         bool,
         typer.Option("--upload", help="With a server: always upload, never send the path."),
@@ -334,12 +180,13 @@ def transcribe(
     database gets them, and no model is loaded here, when: it answers on this machine at the
     host and port settings (a loopback address; 0.0.0.0 asked on 127.0.0.1) with workers up, it
     shows the job just queued as recorded (so it reads the same database), and none of --local,
-    --model, --device, --compute-type, --workers, --threads-per-worker, --job-timeout was given.
+    --model, --device, --compute-type, --workers, --threads-per-worker, --job-timeout-s was
+    given.
     Otherwise a worker pool runs here, as it does when that service goes away mid-way.
     """
     from whisper_transcriber.service.progress import display, shows_bars
 
-    if log_level is None and shows_bars(to_stderr=print_text):
+    if not flag_given(ctx, "log_level") and shows_bars(to_stderr=print_text):
         # The bars own the terminal: the workers' routine INFO lines would tear through them.
         ctx.params["log_level"] = "WARNING"
     settings = _settings(ctx)
@@ -349,13 +196,16 @@ def transcribe(
         if settings.server_url is not None:
             # Only the flag: an output_dir from the config file or the environment is the
             # service's setting, not where this client writes.
-            request = _remote_request(settings, files, force, upload, output_dir, print_text)
+            output_dir = ctx.params.get("output_dir")
+            request = _remote_request(
+                settings, files, force, upload, Path(output_dir) if output_dir else None, print_text
+            )
             outcomes = _transcribe_remotely(settings, request, shown)
         else:
             from whisper_transcriber.service.batch import transcribe_here
             from whisper_transcriber.service.handover import POOL_SETTINGS
 
-            pool_flags = any(ctx.params.get(name) is not None for name in POOL_SETTINGS)
+            pool_flags = any(flag_given(ctx, name) for name in POOL_SETTINGS)
             outcomes = transcribe_here(
                 settings,
                 files,
@@ -408,10 +258,9 @@ def _transcribe_remotely(
 
 
 @app.command()
+@settings_flags(*DATABASE)
 def jobs(
     ctx: typer.Context,
-    config: ConfigOpt = None,
-    database_url: DatabaseOpt = None,
     status: Annotated[
         JobStatus | None, typer.Option("--status", help="Only jobs in this state.")
     ] = None,
@@ -430,14 +279,14 @@ def jobs(
     ] = 20,
 ) -> None:
     """Recent jobs as a table (or JSON), newest first."""
-    from whisper_transcriber.db.values import JobQuery
+    from whisper_transcriber.db.values import JobQuery, inbox_origin
     from whisper_transcriber.service.job_view import jobs_json, jobs_table
 
     for flag, text in (("--inbox", inbox_name), ("--source", source)):
         if text is not None and not _utf8(text):
             raise BadParameter(f"{flag}: the text is not valid UTF-8")
     store = _store(ctx)
-    origin = f"inbox:{inbox_name}" if inbox_name is not None else None
+    origin = inbox_origin(inbox_name) if inbox_name is not None else None
     rows = store.list_jobs(JobQuery(status=status, origin=origin, path=source), limit)
     if as_json:
         summaries = store.transcript_summaries([job.id for job in rows])
@@ -463,11 +312,10 @@ JobArg = Annotated[
 
 
 @app.command()
+@settings_flags(*DATABASE)
 def show(
     ctx: typer.Context,
     job_id: JobArg,
-    config: ConfigOpt = None,
-    database_url: DatabaseOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="As GET /jobs/{id} answers it.")] = False,
 ) -> None:
     """One job: status, attempts, source, options, outputs, error and times."""
@@ -484,13 +332,13 @@ def show(
 
 
 @app.command()
+@settings_flags(*DATABASE)
 def transcript(
     ctx: typer.Context,
     job_id: JobArg,
-    config: ConfigOpt = None,
-    database_url: DatabaseOpt = None,
     output_format: Annotated[
-        OutputFormat, typer.Option("--format", help="txt, srt, vtt, json or tsv.")
+        OutputFormat,
+        typer.Option("--format", help=f"{', '.join(OUTPUT_FORMATS[:-1])} or {OUTPUT_FORMATS[-1]}."),
     ] = "txt",
 ) -> None:
     """A job's transcript, rendered from the database as GET /jobs/{id}/transcript renders it."""
@@ -505,37 +353,31 @@ def transcript(
 
 
 @app.command()
-def cancel(
-    ctx: typer.Context, job_id: JobArg, config: ConfigOpt = None, database_url: DatabaseOpt = None
-) -> None:
+@settings_flags(*DATABASE)
+def cancel(ctx: typer.Context, job_id: JobArg) -> None:
     """Cancel a queued or running job (as DELETE /jobs/{id} does)."""
     job = _store(ctx).cancel(job_id)
     typer.echo(f"job {job.id}: {job.status.value}")
 
 
 @app.command()
-def retry(
-    ctx: typer.Context,
-    job_id: JobArg,
-    config: ConfigOpt = None,
-    database_url: DatabaseOpt = None,
-    max_attempts: AttemptsOpt = None,
-) -> None:
+@settings_flags(*DATABASE, "max_attempts")
+def retry(ctx: typer.Context, job_id: JobArg) -> None:
     """Queue a failed or cancelled job again, with a fresh allowance of attempts (as POST
     /jobs/{id}/retry does); a running service takes it."""
-    from whisper_transcriber.worker.originals import requeue
+    from whisper_transcriber.watcher.originals import bring_back_original
 
-    job = requeue(_store(ctx), job_id)
+    store = _store(ctx)
+    bring_back_original(store.get(job_id))  # from failed/, as the inbox's rules want
+    job = store.retry(job_id)
     typer.echo(f"job {job.id}: {job.status.value}")
 
 
 @app.command()
-def models(
-    ctx: typer.Context,
-    config: ConfigOpt = None,
-    model: ModelOpt = None,
-) -> None:
+@settings_flags("config_file", "model")
+def models(ctx: typer.Context) -> None:
     """Models this machine can use: the bundled one, and each size, cached or to be downloaded."""
+    from whisper_transcriber.worker.defaults import BUNDLED_MODEL
     from whisper_transcriber.worker.models import list_models
 
     settings = _settings(ctx)
@@ -545,14 +387,27 @@ def models(
     for entry in list_models(cache):
         mark = "*" if entry.name == settings.model else " "
         typer.echo(f"{mark} {entry.name:<24} {entry.note:<44} {entry.where}")
-    if settings.model != "bundled" and Path(settings.model).expanduser().is_dir():
+    if settings.model != BUNDLED_MODEL and Path(settings.model).expanduser().is_dir():
         typer.echo(f"* {settings.model:<24} {'a local CTranslate2 folder':<44} {settings.model}")
 
 
+@app.command()
+@settings_flags(*DATABASE, "instance_name")
+def check(ctx: typer.Context) -> None:
+    """Exit 0 when this instance's workers on this machine beat (the worker registry), 1 when
+    any is stale or none runs: a liveness probe for containers that serve no HTTP."""
+    from whisper_transcriber.service.liveness import check_instance
+
+    verdict = check_instance(_settings(ctx))
+    for line in verdict.lines:
+        typer.echo(line)
+    if not verdict.healthy:
+        raise typer.Exit(1)
+
+
 @db_app.command("upgrade")
-def db_upgrade(
-    ctx: typer.Context, config: ConfigOpt = None, database_url: DatabaseOpt = None
-) -> None:
+@settings_flags(*DATABASE)
+def db_upgrade(ctx: typer.Context) -> None:
     """Bring the database schema to the newest version."""
     settings = _settings(ctx)
     open_database(settings, migrate=True).dispose()

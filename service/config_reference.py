@@ -2,7 +2,7 @@
 
     python -m whisper_transcriber.service.config_reference > docs/configuration.md
 
-tests/test_config_reference.py fails when the committed file is not what this renders.
+tests/unit/test_config_reference.py fails when the committed file is not what this renders.
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from whisper_transcriber.service.settings import ENV_PREFIX, InboxSettings, Settings
+from whisper_transcriber.service.cli_flags import flag_decls, meaning
+from whisper_transcriber.service.renamed_settings import RENAMED
+from whisper_transcriber.service.settings import (
+    ENV_PREFIX,
+    FLAGGED,
+    InboxSettings,
+    Settings,
+    flag_name,
+)
 
 INTRO = f"""# Configuration reference
 
@@ -35,8 +43,16 @@ table in the config file. What an inbox leaves unset comes from the service's se
 """
 
 
+RENAMED_INTRO = """## Renamed settings
+
+An old name still works wherever the new one does (a flag, an environment variable, a config file
+key) and logs a deprecation warning at start-up. It counts as what it stands for where it is given
+(a flag over the environment over the config file); where one place gives both names, the new one
+wins and the old one is ignored, with a warning.
+"""
+
+
 def render() -> str:
-    flags = _serve_flags()
     lines = [INTRO, "## Settings", ""]
     lines += [
         "| setting | environment variable | flag | default | meaning |",
@@ -44,29 +60,21 @@ def render() -> str:
     ]
     for name, field in Settings.model_fields.items():
         env = f"`{ENV_PREFIX}{name.upper()}`"
-        flag = f"`{flags[name]}`" if name in flags else ""
+        flag = f"`{' / '.join(flag_decls(name))}`" if name in FLAGGED else ""
         lines.append(f"| `{name}` | {env} | {flag} | {_default(field)} | {_meaning(field)} |")
     lines += ["", INBOX_INTRO, "| option | default | meaning |", "|---|---|---|"]
     for name, field in InboxSettings.model_fields.items():
         lines.append(f"| `{name}` | {_default(field)} | {_meaning(field)} |")
+    lines += [
+        "",
+        RENAMED_INTRO,
+        "| old name | environment variable | flag | now |",
+        "|---|---|---|---|",
+    ]
+    for old, new in RENAMED.items():
+        flag = f"`{flag_name(old)}`" if new in FLAGGED else ""
+        lines.append(f"| `{old}` | `{ENV_PREFIX}{old.upper()}` | {flag} | `{new}` |")
     return "\n".join(lines) + "\n"
-
-
-def _serve_flags() -> dict[str, str]:
-    """Setting name -> the `serve` flag that sets it, read from the CLI itself."""
-    import typer.main
-
-    from whisper_transcriber.service.cli import PARAM_TO_SETTING, app
-
-    command = typer.main.get_command(app)
-    serve = command.commands["serve"]  # type: ignore[attr-defined]
-    flags = {}
-    for param in serve.params:
-        if param.name and param.opts:
-            flags[PARAM_TO_SETTING.get(param.name, param.name)] = " / ".join(
-                [*param.opts, *getattr(param, "secondary_opts", [])]
-            )
-    return flags
 
 
 def _default(field: FieldInfo) -> str:
@@ -97,23 +105,7 @@ def _plain(value: Any) -> str:
 
 
 def _meaning(field: FieldInfo) -> str:
-    text = field.description or ""
-    choices = _choices(field.annotation)
-    if choices and not all(choice in text for choice in choices):
-        text = f"{text}; one of {', '.join(choices)}" if text else f"one of {', '.join(choices)}"
-    return text.replace("|", "\\|")
-
-
-def _choices(annotation: Any) -> list[str]:
-    """The values a Literal field (or a list of one) accepts."""
-    from typing import Literal, get_args, get_origin
-
-    if get_origin(annotation) is Literal:
-        return [str(arg) for arg in get_args(annotation)]
-    found: list[str] = []
-    for arg in get_args(annotation):
-        found += _choices(arg)
-    return found
+    return meaning(field).replace("|", "\\|")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from whisper_transcriber.api.schemas import JobOut
-from whisper_transcriber.db.values import JobRecord, TranscriptSummary
+from whisper_transcriber.db.values import JobRecord, TranscriptSummary, origin_inbox
 
 _JOBS_JSON = TypeAdapter(list[JobOut])
 
@@ -40,8 +40,8 @@ def job_json(job: JobRecord, summary: TranscriptSummary | None) -> str:
 
 def job_details(job: JobRecord, summary: TranscriptSummary | None) -> list[str]:
     """`show`: what the dashboard's job page says, as labelled lines."""
-    origin = job.origin.removeprefix("inbox:")
-    came_from = f"inbox {origin}" if job.origin.startswith("inbox:") else job.origin
+    inbox = origin_inbox(job.origin)
+    came_from = f"inbox {inbox}" if inbox is not None else job.origin
     rows: list[tuple[str, str | list[str]]] = [
         ("status", job.status.value + (f" ({job.progress:.0%})" if job.progress else "")),
         ("source", job.source_path),

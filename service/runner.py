@@ -31,6 +31,7 @@ from whisper_transcriber.db.errors import QueueError
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.values import JobRecord
+from whisper_transcriber.db.worker_registry import WorkerRegistry
 from whisper_transcriber.service.bootstrap import Prepared
 from whisper_transcriber.service.http_protocol import (
     MAX_HEAD_BYTES,
@@ -43,8 +44,12 @@ from whisper_transcriber.service.retention import sweep_interval_s
 from whisper_transcriber.service.settings import Settings
 from whisper_transcriber.watcher.inbox import InboxWatcher
 from whisper_transcriber.watcher.intake import Intake
-from whisper_transcriber.worker.originals import move_originals
-from whisper_transcriber.worker.supervisor import PoolFailed, WorkerPool, hand_back_orphans
+from whisper_transcriber.watcher.originals import move_originals
+from whisper_transcriber.worker.hand_back import hand_back_orphans
+from whisper_transcriber.worker.pool_failed import PoolFailed
+from whisper_transcriber.worker.supervisor import WorkerPool
+
+REGISTRY_TIDY_S = 300.0
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +78,7 @@ def serve(prepared: Prepared, sockets: list[socket.socket] | None = None) -> Non
 
     pool = None
     if "work" in roles:
-        handed_back = hand_back_orphans(store)
+        handed_back = hand_back_orphans(store, prepared.registry)
         if handed_back:
             log.info(
                 "handed back %s job(s) left running by a previous run: %s",
@@ -107,8 +112,8 @@ def serve(prepared: Prepared, sockets: list[socket.socket] | None = None) -> Non
         else None
     )
     if "api" in roles:
-        stop.server = _api_server(settings, store, pool)
-    scheduler = _scheduler(settings, store, watcher)
+        stop.server = _api_server(settings, store, pool, prepared.registry)
+    scheduler = _scheduler(settings, store, watcher, prepared.registry)
 
     _install_stop_handlers(stop, pool)
     if pool is not None:
@@ -141,7 +146,9 @@ def serve(prepared: Prepared, sockets: list[socket.socket] | None = None) -> Non
         raise PoolFailed(pool.failure)
 
 
-def _api_server(settings: Settings, store: JobStore, pool: WorkerPool | None) -> uvicorn.Server:
+def _api_server(
+    settings: Settings, store: JobStore, pool: WorkerPool | None, registry: WorkerRegistry
+) -> uvicorn.Server:
     app = create_app(
         ApiContext(
             store=store,
@@ -151,6 +158,7 @@ def _api_server(settings: Settings, store: JobStore, pool: WorkerPool | None) ->
             uploads_dir=settings.uploads_dir.resolve(),
             max_upload_bytes=int(settings.max_upload_mb * 1024 * 1024),
             workers=pool,
+            registry=registry,
             api_key=settings.api_key.get_secret_value() if settings.api_key else None,
             browser_policy=BrowserPolicy.of(
                 settings.allowed_hosts, settings.allowed_origins, bound=settings.host
@@ -207,7 +215,10 @@ def _loopback(host: str) -> bool:
 
 
 def _scheduler(
-    settings: Settings, store: JobStore, watcher: InboxWatcher | None
+    settings: Settings,
+    store: JobStore,
+    watcher: InboxWatcher | None,
+    registry: WorkerRegistry,
 ) -> BackgroundScheduler:
     scheduler = BackgroundScheduler()
     scheduler.add_job(
@@ -216,6 +227,14 @@ def _scheduler(
         args=[store],
         seconds=max(settings.lease_s / 2, 1.0),
         id="leases",
+    )
+    # This machine's dead workers marked stopped, old rows removed: any instance may.
+    scheduler.add_job(
+        _while_reachable(registry.tidy),
+        "interval",
+        seconds=REGISTRY_TIDY_S,
+        id="workers",
+        next_run_time=datetime.now(UTC),
     )
     if watcher is not None:
         scheduler.add_job(

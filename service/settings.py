@@ -4,6 +4,10 @@ Environment variables carry the prefix WHISPER_TRANSCRIBER_ (WHISPER_TRANSCRIBER
 The optional config file is TOML with the same names as keys (database_url = "..."); it is named by
 --config or WHISPER_TRANSCRIBER_CONFIG_FILE. Read in entry points only: everything below them takes
 plain arguments.
+
+Over 400 lines on purpose: one class is the single statement of every setting, its default (a
+constant of the module that owns it), its check and its description, from which the CLI's flags
+(service/cli_flags.py) and docs/configuration.md are made.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -31,10 +37,27 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from whisper_transcriber.db.values import DEFAULT_BEAM_SIZE, OUTPUT_FORMATS, JobOptions
-from whisper_transcriber.watcher.filters import IGNORED_PATTERNS, MEDIA_EXTENSIONS
+from whisper_transcriber.api.app_context import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_UPLOADS_DIR
+from whisper_transcriber.db.job_store import DEFAULT_MAX_ATTEMPTS, LEASE_S
+from whisper_transcriber.db.values import (
+    DEFAULT_BEAM_SIZE,
+    OUTPUT_FORMATS,
+    RETRY_BASE_DELAY_S,
+    RETRY_MAX_DELAY_S,
+    JobOptions,
+    ObserverKind,
+    Task,
+    known_formats,
+)
+from whisper_transcriber.db.worker_registry import WORKER_HEARTBEAT_S, WORKER_STALE_AFTER_S
+from whisper_transcriber.service.logs import LogFormat
+from whisper_transcriber.service.renamed_settings import RENAMED_KEY, RenamingSource
+from whisper_transcriber.watcher.filters import IGNORED_PATTERNS
+from whisper_transcriber.watcher.spec import DEFAULT_OBSERVER, POLL_INTERVAL_S
+from whisper_transcriber.watcher.stability import SETTLE_S
+from whisper_transcriber.worker.defaults import BUNDLED_MODEL, DEFAULT_ENGINE, STOP_GRACE_S
 from whisper_transcriber.worker.languages import known_language
-from whisper_transcriber.worker.logs import LogFormat
+from whisper_transcriber.worker.media_types import MEDIA_EXTENSIONS
 
 ENV_PREFIX = "WHISPER_TRANSCRIBER_"
 DEFAULT_DATABASE_URL = "sqlite:///./data/whisper-transcriber.db"
@@ -72,15 +95,22 @@ def describe_setting(name: str) -> str:
     variable = f"{ENV_PREFIX}{name.upper()}"
     if name not in FLAGGED:
         return variable
-    return f"{FLAG_NAMES.get(name, '--' + name.replace('_', '-'))} or {variable}"
+    return f"{flag_name(name)} or {variable}"
 
 
-# The settings some command takes as a flag (tests/test_cli_commands.py checks this against the
-# CLI); every other one is set in the environment or the config file.
+def flag_name(name: str) -> str:
+    """The flag of a setting (or of a renamed setting's old name): --kebab-case unless named."""
+    return FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+
+
+# The settings some command takes as a flag (service/cli_flags.py makes the flags from the
+# settings; tests/e2e/test_cli_commands.py checks this against the CLI); every other one is set in the
+# environment or the config file. A renamed setting's old name keeps its flag (renamed_settings).
 FLAGGED = frozenset(
     {
         "api_key", "beam_size", "compute_type", "config_file", "database_url", "device",
-        "formats", "host", "inboxes", "initial_prompt", "job_timeout", "language", "log_format",
+        "formats", "host", "inboxes", "initial_prompt", "instance_name", "job_timeout_s",
+        "language", "log_format",
         "log_level", "max_attempts", "model", "output_dir", "port", "roles", "server_url", "task",
         "threads_per_worker", "vad_filter", "word_timestamps", "workers",
     }
@@ -108,17 +138,16 @@ def _split_list(value: Any) -> Any:
     return value
 
 
-def _known_formats(formats: list[str]) -> list[str]:
-    normalized = [f.lower() for f in formats]
-    unknown = [f for f in normalized if f not in OUTPUT_FORMATS]
-    if unknown:
-        raise ValueError(
-            f"unknown format {', '.join(repr(f) for f in unknown)}; "
-            f"choose from {', '.join(OUTPUT_FORMATS)}"
-        )
-    if not normalized:
-        raise ValueError("at least one format is needed")
-    return list(dict.fromkeys(normalized))
+def _split_nested(value: Any) -> Any:
+    """'a,b', or repeated flags whose items may themselves be comma lists."""
+    items = _split_list(value)
+    if not isinstance(items, list | tuple):
+        return items
+    parts: list[Any] = []
+    for item in items:
+        split = _split_list(item)
+        parts += split if isinstance(split, list) else [item]
+    return parts
 
 
 class InboxSettings(BaseModel):
@@ -129,17 +158,15 @@ class InboxSettings(BaseModel):
     path: Path = Field(description="The folder to watch")
     name: str | None = Field(default=None, description="Shown in job history; the folder's name")
     recursive: bool = Field(default=True, description="Watch sub-folders too")
-    observer: Literal["native", "polling"] = Field(
-        default="native",
+    observer: ObserverKind = Field(
+        default=DEFAULT_OBSERVER,
         description="native (inotify) for local disks; polling for SMB/NFS/CIFS mounts",
     )
     poll_interval_s: float = Field(
-        default=10.0, gt=0, description="Seconds between two looks at a polling inbox"
+        default=POLL_INTERVAL_S, gt=0, description="Seconds between two looks at a polling inbox"
     )
     language: str | None = Field(default=None, description="Language code for this inbox's files")
-    task: Literal["transcribe", "translate"] | None = Field(
-        default=None, description="transcribe, or translate into English"
-    )
+    task: Task | None = Field(default=None, description="transcribe, or translate into English")
     formats: list[str] | None = Field(
         default=None, description="Transcript formats for this inbox (formats=srt+vtt in a flag)"
     )
@@ -179,7 +206,7 @@ class InboxSettings(BaseModel):
     @field_validator("formats")
     @classmethod
     def _check_formats(cls, formats: list[str] | None) -> list[str] | None:
-        return None if formats is None else _known_formats(formats)
+        return None if formats is None else list(known_formats(formats))
 
     @field_validator("language")
     @classmethod
@@ -201,6 +228,9 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, extra="forbid", env_ignore_empty=True, validate_default=True
     )
 
+    # What renamed_settings.RenamingSource noted: old names given, and what to give instead.
+    _renamed: dict[str, str] = PrivateAttr(default_factory=dict)
+
     config_file: Path | None = Field(default=None, description="TOML file with settings")
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
@@ -215,6 +245,19 @@ class Settings(BaseSettings):
         default=list(ROLES),
         description="What this instance runs: api (HTTP), watch (inboxes), work (the worker pool); "
         "split them to add workers on more machines against one PostgreSQL",
+    )
+    instance_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="This instance's name in the worker registry (/status, the dashboard, "
+        "`check`); unset: the hostname",
+    )
+    worker_stale_after_s: float = Field(
+        default=WORKER_STALE_AFTER_S,
+        ge=2 * WORKER_HEARTBEAT_S,  # below, a worker would flap between beats
+        description="A worker whose heartbeat is older than this is reported stale, and `check` "
+        f"fails (workers beat every {WORKER_HEARTBEAT_S:g} s)",
     )
     rescan_interval_s: float = Field(
         default=300.0,
@@ -238,10 +281,12 @@ class Settings(BaseSettings):
         "(a downloads folder); a link leading anywhere else is refused",
     )
     uploads_dir: Path = Field(
-        default=Path("data/uploads"),
+        default=DEFAULT_UPLOADS_DIR,
         description="Where uploaded files are kept (each in a folder of its own, transcripts beside)",
     )
-    max_upload_mb: float = Field(default=2048.0, gt=0, description="Largest upload, in MiB")
+    max_upload_mb: float = Field(
+        default=DEFAULT_MAX_UPLOAD_BYTES / 2**20, gt=0, description="Largest upload, in MiB"
+    )
     upload_retention_s: float = Field(
         default=86400.0,
         ge=0,
@@ -264,7 +309,7 @@ class Settings(BaseSettings):
         default=None, description="Folder for transcripts; unset writes them beside the source"
     )
     formats: Annotated[list[str], NoDecode] = Field(
-        default=list(OUTPUT_FORMATS), description="Transcript formats: txt, srt, vtt, json, tsv"
+        default=list(OUTPUT_FORMATS), description=f"Transcript formats: {', '.join(OUTPUT_FORMATS)}"
     )
     workers: int | None = Field(
         default=None, ge=1, description="Worker processes; unset chooses from the machine"
@@ -273,11 +318,17 @@ class Settings(BaseSettings):
         default=None, ge=1, description="CPU threads of each worker; unset chooses from the machine"
     )
     model: str = Field(
-        default="bundled",
+        default=BUNDLED_MODEL,
         description="'bundled' (tiny.en, offline), a faster-whisper size name, or a CTranslate2 folder",
     )
     model_cache_dir: Path = Field(
         default=Path("data/models"), description="Where faster-whisper size names are downloaded"
+    )
+    engine: str = Field(
+        default=DEFAULT_ENGINE,
+        pattern=r"^[\w.]+:\w+$",
+        description="The engine class worker processes load, as module:Class: faster-whisper by "
+        "default; another is for tests and experiments (tests/helpers/fake_engine.py loads no model)",
     )
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto, cpu or cuda")
     compute_type: ComputeType = Field(
@@ -285,7 +336,8 @@ class Settings(BaseSettings):
     )
     api_key: SecretStr | None = Field(
         default=None,
-        description="When set, every endpoint but /health needs it (Bearer or X-API-Key)",
+        description="The service's API key: when set, every endpoint but /health needs it (Bearer "
+        "or X-API-Key); `transcribe` sends it to server_url",
     )
     server_url: str | None = Field(
         default=None,
@@ -332,8 +384,15 @@ class Settings(BaseSettings):
         description="Open HTTP connections at most: past it a new connection closes the one that "
         "has waited longest for a request, or is answered 503 when every one is busy",
     )
-    job_timeout: float = Field(default=3600.0, gt=0, description="Seconds one job may run")
-    max_attempts: int = Field(default=3, ge=1, description="Attempts before a job is failed")
+    job_timeout_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds one job may run; past it the worker is killed and replaced, and the "
+        "attempt fails (formerly job_timeout)",
+    )
+    max_attempts: int = Field(
+        default=DEFAULT_MAX_ATTEMPTS, ge=1, description="Attempts before a job is failed"
+    )
     worker_max_jobs: int | None = Field(
         default=500,
         ge=1,
@@ -351,7 +410,7 @@ class Settings(BaseSettings):
         "header before decoding (or once decoding passes it); unset: any length",
     )
     lease_s: float = Field(
-        default=60.0, gt=0, description="Seconds a claim lasts without a heartbeat"
+        default=LEASE_S, gt=0, description="Seconds a claim lasts without a heartbeat"
     )
     poll_interval_s: float = Field(
         default=5.0,
@@ -359,21 +418,21 @@ class Settings(BaseSettings):
         description="Fallback: seconds an idle worker waits before looking at the queue unprompted",
     )
     shutdown_grace_s: float = Field(
-        default=30.0, ge=0, description="Seconds running jobs get to finish on SIGTERM"
+        default=STOP_GRACE_S, ge=0, description="Seconds running jobs get to finish on SIGTERM"
     )
     retry_delay_s: float = Field(
-        default=30.0, ge=0, description="Backoff before the second attempt; doubles each time"
+        default=RETRY_BASE_DELAY_S,
+        ge=0,
+        description="Backoff before the second attempt; doubles each time",
     )
-    retry_max_delay_s: float = Field(default=3600.0, ge=0, description="Longest backoff")
+    retry_max_delay_s: float = Field(default=RETRY_MAX_DELAY_S, ge=0, description="Longest backoff")
     settle_s: float = Field(
-        default=2.0,
+        default=SETTLE_S,
         ge=0,
         description="Seconds a file's size and mtime must hold before it is taken",
     )
     language: str | None = Field(default=None, description="Language code; unset detects it")
-    task: Literal["transcribe", "translate"] = Field(
-        default="transcribe", description="transcribe, or translate into English"
-    )
+    task: Task = Field(default="transcribe", description="transcribe, or translate into English")
     beam_size: int = Field(
         default=DEFAULT_BEAM_SIZE, ge=1, le=20, description="Beam search width (1 is greedy)"
     )
@@ -460,11 +519,7 @@ class Settings(BaseSettings):
     @field_validator("roles", mode="before")
     @classmethod
     def _split_roles(cls, value: Any) -> Any:
-        """'api,work', or repeated flags whose items may themselves be comma lists."""
-        items = _split_list(value)
-        if isinstance(items, list):
-            return [part for item in items for part in _split_list(item)]
-        return items
+        return _split_nested(value)
 
     @field_validator("roles")
     @classmethod
@@ -491,12 +546,12 @@ class Settings(BaseSettings):
     @field_validator("formats", mode="before")
     @classmethod
     def _split_formats(cls, value: Any) -> Any:
-        return _split_list(value)
+        return _split_nested(value)
 
     @field_validator("formats")
     @classmethod
     def _check_formats(cls, formats: list[str]) -> list[str]:
-        return _known_formats(formats)
+        return list(known_formats(formats))
 
     @field_validator("language")
     @classmethod
@@ -512,11 +567,29 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (
-            init_settings,
-            env_settings,
-            _ConfigFileSource(settings_cls, init_settings, env_settings),
+        # Each source reads the old names of renamed settings as the new ones, at its strength.
+        return tuple(
+            RenamingSource(source, where, ENV_PREFIX, flag_name)
+            for source, where in (
+                (init_settings, "flag"),
+                (env_settings, "environment"),
+                (_ConfigFileSource(settings_cls, init_settings, env_settings), "config file"),
+            )
         )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _note_renamed(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
+        """Keep what the sources renamed (renamed_settings), for the entry point to log."""
+        notes = data.pop(RENAMED_KEY, {}) if isinstance(data, dict) else {}
+        settings = handler(data)
+        settings._renamed = dict(notes)
+        return settings
+
+    @property
+    def renamed(self) -> dict[str, str]:
+        """Deprecated names given for these settings, each with what to give instead."""
+        return dict(self._renamed)
 
     def api_roots(self) -> list[Path]:
         """Where files named over HTTP may live (symlinks resolved): the inboxes unless set."""
@@ -542,7 +615,7 @@ class Settings(BaseSettings):
             vad_filter=self.vad_filter,
             word_timestamps=self.word_timestamps,
             initial_prompt=self.initial_prompt,
-            formats=tuple(self.formats),
+            formats=known_formats(self.formats),  # as the validator left them, typed as formats
             output_dir=str(self.output_dir.resolve()) if self.output_dir else None,
         )
 

@@ -1,4 +1,5 @@
-"""Fixtures: a real SQLite file and a fresh real PostgreSQL database per test, speech fixtures."""
+"""Fixtures: a real SQLite file and a fresh real PostgreSQL database per test, speech fixtures;
+each test marked with its tier."""
 
 from __future__ import annotations
 
@@ -7,21 +8,30 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import psycopg
 import pytest
 from sqlalchemy import Engine
 
+from tests.helpers.media import FIXTURES, long_recording
+from tests.helpers.postgres import admin, url_for
+from tests.helpers.tiers import tier_of
 from whisper_transcriber.db.engine import make_engine
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.migrate import upgrade
 
-FIXTURES = Path(__file__).parent / "fixtures"
-# The PostgreSQL server the tests use; CI fails (never skips) when it cannot be reached.
-POSTGRES_ADMIN_URL = os.environ.get(
-    "WT_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/postgres"
-)
+if TYPE_CHECKING:
+    from whisper_transcriber.worker.engine import Engine as ModelEngine
+
 ENV_PREFIX = "WHISPER_TRANSCRIBER_"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test is marked with its tier, the folder it lives in (tests/helpers/tiers.py)."""
+    for item in items:
+        tier = tier_of(item.path)
+        if tier is not None:
+            item.add_marker(tier)
 
 
 @pytest.fixture(autouse=True)
@@ -37,43 +47,28 @@ def expected_speech() -> dict[str, dict[str, object]]:
     return data
 
 
-def _admin() -> psycopg.Connection[tuple[object, ...]]:
-    try:
-        return psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is required for the tests and unreachable at {POSTGRES_ADMIN_URL}: {exc}",
-            pytrace=False,
-        )
-
-
-def _url_for(database: str) -> str:
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    return f"{base}/{database}"
-
-
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[str]:
     """A database migrated once; each test copies it (CREATE DATABASE ... TEMPLATE)."""
     name = f"wt_template_{uuid.uuid4().hex[:8]}"
-    with _admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    engine = make_engine(_url_for(name))
+    with admin() as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    engine = make_engine(url_for(name))
     upgrade(engine)
     engine.dispose()
     yield name
-    with _admin() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with admin() as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 def postgres_url(postgres_template: str) -> Iterator[str]:
     name = f"wt_test_{uuid.uuid4().hex[:12]}"
-    with _admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
-    yield _url_for(name)
-    with _admin() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with admin() as connection:
+        connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
+    yield url_for(name)
+    with admin() as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -106,8 +101,15 @@ def store(db_engine: Engine) -> JobStore:
 
 
 @pytest.fixture(scope="session")
+def engine() -> ModelEngine:
+    """The real model, the bundled tiny.en on the CPU with one thread: loaded once per test
+    process (each xdist worker) for every test that transcribes in this process."""
+    from whisper_transcriber.worker.engine import Engine, resolve_model  # the model stack
+
+    return Engine(resolve_model("bundled"), "cpu", "int8", cpu_threads=1)
+
+
+@pytest.fixture(scope="session")
 def long_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """About a minute of real speech: long enough to catch its job while it runs."""
-    from tests.media import long_recording  # tests.media imports this module
-
     return long_recording(tmp_path_factory.mktemp("audio") / "long.wav", repeats=15)

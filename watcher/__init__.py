@@ -1,1 +1,1 @@
-
+"""Inbox folders: observers, settle tracking, rescans, ignore rules, the done/failed policy."""

@@ -8,14 +8,8 @@ from dataclasses import dataclass, field
 from fnmatch import translate
 from pathlib import Path
 
-# Containers and codecs that PyAV (faster-whisper's decoder) reads.
-MEDIA_EXTENSIONS = frozenset(
-    {
-        ".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".wma", ".aiff",
-        ".aif", ".amr", ".webm", ".mp4", ".m4v", ".mkv", ".mov", ".avi", ".wmv", ".mpg",
-        ".mpeg", ".ts", ".3gp",
-    }
-)  # fmt: skip
+from whisper_transcriber.worker.media_types import MEDIA_EXTENSIONS
+
 # Partial downloads, editor and OS clutter (macOS, Windows, Synology, QNAP/Samba recycle bins).
 IGNORED_PATTERNS = (
     "*.part", "*.tmp", "*.crdownload", "*.partial", "~$*", ".*", "._*", ".DS_Store",

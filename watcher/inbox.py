@@ -79,7 +79,7 @@ class InboxWatcher:
             observer = self._observe(inbox, handler)
             self._observers.append(observer)
             self.observers_used[inbox.name] = (
-                "polling" if isinstance(observer, PollingObserver) else "inotify"
+                "polling" if isinstance(observer, PollingObserver) else "native"
             )
         # After the observers start, so that nothing arriving in between is missed.
         try:
@@ -148,7 +148,7 @@ class InboxWatcher:
         """The scan is done whether or not the database hears of it: a failure is one line."""
         observer = self.observers_used.get(inbox.name)
         if observer is None:  # scanned before start(): what the settings ask for
-            observer = "polling" if inbox.observer == "polling" else "inotify"
+            observer = inbox.observer
         try:
             self.intake.record_scan(inbox, observer, count, scanned_at)
         except QueueError as exc:
@@ -193,5 +193,6 @@ class InboxWatcher:
 
 
 def _describe(inbox: Inbox) -> str:
-    how = f"polling every {inbox.poll_interval_s:g} s" if inbox.observer == "polling" else "inotify"
+    native = "native events"
+    how = f"polling every {inbox.poll_interval_s:g} s" if inbox.observer == "polling" else native
     return f"{how}{'' if inbox.recursive else ', top folder only'}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from stat import S_ISLNK
 
 from whisper_transcriber.db.errors import UnstorablePath
 from whisper_transcriber.db.identity import is_recorded
+from whisper_transcriber.db.inbox_scans import InboxScans
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.values import InboxScan, JobRecord, ObserverKind
@@ -18,7 +20,6 @@ from whisper_transcriber.watcher.filters import FileFilter
 from whisper_transcriber.watcher.spec import Inbox
 from whisper_transcriber.worker.confinement import Confinement
 from whisper_transcriber.worker.names import printable
-from whisper_transcriber.worker.process import worker_id_for
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,12 @@ class Intake:
         confinement: Confinement,
     ) -> None:
         self.store = store
+        self.scans = InboxScans(store)
         self.inboxes = tuple(inboxes)
         self.file_filter = file_filter
         self.confinement = confinement  # where links in an inbox may lead
-        # Named as worker ids are (host:pid), so that /status says which instance scanned.
-        self.instance = worker_id_for(os.getpid())
+        # host:pid, so that /status says which instance scanned.
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
         # Files whose names the database cannot hold, by path: the (size, mtime) already told.
         self._unstorable: dict[str, tuple[int, int]] = {}
 
@@ -122,7 +124,7 @@ class Intake:
 
         One query for what is known, then a walk: a rescan costs no statement per old file.
         Versions, not options: a file known with other options (a request's) is not new."""
-        known = self.store.known_files(inbox.root)
+        known = self.scans.known_files(inbox.root)
         real_folders: dict[Path, str] = {}  # jobs are recorded under their files' real paths
         for path in self.walk(inbox):
             try:
@@ -149,7 +151,7 @@ class Intake:
         self, inbox: Inbox, observer: ObserverKind, new_files: int, at: datetime
     ) -> None:
         """Note the scan in the database: the instance that answers /status may watch nothing."""
-        self.store.record_inbox_scan(
+        self.scans.record(
             InboxScan(
                 name=inbox.name,
                 path=str(inbox.root),

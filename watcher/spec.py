@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.db.values import JobOptions, ObserverKind, inbox_origin
+
+# Native events unless asked to poll (a network mount, where inotify sees nothing).
+DEFAULT_OBSERVER: ObserverKind = "native"
+# Seconds between two listings of a polling inbox: cheap on a NAS, and the settle time dominates.
+POLL_INTERVAL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -24,15 +28,15 @@ class Inbox:
     name: str
     options: JobOptions  # the inbox's own, over the service's defaults; output_dir unset
     recursive: bool = True
-    observer: Literal["native", "polling"] = "native"
-    poll_interval_s: float = 10.0
+    observer: ObserverKind = DEFAULT_OBSERVER
+    poll_interval_s: float = POLL_INTERVAL_S
     outbox: Path | None = None  # transcripts mirror the inbox tree here; None: beside the file
     done_dir: Path | None = None  # originals move here once done; None: they stay
     failed_dir: Path | None = None  # originals move here once failed for good; None: they stay
 
     @property
     def origin(self) -> str:
-        return f"inbox:{self.name}"
+        return inbox_origin(self.name)
 
     @property
     def excluded(self) -> tuple[Path, ...]:

@@ -16,10 +16,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from whisper_transcriber.db.values import JobRecord
+from whisper_transcriber.db.values import CLI_ORIGIN, JobRecord
 
 # The command line is the operator's own hand: its files may live anywhere.
-TRUSTED_ORIGINS = frozenset({"cli"})
+TRUSTED_ORIGINS = frozenset({CLI_ORIGIN})
 # How a refusal for a file outside the allowed folders ends (service/client.py recognises it).
 OUTSIDE_ALLOWED_FOLDERS = "is outside the allowed folders"
 _PROC_FD = Path("/proc/self/fd")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from contextlib import closing
@@ -9,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import JobOptions
 from whisper_transcriber.worker.audio_stream import SAMPLING_RATE, Samples
+from whisper_transcriber.worker.defaults import BUNDLED_MODEL
 from whisper_transcriber.worker.long_form import transcribe_pieces
 from whisper_transcriber.worker.media import pieces_of, scan, scan_start
-from whisper_transcriber.worker.transcript import Transcript
 
-BUNDLED_MODEL = "bundled"
 # faster-whisper falls back to sampling when a window decodes badly; a fixed seed per job makes the
 # transcript of a file the same whichever worker runs it and whatever it ran before.
 SAMPLING_SEED = 0
@@ -37,6 +38,25 @@ ProgressCallback = Callable[[float], None]
 
 class ModelNotFound(Exception):
     """The model setting names nothing usable; the message says what was looked for."""
+
+
+class EngineNotFound(Exception):
+    """The engine setting names no class that can be imported."""
+
+
+def engine_class(name: str) -> type[Engine]:
+    """The class that `name` ("module:Class") names, imported now. Worker processes call it after
+    they start, so that a class from outside the package (a test's stand-in that sleeps, crashes
+    or hangs on demand) is found in a spawned process as in the parent."""
+    module_name, _, attribute = name.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise EngineNotFound(f"cannot import engine {name}: {exc}") from exc
+    if not isinstance(found, type):
+        raise EngineNotFound(f"engine {name} is not a class")
+    engine: type[Engine] = found
+    return engine
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,12 @@ from whisper_transcriber.db.errors import (
     QueueError,
 )
 from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import JobRecord
 from whisper_transcriber.worker.confinement import Confinement, SourceRefused, opened_source
 from whisper_transcriber.worker.engine import Engine
 from whisper_transcriber.worker.heartbeat import Heartbeat
-from whisper_transcriber.worker.logs import about_job
+from whisper_transcriber.worker.job_in_hand import about_job
 from whisper_transcriber.worker.media import MediaError
 from whisper_transcriber.worker.names import name_max
 from whisper_transcriber.worker.originals import move_original
@@ -35,7 +36,6 @@ from whisper_transcriber.worker.sidecars import (
     withheld_note,
 )
 from whisper_transcriber.worker.staging import OutputFolderChanged, stage_outputs
-from whisper_transcriber.worker.transcript import Transcript
 
 # How long a finished attempt waits for an unreachable database before its work is given up.
 OUTCOME_PATIENCE_S = 600.0

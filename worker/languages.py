@@ -2,7 +2,7 @@
 options, the API's fields and GET /options.
 
 Kept here as a plain tuple so that checking a language imports nothing heavy (faster-whisper
-brings CTranslate2 and numpy); tests/test_languages.py checks it equals faster-whisper's own list
+brings CTranslate2 and numpy); tests/unit/test_languages.py checks it equals faster-whisper's own list
 (faster_whisper.tokenizer._LANGUAGE_CODES), so an upgrade that adds one is noticed.
 """
 

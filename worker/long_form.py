@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from whisper_transcriber.db.transcript import Segment, Word
 from whisper_transcriber.worker.audio_stream import SAMPLING_RATE, Piece
-from whisper_transcriber.worker.transcript import Segment, Word
 
 # faster-whisper's default prompt_reset_on_temperature: text decoded hotter than this is not
 # carried on (it is likely a hallucination).

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from whisper_transcriber.worker.engine import BUNDLED_MODEL, ModelNotFound, ModelSpec, resolve_model
+from whisper_transcriber.worker.defaults import BUNDLED_MODEL
+from whisper_transcriber.worker.engine import ModelNotFound, ModelSpec, resolve_model
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Moving an inbox job's original into done/ or failed/ once the job has ended.
+"""Moving an inbox job's original into done/ or failed/ once the job has ended, as its plan says.
+
+The plan is the watcher's, recorded on the job when it was queued (watcher/spec.py); so are the
+sweep that settles the moves no worker made and the way back on a retry (watcher/originals.py).
+This module carries the plan out, and holds the moves.
 
 A move never replaces a file: where the name in done/ is taken, the original takes the number
 its transcripts took ("done/talk (2).wav" with "talk (2).txt", see worker/staging.py), or the
@@ -15,7 +19,6 @@ import secrets
 import shutil
 import stat
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 from whisper_transcriber.db.errors import QueueError
@@ -28,8 +31,6 @@ from whisper_transcriber.worker.staging import open_planned_folder
 # Recorded as original_moved_to when there was nothing of this job's to move (deleted, or
 # replaced by a newer version that is a job of its own).
 NOTHING_MOVED = ""
-# The sweep leaves a just-ended job to its worker, which moves the original right after.
-SWEEP_MIN_AGE_S = 60.0
 MAX_NUMBER = 10_000  # "talk (9999).wav" is the last name a move tries
 # Hard links unsupported by the file system (FAT, some SMB mounts): look, then rename.
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK})
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 
 def destination_of(job: JobRecord) -> str | None:
+    """Where the job's plan sends its original now that it has ended; None: it stays."""
     if job.original_moved_to is not None:
         return None
     if job.status is JobStatus.DONE:
@@ -80,18 +82,18 @@ def move_original(store: JobStore, job: JobRecord) -> Path | None:
     source = Path(job.source_path)
     if not source.exists():
         # Moved by an earlier try that could not record it, or deleted by someone.
-        if _same_file(Path(destination), job):
+        if same_version(Path(destination), job):
             _record(store, job, destination)
             return Path(destination)
         _record(store, job, NOTHING_MOVED)
         return None
-    if not _same_file(source, job):
+    if not same_version(source, job):
         _record(store, job, NOTHING_MOVED)  # the file there now is another version, another job
         return None
     wanted = Path(destination)
     for target in _free_paths(wanted, number_of_outputs(job) if job.outputs else 1):
         try:
-            _move(source, target)
+            move_without_replacing(source, target)
         except FileExistsError:
             continue  # taken since we looked: the next one
         break
@@ -100,7 +102,7 @@ def move_original(store: JobStore, job: JobRecord) -> Path | None:
     return target
 
 
-def _move(source: Path, target: Path) -> None:
+def move_without_replacing(source: Path, target: Path) -> None:
     """A move into target's folder, reached without following links (made if missing: a
     done/ folder swapped for a link makes the move fail, not land elsewhere), that never
     replaces a file there (FileExistsError: the name is taken); across file systems a copy to a
@@ -176,34 +178,8 @@ def _copy_across(source: Path, name: str, folder: int) -> None:
         raise
 
 
-def move_originals(store: JobStore, min_age_s: float = SWEEP_MIN_AGE_S) -> int:
-    """The sweep: ended jobs still waiting for their move (a worker moves its own right away,
-    so only jobs that ended min_age_s ago are taken); returns how many were settled."""
-    settled = 0
-    for job in store.originals_to_move(ended_before=store.clock() - timedelta(seconds=min_age_s)):
-        try:
-            move_original(store, job)
-            settled += 1
-        except OSError as exc:
-            log.warning("job %s: cannot move %s: %s", job.id, job.source_path, exc)
-            store.original_move_failed(job.id)  # to the back of the sweep's line
-    return settled
-
-
-def requeue(store: JobStore, job_id: int) -> JobRecord:
-    """Queue a failed or cancelled job again. A failed one whose original went to failed/ gets
-    it back at its old place first, so that the new attempt finds it."""
-    job = store.get(job_id)
-    moved = Path(job.original_moved_to) if job.original_moved_to else None
-    source = Path(job.source_path)
-    back = job.status is JobStatus.FAILED and moved is not None and not source.exists()
-    if back and moved is not None and _same_file(moved, job):
-        _move(moved, source)
-        log.info("job %s: put %s back at %s for a retry", job.id, moved, source)
-    return store.retry(job_id)
-
-
-def _same_file(path: Path, job: JobRecord) -> bool:
+def same_version(path: Path, job: JobRecord) -> bool:
+    """Whether the file at path is the version of the source the job knows (size and mtime)."""
     try:
         stat = path.stat()
     except OSError:

@@ -15,11 +15,9 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from whisper_transcriber.db.values import OUTPUT_FORMATS
+from whisper_transcriber.db.transcript import Segment, Transcript
+from whisper_transcriber.db.values import OutputFormat, known_format
 from whisper_transcriber.worker.names import name_bytes, shown
-from whisper_transcriber.worker.transcript import Segment, Transcript
-
-FORMATS: tuple[str, ...] = OUTPUT_FORMATS
 
 
 def _milliseconds(seconds: float) -> int:
@@ -29,6 +27,9 @@ def _milliseconds(seconds: float) -> int:
 
 
 def _timestamp(seconds: float, decimal_marker: str) -> str:
+    # The same text as faster_whisper.utils.format_timestamp(seconds, True, decimal_marker)
+    # (tests/unit/test_outputs.py compares them), which is not used: importing faster_whisper loads
+    # CTranslate2 and numpy, and the API and the CLI render transcripts without the model stack.
     rest = _milliseconds(seconds)
     hours, rest = divmod(rest, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
@@ -81,7 +82,7 @@ def _render_json(transcript: Transcript) -> str:
     )
 
 
-_RENDERERS: dict[str, Callable[[Transcript], str]] = {
+_RENDERERS: dict[OutputFormat, Callable[[Transcript], str]] = {
     "txt": _render_txt,
     "srt": _render_srt,
     "vtt": _render_vtt,
@@ -91,12 +92,8 @@ _RENDERERS: dict[str, Callable[[Transcript], str]] = {
 
 
 def render(transcript: Transcript, fmt: str) -> str:
-    """The transcript in one of ``FORMATS``; ValueError for any other format."""
-    try:
-        renderer = _RENDERERS[fmt]
-    except KeyError:
-        raise ValueError(f"unknown output format {fmt!r}; expected one of {FORMATS}") from None
-    return renderer(transcript)
+    """The transcript in one of the output formats; ValueError for any other (known_format)."""
+    return _RENDERERS[known_format(fmt)](transcript)
 
 
 class OutputNameError(ValueError):
@@ -125,9 +122,7 @@ def output_paths(
     stem = source.stem if name is None else Path(name).stem
     if language_tag is not None:
         stem = f"{stem}.{language_tag}"
-    for fmt in formats:
-        if fmt not in _RENDERERS:
-            raise ValueError(f"unknown output format {fmt!r}; expected one of {FORMATS}")
+    for fmt in map(known_format, formats):
         path = folder / f"{stem}.{fmt}"
         if path == source:
             raise OutputNameError(

@@ -8,9 +8,9 @@ import multiprocessing.sharedctypes
 import multiprocessing.synchronize
 import os
 import signal
-import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -21,10 +21,17 @@ from whisper_transcriber.db.engine import make_engine
 from whisper_transcriber.db.errors import QueueError
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.values import RetryPolicy
+from whisper_transcriber.db.worker_registry import (
+    WorkerRegistry,
+    WorkerRole,
+    WorkerState,
+    worker_id_for,
+)
 from whisper_transcriber.worker.confinement import Confinement
-from whisper_transcriber.worker.engine import Engine, ModelSpec
+from whisper_transcriber.worker.defaults import DEFAULT_ENGINE
+from whisper_transcriber.worker.engine import ModelSpec, engine_class
 from whisper_transcriber.worker.job_runner import run_job
-from whisper_transcriber.worker.logs import LogFormat, configure_logging
+from whisper_transcriber.worker.registration import Registration
 
 ORPHAN_CHECK_S = 1.0
 # Exit status of a worker that could not load its model (its reason goes on the errors queue).
@@ -68,10 +75,15 @@ class WorkerConfig:
     poll_interval_s: float
     retry_policy: RetryPolicy
     confinement: Confinement
-    log_level: str = "INFO"
-    log_format: LogFormat = "text"
+    # Called first thing in the process to set up its logging: the service's own (a picklable
+    # partial, service/logs.py), handed over as the worker never imports the service. None: Python's
+    # default (warnings and errors to stderr).
+    logging_setup: Callable[[], None] | None = None
     recycling: Recycling = Recycling()
     max_audio_duration_s: float | None = None  # longer files fail at once (worker/media.py)
+    engine: str = DEFAULT_ENGINE  # module:Class, imported in the worker process (engine_class)
+    instance: str = ""  # the instance's name in the worker registry
+    role: WorkerRole = WorkerRole.SERVICE
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,7 @@ class WorkerLink:
 
     index: int
     parent_pid: int
+    token: str  # with the host and pid, this worker's id (db/worker_registry.py)
     stop: multiprocessing.synchronize.Event
     # The read end of this worker's own wake-up pipe: a byte on it means "look at the queue".
     # A pipe, not a shared Condition: a condition's notify waits for every sleeper to wake, so
@@ -122,13 +135,16 @@ class WorkerLink:
             if remaining <= 0 or self.wake.poll(min(remaining, ORPHAN_CHECK_S)):
                 return
 
+    def doing(self) -> tuple[WorkerState, int | None]:
+        """What the worker does now, for its heartbeat."""
+        if not self.ready.is_set():
+            return WorkerState.STARTING, None
+        job_id = self.job_id.value
+        return (WorkerState.BUSY, job_id) if job_id else (WorkerState.IDLE, None)
+
     def orphaned(self) -> bool:
         """The service died without stopping us (kill -9): we were handed to another parent."""
         return os.getppid() != self.parent_pid
-
-
-def worker_id_for(pid: int) -> str:
-    return f"{socket.gethostname()}:{pid}"
 
 
 def idle_wait_s(next_due: datetime | None, poll_interval_s: float, now: datetime) -> float:
@@ -144,9 +160,17 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
     # decides how workers stop, and kills them with SIGKILL when it must.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    configure_logging(config.log_level, config.log_format, "worker")
+    if config.logging_setup is not None:
+        config.logging_setup()
+    db_engine = make_engine(config.database_url)
+    store = JobStore(db_engine, lease_s=config.lease_s, retry_policy=config.retry_policy)
+    me = worker_id_for(link.token, os.getpid())
+    registration = Registration(
+        WorkerRegistry(db_engine, clock=store.clock), me, config.instance, config.role, link.doing
+    )
     try:
-        engine = Engine(
+        registration.start()  # DatabaseRefused: it could never claim (worker/registration.py)
+        engine = engine_class(config.engine)(
             config.model,
             config.device,
             config.compute_type,
@@ -154,13 +178,12 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
             max_audio_duration_s=config.max_audio_duration_s,
         )
     except Exception as exc:
+        registration.close()
+        db_engine.dispose()
         link.errors.put(str(exc))
         link.errors.close()
         link.errors.join_thread()
         sys.exit(START_FAILED_EXIT)
-    db_engine = make_engine(config.database_url)
-    store = JobStore(db_engine, lease_s=config.lease_s, retry_policy=config.retry_policy)
-    me = worker_id_for(os.getpid())
     me_process = psutil.Process()
     jobs_done = 0
     surprises: set[str] = set()  # unexpected claim errors already logged with their traceback
@@ -178,6 +201,11 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
                 log.warning("worker %s: parent process is gone; exiting", me)
                 break
             link.forget_wake_ups()
+            if not registration.registered.is_set():
+                # A job is claimed only under a registered id, so that if this pool is killed
+                # its next start knows the job's holder is gone (the heartbeat keeps trying).
+                link.wait_for_work(config.poll_interval_s)
+                continue
             try:
                 job = store.claim(me)
                 next_due = None if job else store.next_due()
@@ -216,4 +244,5 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
                 log.info("worker %s: stepping down for a fresh process (%s)", me, recycle)
                 sys.exit(RECYCLE_EXIT)
     finally:
+        registration.close()
         db_engine.dispose()

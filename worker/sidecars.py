@@ -8,7 +8,7 @@ import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from whisper_transcriber.watcher.filters import MEDIA_EXTENSIONS
+from whisper_transcriber.worker.media_types import MEDIA_EXTENSIONS
 
 # Subtitle files media servers read from beside a video.
 SUBTITLE_EXTENSIONS = frozenset({".srt", ".vtt", ".ass", ".ssa", ".sub", ".smi"})

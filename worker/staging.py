@@ -38,6 +38,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.worker.names import name_bytes, name_max, number_of, numbered, shown
 from whisper_transcriber.worker.outputs import (
     OutputNameError,
@@ -45,7 +46,6 @@ from whisper_transcriber.worker.outputs import (
     output_paths,
     render,
 )
-from whisper_transcriber.worker.transcript import Transcript
 
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -6,6 +6,11 @@ timeout has its worker killed and replaced, and so has a worker still running an
 its job, a second after the supervisor saw it (worker/lost_attempts.py). A worker that dies before
 it is ready, again and again, means the pool cannot work at all (a broken model): the pool stops
 with that reason instead of restarting forever.
+
+Over 400 lines on purpose: the pool's lifecycle and every way a child ends (exit, timeout, lost
+attempt, shutdown) share the slots and their locks, and read best side by side. What does not
+touch them lives apart: giving jobs back (worker/hand_back.py), lost attempts
+(worker/lost_attempts.py), the child's own loop (worker/process.py).
 """
 
 from __future__ import annotations
@@ -21,23 +26,23 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_exits
 from multiprocessing.context import SpawnProcess
-from pathlib import Path
 from queue import Empty
 
 from whisper_transcriber.db.errors import LeaseLost, QueueError
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.values import JobRecord
+from whisper_transcriber.db.worker_registry import WorkerRegistry, new_worker_token, worker_id_for
+from whisper_transcriber.worker.defaults import STOP_GRACE_S
+from whisper_transcriber.worker.hand_back import release, remove_temporaries
 from whisper_transcriber.worker.lost_attempts import ABANDON_GRACE_S, LostAttempt, track, why_lost
+from whisper_transcriber.worker.pool_failed import PoolFailed
 from whisper_transcriber.worker.process import (
     RECYCLE_EXIT,
     WorkerConfig,
     WorkerLink,
-    worker_id_for,
     worker_main,
 )
-from whisper_transcriber.worker.staging import remove_stale_temporaries
 
-STOP_GRACE_S = 30.0
 MAX_START_FAILURES = 3  # consecutive deaths before a worker was ever ready
 SUPERVISE_TICK_S = 1.0  # deaths wake it at once (sentinels); this paces its look at the jobs
 # A killed process is gone in milliseconds; one stuck in the kernel (a dead NFS server) dies when
@@ -47,16 +52,13 @@ KILL_WAIT_S = 1.0
 log = logging.getLogger(__name__)
 
 
-class PoolFailed(Exception):
-    """The workers cannot run at all; the message says why."""
-
-
 @dataclass
 class _Slot:
     index: int
     process: SpawnProcess
     link: WorkerLink
     waker: Connection  # the write end of the worker's wake-up pipe (non-blocking)
+    worker_id: str  # as the worker names itself in the registry and on the jobs it claims
     restarts: int = 0
     start_failures: int = 0
     lost: LostAttempt | None = None  # the attempt it holds lost its job (cancelled, taken over)
@@ -73,10 +75,6 @@ class _Slot:
     @property
     def name(self) -> str:
         return f"worker-{self.index + 1}"
-
-    @property
-    def worker_id(self) -> str:
-        return worker_id_for(self.process.pid or 0)
 
     def running_job(self) -> tuple[int, int, float] | None:
         """(job id, attempt, monotonic start) of the job in hand, as the worker last reported it."""
@@ -111,6 +109,7 @@ class WorkerPool:
         self.config = config
         self.size = size
         self.store = store
+        self.registry = WorkerRegistry(store.engine, clock=store.clock)
         self.job_timeout_s = job_timeout_s
         self.on_failure = on_failure
         self.restarts = 0
@@ -160,6 +159,9 @@ class WorkerPool:
         self._shared.stop.set()
         self._interrupt_sender.close()
         self.wake()
+        running = sum(1 for slot in self._shared.slots if slot.link.job_id.value)
+        if running:  # what a stop that takes a while is waiting for
+            log.info("stopped claiming; %s running job(s) get %g s to finish", running, grace_s)
         if self._supervisor.is_alive():
             self._supervisor.join()
         slots = self._shared.slots
@@ -181,6 +183,8 @@ class WorkerPool:
             slot.process.join(max(killed_by - time.monotonic(), 0.0))
             self._hand_back(slot)
         for slot in self._shared.slots:
+            if slot.process.exitcode is not None:
+                self._unregister(slot)  # (a no-op for one that ended by itself and said so)
             slot.close()
         self._shared.slots = []
         self._interrupt.close()
@@ -199,6 +203,7 @@ class WorkerPool:
         link = WorkerLink(
             index=index,
             parent_pid=os.getpid(),
+            token=new_worker_token(),
             stop=self._shared.stop,
             wake=wake_reader,
             errors=self._shared.errors,
@@ -213,7 +218,8 @@ class WorkerPool:
         )
         process.start()
         wake_reader.close()  # the worker has its own copy now
-        return _Slot(index, process, link, wake_writer, restarts, start_failures)
+        worker_id = worker_id_for(link.token, process.pid or 0)
+        return _Slot(index, process, link, wake_writer, worker_id, restarts, start_failures)
 
     def _supervise(self) -> None:
         while not self._stopping.is_set():
@@ -313,6 +319,7 @@ class WorkerPool:
         self._replace(slot, 0)
 
     def _replace(self, slot: _Slot, start_failures: int, *, restart: bool = True) -> None:
+        self._unregister(slot)
         replacement = self._spawn(slot.index, slot.restarts + restart, start_failures)
         self._shared.slots[self._shared.slots.index(slot)] = replacement
         slot.close()
@@ -375,7 +382,7 @@ class WorkerPool:
         job = self.store.get(lost.job_id)
         lost_now = why_lost(job, lost.attempt)
         if lost_now is not None and lost_now[1]:
-            _remove_temporaries(job)
+            remove_temporaries(job)
 
     def _kill_holding(self, slot: _Slot, job_id: int, attempt: int) -> bool:
         """Kill the worker if it still holds this attempt. Its link stays locked until the signal
@@ -404,12 +411,22 @@ class WorkerPool:
         log.warning(
             "job %s: attempt %s failed: %s (now %s)", job_id, attempt, reason, job.status.value
         )
-        _remove_temporaries(job)
+        remove_temporaries(job)
 
     def _hand_back(self, slot: _Slot) -> None:
         for job in self._jobs_held_by(slot):
-            if _release(self.store, job):
+            if release(self.store, job):
                 log.info("job %s: handed back to the queue", job.id)
+
+    def _unregister(self, slot: _Slot) -> None:
+        """A dead worker's row says so (it could not say it itself); the database may be away:
+        then its row goes stale, and the registry still knows the process is gone."""
+        if slot.process.pid is None:
+            return
+        try:
+            self.registry.stopped(slot.worker_id)
+        except QueueError as exc:
+            log.warning("supervisor: could not mark %s stopped: %s", slot.name, exc)
 
     def _start_error(self) -> str | None:
         try:
@@ -437,56 +454,3 @@ def _first_time(exc: Exception) -> Exception | None:
         return None
     _surprises_seen.add(key)
     return exc
-
-
-def hand_back_orphans(store: JobStore) -> list[int]:
-    """Jobs left running by this machine's workers that no longer exist (the service was killed):
-    back to the queue now, instead of when their leases expire."""
-    handed_back = []
-    host_prefix = worker_id_for(0).rsplit(":", 1)[0] + ":"
-    for job in store.running():
-        if not job.worker_id or not job.worker_id.startswith(host_prefix):
-            continue
-        pid = int(job.worker_id.rsplit(":", 1)[1])
-        if _process_exists(pid):
-            continue
-        if _release(store, job):
-            handed_back.append(job.id)
-    return handed_back
-
-
-def _release(store: JobStore, job: JobRecord) -> bool:
-    """Back to the queue without using up an attempt, and its half-written files gone."""
-    try:
-        store.release(job.id, job.attempts)
-    except LeaseLost:
-        return False
-    _remove_temporaries(job)
-    return True
-
-
-def _remove_temporaries(job: JobRecord) -> None:
-    output_dir = Path(job.options.output_dir) if job.options.output_dir else None
-    for path in remove_stale_temporaries(
-        Path(job.source_path), job.options.formats, output_dir, job.options.media_library
-    ):
-        log.info("job %s: removed the temporary %s", job.id, path)
-
-
-def _process_exists(pid: int) -> bool:
-    """A live process (a zombie nobody reaped yet is dead: it will never finish its job)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    except (OSError, IndexError):
-        pass  # no /proc: ask the kernel instead
-    else:
-        return state != "Z"
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

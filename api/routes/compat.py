@@ -5,7 +5,7 @@ event loop."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -15,7 +15,7 @@ from whisper_transcriber.api.limits import check_prompt
 from whisper_transcriber.api.schemas import DetectedLanguage, ErrorOut
 from whisper_transcriber.api.sync_jobs import multipart_body, receive, run_and_wait
 from whisper_transcriber.api.uploads import wrap_raw_pcm
-from whisper_transcriber.db.values import JobOptions, JobRecord
+from whisper_transcriber.db.values import JobOptions, JobRecord, OutputFormat, Task
 from whisper_transcriber.worker.languages import Language
 from whisper_transcriber.worker.outputs import render
 from whisper_transcriber.worker.sidecars import language_name
@@ -61,12 +61,12 @@ async def asr(
     request: Request,
     context: Context,
     encode: Encode = True,
-    task: Literal["transcribe", "translate"] = "transcribe",
+    task: Task = "transcribe",
     language: Language = None,
     initial_prompt: str | None = None,
     vad_filter: bool = False,
     word_timestamps: bool = False,
-    output: Literal["txt", "vtt", "srt", "tsv", "json"] = "txt",
+    output: OutputFormat = "txt",
 ) -> Response:
     """Transcribe (or translate into English) an uploaded audio_file; answers the transcript."""
     check_prompt(initial_prompt, "initial_prompt")  # before the upload: nothing is stored

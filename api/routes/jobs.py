@@ -21,8 +21,15 @@ from whisper_transcriber.api.uploads import UploadError, receive_upload
 from whisper_transcriber.db.errors import InvalidTransition, JobNotFound, UnstorablePath
 from whisper_transcriber.db.identity import looks_the_same
 from whisper_transcriber.db.models import MAX_JOB_ID, JobStatus
-from whisper_transcriber.db.values import OUTPUT_FORMATS, JobQuery, JobRecord, OutputFormat
-from whisper_transcriber.worker.originals import requeue
+from whisper_transcriber.db.values import (
+    API_ORIGIN,
+    OUTPUT_FORMATS,
+    JobQuery,
+    JobRecord,
+    OutputFormat,
+    inbox_origin,
+)
+from whisper_transcriber.watcher.originals import bring_back_original
 from whisper_transcriber.worker.outputs import render
 
 # Content types of the transcript formats.
@@ -57,7 +64,7 @@ def _transcribe_body_schema() -> dict[str, Any]:
     form["formats"] = {
         "type": "string",
         "pattern": f"^({names})(,({names}))*$",
-        "description": "Comma list: txt,srt,vtt,json,tsv",
+        "description": f"Comma list: {','.join(OUTPUT_FORMATS)}",
     }
     return {
         "requestBody": {
@@ -150,7 +157,7 @@ async def _by_path(request: Request, context: Context) -> tuple[JobRecord, bool]
     options = given.options(context.default_options)
     try:
         return await run_in_threadpool(
-            partial(context.store.enqueue, path, options, "api", force=given.force)
+            partial(context.store.enqueue, path, options, API_ORIGIN, force=given.force)
         )
     except UnstorablePath as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
@@ -210,8 +217,21 @@ async def _uploaded(
 def list_jobs(
     context: Context,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
-    inbox: Annotated[str | None, Query(description="An inbox's name")] = None,
-    source: Annotated[str | None, Query(description="api, upload or cli")] = None,
+    origin: Annotated[
+        str | None,
+        Query(
+            description="Where the jobs came from, as their origin says: inbox:NAME, api, "
+            "upload or cli"
+        ),
+    ] = None,
+    inbox: Annotated[
+        str | None,
+        Query(deprecated=True, description="An inbox's name: origin=inbox:NAME says the same"),
+    ] = None,
+    source: Annotated[
+        str | None,
+        Query(deprecated=True, description="api, upload or cli: origin says the same"),
+    ] = None,
     since: Annotated[
         Moment | None, Query(description="Created at or after (ISO 8601 with its offset)")
     ] = None,
@@ -227,7 +247,8 @@ def list_jobs(
     """Jobs, newest first, a page at a time."""
     # Past the largest id means "from the newest": clamped, so the database never overflows.
     before_id = min(int(cursor), MAX_JOB_ID) if cursor is not None else None
-    origin = f"inbox:{inbox}" if inbox is not None else source
+    if origin is None:  # the older spellings, when origin is not given
+        origin = inbox_origin(inbox) if inbox is not None else source
     query = JobQuery(
         status=status_, origin=origin, since=since, until=until, text=text, before_id=before_id
     )
@@ -287,7 +308,8 @@ def cancel_job(job_id: JobId, context: Context) -> JobOut:
 def retry_job(job_id: JobId, context: Context) -> JobOut:
     """Queue a failed or cancelled job again, with a fresh allowance of attempts."""
     try:
-        return JobOut.from_record(requeue(context.store, job_id))
+        bring_back_original(context.store.get(job_id))  # from failed/, as the inbox's rules want
+        return JobOut.from_record(context.store.retry(job_id))
     except JobNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except InvalidTransition as exc:

@@ -15,10 +15,11 @@ from whisper_transcriber.api.deps import Context
 from whisper_transcriber.api.limits import ContentTooLarge, check_prompt
 from whisper_transcriber.api.schemas import ErrorOut
 from whisper_transcriber.api.sync_jobs import multipart_body, receive, run_and_wait
+from whisper_transcriber.db.transcript import Transcript
+from whisper_transcriber.db.values import Task
 from whisper_transcriber.worker.languages import Language
 from whisper_transcriber.worker.outputs import render
 from whisper_transcriber.worker.sidecars import language_name
-from whisper_transcriber.worker.transcript import Transcript
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -84,9 +85,7 @@ def models() -> dict[str, Any]:
     }
 
 
-async def _run(
-    request: Request, context: Context, task: Literal["transcribe", "translate"]
-) -> Response:
+async def _run(request: Request, context: Context, task: Task) -> Response:
     upload = await receive(request, context, "file")
     fields: dict[str, Any] = dict(upload.fields)
     granularities = upload.repeated.get("timestamp_granularities[]")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from fastapi import APIRouter, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -103,3 +105,16 @@ class QueueCollector(Collector):
             state.add_metric(["idle"], max(up - busy, 0))
             state.add_metric(["down"], max(workers.size - up, 0))
             yield state
+        registered = GaugeMetricFamily(
+            "whisper_transcriber_registered_workers",
+            "Every instance's worker processes in the registry, by role and state (stale: silent "
+            "too long); every instance reports them all: aggregate with max, not sum",
+            labels=["instance", "role", "state"],
+        )
+        counts: Counter[tuple[str, str, str]] = Counter()
+        for worker in self.context.worker_registry().workers():
+            shown = "stale" if worker.stale else worker.state.value
+            counts[worker.instance, worker.role, shown] += 1
+        for labels, count in sorted(counts.items()):
+            registered.add_metric(list(labels), count)
+        yield registered

@@ -1,4 +1,5 @@
-"""The service at a glance, as JSON: this instance's workers, the queue, and every inbox's scan."""
+"""The service at a glance, as JSON: this instance's pool, every instance's registered workers,
+the queue, and every inbox's scan."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from fastapi import APIRouter
 
 from whisper_transcriber.api.deps import Context
 from whisper_transcriber.api.schemas import ErrorOut, StatusOut
+from whisper_transcriber.db.inbox_scans import InboxScans
 
 router = APIRouter(tags=["operations"])
 
@@ -16,6 +18,12 @@ router = APIRouter(tags=["operations"])
 )
 def status(context: Context) -> StatusOut:
     """Jobs, totals and inboxes come from the database, so any instance answers for all of
-    them (a split `--role api` watches nothing itself); workers are this instance's own."""
+    them (a split `--role api` watches nothing itself); `workers` is this instance's own pool,
+    `instances` every instance's workers from the registry."""
     store = context.store
-    return StatusOut.of(store.stats(), store.inbox_scans(), context.workers)
+    return StatusOut.of(
+        store.stats(),
+        InboxScans(store).latest(),
+        context.workers,
+        context.worker_registry().workers(),
+    )

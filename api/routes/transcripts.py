@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -30,7 +32,7 @@ def search(
                 source_path=jobs[hit.job_id].source_path,
                 start=hit.start,
                 end=hit.end,
-                snippet=hit.snippet,
+                snippet=marked(hit.snippet, hit.matches),
                 rank=hit.rank,
                 links={
                     "job": f"/jobs/{hit.job_id}",
@@ -41,3 +43,16 @@ def search(
             if hit.job_id in jobs
         ]
     )
+
+
+def marked(snippet: str, matches: Sequence[tuple[int, int]]) -> str:
+    """HTML-safe text with the matches (ordered, apart: db/transcript_search.py) in
+    <mark>...</mark>: the transcript's words are text, never markup."""
+    parts = []
+    at = 0
+    for start, end in matches:
+        parts += [html.escape(snippet[at:start], quote=False), "<mark>"]
+        parts += [html.escape(snippet[start:end], quote=False), "</mark>"]
+        at = end
+    parts.append(html.escape(snippet[at:], quote=False))
+    return "".join(parts)

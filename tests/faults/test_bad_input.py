@@ -7,18 +7,12 @@ import random
 import wave
 from pathlib import Path
 
-from tests.conftest import FIXTURES
-from tests.faults.conftest import (
-    one_set_of_transcripts,
-    temporaries,
-    transcript_files,
-    unprivileged,
-)
-from tests.media import place, silence
-from tests.service import JOB_DEADLINE_S, running_service, service_env
-from tests.waiting import wait_until
+from tests.helpers.jobs import jobs_by_path
+from tests.helpers.media import FIXTURES, place, silence
+from tests.helpers.outputs import one_set_of_transcripts, temporaries, transcript_files
+from tests.helpers.service import JOB_DEADLINE_S, running_service, service_env, unprivileged
+from tests.helpers.waiting import wait_until
 from whisper_transcriber.db.job_store import JobStore
-from whisper_transcriber.db.values import JobRecord
 
 LONG_SILENCE_S = 30 * 60
 
@@ -61,10 +55,6 @@ def good_inputs(inbox: Path) -> dict[Path, str]:
         place(FIXTURES / "speech_b.flac", inbox, "Bericht für Ünal \u2013 報告.flac"): "report",
         place(FIXTURES / "speech_c.ogg", inbox, "first line\nsecond line.ogg"): "elephant",
     }
-
-
-def jobs_by_path(store: JobStore) -> dict[str, JobRecord]:
-    return {job.source_path: job for job in store.recent(100)}
 
 
 def test_bad_files_fail_alone_and_odd_files_succeed(

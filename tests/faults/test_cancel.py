@@ -2,26 +2,21 @@
 the supervisor seeing the job cancelled (or taken over by another attempt) and the worker still on
 it, whatever the segment it is in. The job is not failed, nothing of the attempt is published, the
 worker is replaced, and another attempt's work is left alone. A real service whose worker stalls
-for good on one file (tests/faults/stall: a stuck decoder, a stalled disk), on SQLite and
-PostgreSQL. The cancels come from this process, as from another machine."""
+for good on one file, on SQLite and PostgreSQL: in the fake engine (tests/helpers/fake_engine.py:
+a stuck decoder), or once its transcripts are staged (tests/faults/stall: a stalled disk). The
+cancels come from this process, as from another machine."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 from datetime import timedelta
 from pathlib import Path
 
-from tests.conftest import FIXTURES
-from tests.faults.conftest import (
-    FORMATS,
-    one_set_of_transcripts,
-    temporaries,
-    transcript_files,
-)
-from tests.media import place
-from tests.service import (
+from tests.helpers.fake_engine import fake_engine_env, plan
+from tests.helpers.media import FIXTURES, place
+from tests.helpers.outputs import FORMATS, one_set_of_transcripts, temporaries, transcript_files
+from tests.helpers.service import (
     JOB_DEADLINE_S,
     STOP_TIMEOUT_S,
     Service,
@@ -29,14 +24,14 @@ from tests.service import (
     running_service,
     service_env,
 )
-from tests.waiting import wait_until
-from whisper_transcriber.db.engine import make_engine
-from whisper_transcriber.db.job_store import JobStore, utcnow
+from tests.helpers.waiting import wait_until
+from whisper_transcriber.db.clock import utcnow
+from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
-from whisper_transcriber.db.values import JobOptions, JobRecord, RetryPolicy
-from whisper_transcriber.worker.lost_attempts import ABANDON_GRACE_S, LostAttempt, track, why_lost
+from whisper_transcriber.db.transcript import Segment, Transcript
+from whisper_transcriber.db.values import RetryPolicy
+from whisper_transcriber.worker.lost_attempts import ABANDON_GRACE_S
 from whisper_transcriber.worker.staging import stage_outputs
-from whisper_transcriber.worker.transcript import Segment, Transcript
 
 STALL_HOOK = Path(__file__).parent / "stall"  # its sitecustomize.py makes the worker stall
 
@@ -72,7 +67,7 @@ def test_cancelled_job_of_a_stuck_worker_is_stopped_and_the_next_job_runs(
     after = place(FIXTURES / "speech_b.flac", inbox)
     with running_service(
         "--database-url", database_url, "--inbox", inbox, "--workers", "1",
-        cwd=tmp_path, env=stalling_env(stuck.name, "staged"),
+        cwd=tmp_path, env=fake_engine_env(stalling_env(stuck.name, "staged")),
     ) as service:  # fmt: skip
         stuck_id = service.submit(stuck)
         # Transcribed, its transcripts written to temporaries, and then stuck for good.
@@ -114,10 +109,10 @@ def test_attempt_taken_over_is_stopped_and_the_other_attempt_left_alone(
     database_url: str, job_store: JobStore, tmp_path: Path
 ) -> None:
     inbox = tmp_path / "inbox"
-    stuck = place(FIXTURES / "speech_a.wav", inbox, "stuck.wav")
+    stuck = plan(inbox / "stuck.wav", hang=True)
     with running_service(
         "--database-url", database_url, "--inbox", inbox, "--workers", "1",
-        cwd=tmp_path, env=stalling_env(stuck.name, "transcribe"),
+        cwd=tmp_path, env=fake_engine_env(service_env()),
     ) as service:  # fmt: skip
         job_id = service.submit(stuck)
         stuck_pid = running_on(service, job_id)
@@ -164,8 +159,8 @@ def test_job_cancelled_during_the_shutdown_grace_does_not_hold_it_up(
     database_url: str, job_store: JobStore, tmp_path: Path
 ) -> None:
     inbox = tmp_path / "inbox"
-    stuck = place(FIXTURES / "speech_a.wav", inbox, "stuck.wav")
-    env = stalling_env(stuck.name, "transcribe", SHUTDOWN_GRACE_S="3600")
+    stuck = plan(inbox / "stuck.wav", hang=True)
+    env = fake_engine_env(service_env(SHUTDOWN_GRACE_S="3600"))
     with running_service(
         "--database-url", database_url, "--inbox", inbox, "--workers", "1",
         cwd=tmp_path, env=env,
@@ -183,35 +178,3 @@ def test_job_cancelled_during_the_shutdown_grace_does_not_hold_it_up(
     assert f"job {job_id}: attempt 1 was cancelled; worker-1 (pid {stuck_pid})" in (
         service.log.read_text()
     )
-
-
-def test_an_attempt_is_lost_to_a_cancel_or_a_later_attempt_only(sqlite_url: str) -> None:
-    store = JobStore(make_engine(sqlite_url))
-    store.enqueue(FIXTURES / "speech_a.wav", JobOptions(), "api")
-    claimed = store.claim("here:1")
-    store.engine.dispose()
-    assert claimed is not None and claimed.attempts == 1
-    job: JobRecord = claimed
-
-    def as_now(status: JobStatus, attempts: int = 1) -> JobRecord:
-        return dataclasses.replace(job, status=status, attempts=attempts)
-
-    assert why_lost(job, 1) is None
-    for own_outcome in (JobStatus.DONE, JobStatus.FAILED, JobStatus.QUEUED):
-        assert why_lost(as_now(own_outcome), 1) is None
-    assert why_lost(as_now(JobStatus.CANCELLED), 1) == ("was cancelled", True)
-    for status in (JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.DONE):
-        assert why_lost(as_now(status, 2), 1) == ("was taken over by attempt 2", False)
-    assert why_lost(None, 1) == ("no longer exists", True)
-
-    first = track(None, job.id, 1, as_now(JobStatus.CANCELLED), now=10.0)
-    assert first == LostAttempt(job.id, 1, "was cancelled", True, 10.0)
-    assert first.deadline == 10.0 + ABANDON_GRACE_S
-    # Retried and claimed again since: the reason changes, the first sighting stays.
-    again = track(first, job.id, 1, as_now(JobStatus.RUNNING, 2), now=11.0)
-    assert again == LostAttempt(job.id, 1, "was taken over by attempt 2", False, 10.0)
-    # The worker went on to another job: a sighting of its own.
-    assert track(first, job.id + 1, 1, None, now=12.0) == LostAttempt(
-        job.id + 1, 1, "no longer exists", True, 12.0
-    )
-    assert track(first, job.id, 1, job, now=13.0) is None

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES
-from tests.faults.test_connections import Raw, api_service, events_stream, multipart
-from tests.media import place
-from tests.waiting import wait_until
+from tests.helpers.media import FIXTURES, place
+from tests.helpers.sockets import Raw, api_service, events_stream, multipart
+from tests.helpers.waiting import wait_until
 
 WAIT_S = 30
 

@@ -12,24 +12,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from tests.conftest import FIXTURES
-from tests.faults.conftest import temporaries, transcript_files
-from tests.faults.test_bad_input import jobs_by_path
-from tests.media import place
-from tests.service import JOB_DEADLINE_S, running_service, service_env
-from tests.test_api_operations import app_for
-from tests.waiting import wait_until
+from tests.helpers.apps import app_for
+from tests.helpers.jobs import jobs_by_path
+from tests.helpers.media import FIXTURES, place
+from tests.helpers.outputs import temporaries, transcript_files
+from tests.helpers.service import JOB_DEADLINE_S, running_service, service_env
+from tests.helpers.waiting import wait_until
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.values import JobOptions
 from whisper_transcriber.service.inboxes import inboxes_from_settings
 from whisper_transcriber.service.settings import load_settings
 from whisper_transcriber.worker.confinement import Confinement
-from whisper_transcriber.worker.engine import Engine, resolve_model
+from whisper_transcriber.worker.engine import Engine
 from whisper_transcriber.worker.job_runner import run_job
 
 
@@ -61,11 +59,6 @@ def opens_under(*folders: Path) -> Iterator[_Opens]:
 
 def everything_under(folder: Path) -> list[str]:
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
-
-
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    return Engine(resolve_model("bundled"), "cpu", "int8", cpu_threads=1)
 
 
 def test_links_out_of_the_allowed_folders_are_refused_and_never_opened(

@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
 
-from tests.conftest import FIXTURES
-from tests.media import place
-from tests.service import Service, free_port, running_service, service_env
-from tests.ui.conftest import EXPECT_TIMEOUT_MS, chromium_path
+from tests.helpers.browser import EXPECT_TIMEOUT_MS, chromium_path
+from tests.helpers.media import FIXTURES, place
+from tests.helpers.service import Service, free_port, running_service, service_env
 
 KEY = "not-a-cookie"
 REBINDING_NAME = "attacker.example"

@@ -11,11 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from tests.conftest import FIXTURES
-from tests.faults.conftest import unprivileged
-from tests.media import place
-from tests.service import running_service, service_env
-from tests.test_api_operations import app_for
+from tests.helpers.apps import app_for
+from tests.helpers.media import FIXTURES, place
+from tests.helpers.service import running_service, service_env, unprivileged
 from whisper_transcriber.db.engine import make_engine
 from whisper_transcriber.db.errors import DatabaseReadOnly, DatabaseUnavailable
 from whisper_transcriber.db.job_store import JobStore

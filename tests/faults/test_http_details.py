@@ -10,11 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cli import run_cli
-from tests.conftest import FIXTURES
-from tests.media import place
-from tests.service import Service, running_service, service_env
-from tests.waiting import wait_until
+from tests.helpers.cli import run_cli
+from tests.helpers.media import FIXTURES, place
+from tests.helpers.service import Service, running_service, service_env
+from tests.helpers.waiting import wait_until
 
 NO_KEY_WARNING = "NO API KEY"
 

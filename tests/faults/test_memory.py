@@ -11,10 +11,8 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import FIXTURES
-from tests.media import place
-from tests.service import Service, running_service, service_env, worker_processes
-from tests.test_media import wav_claiming
+from tests.helpers.media import FIXTURES, place, wav_claiming
+from tests.helpers.service import Service, running_service, service_env, worker_processes
 
 PEAK_RATIO = 1.5
 TWO_HOURS_S = 7200

@@ -1,5 +1,6 @@
 """Outages: PostgreSQL restarted mid-batch, a full output folder, a read-only output folder. The
-service waits or fails only the affected jobs, says so, and stays up; no job is lost."""
+service waits or fails only the affected jobs, says so, and stays up; no job is lost. The restart
+is of a PostgreSQL server of the test's own (tests/helpers/postgres.py), never the shared one."""
 
 from __future__ import annotations
 
@@ -13,20 +14,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import FIXTURES
-from tests.faults.conftest import (
-    one_set_of_transcripts,
-    pg_ctlcluster,
-    temporaries,
-    transcript_files,
+from tests.helpers.fake_engine import fake_engine_env, plan
+from tests.helpers.media import FIXTURES, place
+from tests.helpers.outputs import one_set_of_transcripts, temporaries, transcript_files
+from tests.helpers.postgres import PrivateServer
+from tests.helpers.service import (
+    JOB_DEADLINE_S,
+    Service,
+    running_service,
+    service_env,
     unprivileged,
 )
-from tests.media import place
-from tests.service import JOB_DEADLINE_S, Service, running_service, service_env
-from tests.waiting import wait_until
+from tests.helpers.waiting import wait_until
 from whisper_transcriber.db.engine import make_engine
 from whisper_transcriber.db.job_store import JobStore
-from whisper_transcriber.db.values import JobRecord
+from whisper_transcriber.db.values import JobQuery, JobRecord
 
 SHORT = ("speech_a.wav", "speech_b.flac", "speech_c.ogg")
 
@@ -50,27 +52,31 @@ def readiness(service: Service) -> tuple[int, str]:
 
 @pytest.mark.postgres
 def test_postgres_restart_mid_batch_loses_nothing(
-    postgres_url: str, tmp_path: Path, long_speech: Path
+    private_postgres: PrivateServer, tmp_path: Path
 ) -> None:
+    """The outage is about the queue, not the model: the fake engine runs the jobs, and the long
+    one finishes while the database is away, so that its result waits for it."""
+    postgres_url = private_postgres.create_database("outage")
     store = JobStore(make_engine(postgres_url))
     inbox = tmp_path / "inbox"
-    long = place(long_speech, inbox)
+    finish_long = tmp_path / "finish-long"
+    long = plan(inbox / "long.wav", until=finish_long)
     sources = [long] + [
         place(FIXTURES / name, inbox, f"{i:02d}-{name}") for i in range(3) for name in SHORT
     ]
     with running_service(
         "--database-url", postgres_url, "--inbox", inbox, "--workers", "2",
-        cwd=tmp_path, env=service_env(SETTLE_S="0.5"),
+        cwd=tmp_path, env=fake_engine_env(service_env(SETTLE_S="0.5")),
     ) as service:  # fmt: skip
         wait_until(
             lambda: (
-                (job := {j.source_path: j for j in store.recent(100)}.get(str(long)))
+                (job := {j.source_path: j for j in store.list_jobs(JobQuery(), 100)}.get(str(long)))
                 and job.status.value == "running"
             ),
             JOB_DEADLINE_S,
             "the long job to run",
         )
-        pg_ctlcluster("stop")
+        private_postgres.stop()
         try:
             wait_until(
                 lambda: readiness(service)[0] == 503, 60, "/ready to say the database is away"
@@ -85,18 +91,20 @@ def test_postgres_restart_mid_batch_loses_nothing(
                 60,
                 "the watcher to find the database away",
             )
+            finish_long.touch()  # the long job ends while the database is away
         finally:
-            pg_ctlcluster("start")
+            private_postgres.start()
         wait_until(lambda: readiness(service)[0] == 200, 60, "/ready to recover")
         wait_until(
             lambda: (
-                Counter(job.status.value for job in store.recent(100)) == Counter(done=len(sources))
+                Counter(job.status.value for job in store.list_jobs(JobQuery(), 100))
+                == Counter(done=len(sources))
             ),
             JOB_DEADLINE_S,
             f"all {len(sources)} files to be done",
         )
         assert service.stop() == 0
-    jobs = store.recent(100)
+    jobs = store.list_jobs(JobQuery(), 100)
     assert sorted(job.source_path for job in jobs) == sorted(str(s) for s in sources)
     assert all(one_set_of_transcripts(source) for source in sources)
     assert not temporaries(inbox)
@@ -131,7 +139,9 @@ def test_full_output_folder_fails_its_jobs_and_the_service_stays_up(
     inbox.mkdir()
 
     def job_of(source: Path) -> JobRecord | None:
-        job = next((j for j in job_store.recent(100) if j.source_path == str(source)), None)
+        job = next(
+            (j for j in job_store.list_jobs(JobQuery(), 100) if j.source_path == str(source)), None
+        )
         return job if job is not None and job.status.is_final else None
 
     with running_service(

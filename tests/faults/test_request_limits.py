@@ -13,9 +13,9 @@ import httpx
 import pytest
 import tokenizers
 
-from tests.conftest import FIXTURES
-from tests.media import place
-from tests.service import Service, running_service, service_env
+from tests.helpers.media import FIXTURES, place
+from tests.helpers.paths import REPOSITORY
+from tests.helpers.service import Service, running_service, service_env
 from whisper_transcriber.api.limits import (
     FORM_OVERHEAD_BYTES,
     MAX_FORM_FIELD_BYTES,
@@ -27,7 +27,7 @@ from whisper_transcriber.worker.engine import resolve_model
 
 MAX_UPLOAD_MB = 1
 WHISPER_PROMPT_TOKENS = 223  # 448 // 2 - 1: what faster-whisper keeps of a prompt
-README = Path(__file__).parents[2] / "README.md"
+README = REPOSITORY / "README.md"
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """Scale-out on one PostgreSQL: two service instances (separate process trees) share a batch and
-do each job exactly once, also when one of them is killed mid-batch; roles split across instances."""
+do each job exactly once, also when one of them is killed mid-batch (their workers on the fake
+engine: the sharing is under test, not the model); roles split across instances."""
 
 from __future__ import annotations
 
@@ -7,24 +8,30 @@ import os
 import re
 import signal
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES
-from tests.faults.conftest import one_set_of_transcripts, temporaries
-from tests.media import place
-from tests.service import Service, running_service, service_env, worker_processes
-from tests.waiting import wait_until
+from tests.helpers.fake_engine import fake_engine_env, plan
+from tests.helpers.media import FIXTURES, place
+from tests.helpers.outputs import one_set_of_transcripts, temporaries
+from tests.helpers.service import Service, running_service, service_env, worker_processes
+from tests.helpers.waiting import wait_until
 from whisper_transcriber.db.engine import make_engine
 from whisper_transcriber.db.job_store import JobStore
-from whisper_transcriber.db.values import JobRecord
+from whisper_transcriber.db.values import JobQuery, JobRecord
 
 pytestmark = pytest.mark.postgres
 
 BATCH = 200
 BATCH_DEADLINE_S = 600
-SHORT = ("speech_a.wav", "speech_b.flac", "speech_c.ogg")
+# The fake engine's jobs: most are quick; every LONG_EVERY-th takes LONG_JOB_S, so that a worker
+# can be caught in the middle of one (working on it, before it writes any transcript), as a
+# machine dies in the middle of transcribing.
+SHORT_JOB_S = 0.02
+LONG_JOB_S = 1.0
+LONG_EVERY = 10
 DONE_LINE = re.compile(r"job (\d+): done, ")
 
 
@@ -32,21 +39,28 @@ def done_by(service: Service) -> list[int]:
     return [int(job_id) for job_id in DONE_LINE.findall(service.log.read_text())]
 
 
-def freeze_mid_job(service: Service, store: JobStore) -> list[JobRecord]:
-    """SIGSTOP the service's workers at a moment one of them holds a job; the jobs they hold."""
+def freeze_mid_job(service: Service, store: JobStore, long: set[str]) -> list[JobRecord]:
+    """SIGSTOP the service's workers at a moment one of them is in the first half of a long job
+    (so still working on it: nothing written yet); the jobs they hold."""
 
     def frozen_holding() -> list[JobRecord] | None:
         workers = worker_processes(service.process.pid)
         for pid in workers:
             os.kill(pid, signal.SIGSTOP)
+        now = store.clock()
         held = [
             job
             for job in store.running()
             if job.worker_id and int(job.worker_id.rsplit(":", 1)[1]) in workers
         ]
-        if held:
+        if any(
+            job.source_path in long
+            and job.started_at is not None
+            and now - job.started_at < timedelta(seconds=LONG_JOB_S / 2)
+            for job in held
+        ):
             return held
-        for pid in workers:  # caught between two jobs: let them go on and look again
+        for pid in workers:  # not in the middle of a long job: let them go on and look again
             os.kill(pid, signal.SIGCONT)
         return None
 
@@ -59,12 +73,13 @@ def test_two_instances_share_a_batch_and_survive_losing_one(
     store = JobStore(make_engine(postgres_url))
     inbox = tmp_path / "inbox"
     sources = [
-        place(FIXTURES / SHORT[i % len(SHORT)], inbox, f"{i:03d}-{SHORT[i % len(SHORT)]}")
+        plan(inbox / f"{i:03d}.wav", work_s=SHORT_JOB_S if i % LONG_EVERY else LONG_JOB_S)
         for i in range(BATCH)
     ]
+    long = {str(source) for i, source in enumerate(sources) if i % LONG_EVERY == 0}
     # Both instances watch the same inbox: each file still becomes one job.
     args = ("--database-url", postgres_url, "--inbox", inbox, "--workers", "1")
-    env = service_env(SETTLE_S="0.5", LEASE_S="5")
+    env = fake_engine_env(service_env(SETTLE_S="0.5", LEASE_S="5"))
     with (
         running_service(*args, cwd=tmp_path, env=env, log_name="a.log") as first,
         running_service(*args, cwd=tmp_path, env=env, log_name="b.log") as second,
@@ -74,18 +89,19 @@ def test_two_instances_share_a_batch_and_survive_losing_one(
             BATCH_DEADLINE_S,
             "both instances to have done some jobs",
         )
-        held = freeze_mid_job(first, store)
+        held = freeze_mid_job(first, store, long)
         first.kill_all()  # kill -9 of its whole process tree, mid-job
         wait_until(
             lambda: (
-                Counter(job.status.value for job in store.recent(BATCH + 10)) == Counter(done=BATCH)
+                Counter(job.status.value for job in store.list_jobs(JobQuery(), BATCH + 10))
+                == Counter(done=BATCH)
             ),
             BATCH_DEADLINE_S,
             f"all {BATCH} jobs to be done",
         )
         assert second.stop() == 0
 
-    jobs = store.recent(BATCH + 10)
+    jobs = store.list_jobs(JobQuery(), BATCH + 10)
     assert sorted(job.source_path for job in jobs) == sorted(str(s) for s in sources)
     done_lines = Counter(done_by(first) + done_by(second))
     assert sorted(done_lines) == sorted(job.id for job in jobs)

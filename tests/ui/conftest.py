@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.service import Service, running_service, service_env
-
-# Playwright waits on conditions itself; this is how long any one of them may take.
-EXPECT_TIMEOUT_MS = 60_000
-JOB_TIMEOUT_MS = 180_000
-PHONE = {"width": 390, "height": 844}
-
-
-def chromium_path() -> str:
-    """The system's Chromium: CHROMIUM names another. Missing fails, it never skips."""
-    path = (
-        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    )
-    if not path:
-        pytest.fail("Chromium is not installed: apt-get install chromium (or set CHROMIUM)")
-    return path
+from tests.helpers.browser import EXPECT_TIMEOUT_MS, chromium_path
+from tests.helpers.service import Service, running_service, service_env
 
 
 @pytest.fixture(scope="session")
@@ -69,11 +53,3 @@ def service(folders: Path) -> Iterator[Service]:
         running.wait_for_workers(1)
         yield running
         running.stop()
-
-
-def screenshot(page: Page, name: str) -> None:
-    """Into DASHBOARD_SCREENSHOTS when set (docs/screenshots is made so)."""
-    folder = os.environ.get("DASHBOARD_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import Page, Route, expect
 
-from tests.service import Service
+from tests.helpers.service import Service
 
 
 def test_docs_render_every_operation_with_no_network(page: Page, service: Service) -> None:

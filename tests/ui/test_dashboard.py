@@ -7,10 +7,9 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.conftest import FIXTURES
-from tests.media import place
-from tests.service import Service
-from tests.ui.conftest import JOB_TIMEOUT_MS, PHONE, screenshot
+from tests.helpers.browser import JOB_TIMEOUT_MS, PHONE, screenshot
+from tests.helpers.media import FIXTURES, place
+from tests.helpers.service import Service
 
 
 def row(page: Page, job_id: int):  # type: ignore[no-untyped-def]
@@ -152,6 +151,11 @@ def test_inbox_file_and_health_at_a_glance(page: Page, service: Service, folders
     inbox = page.locator('tr[data-inbox="inbox"]')
     expect(inbox.locator('td[data-label="Folder"]')).to_have_text(str(folders / "inbox"))
     expect(inbox.locator('td[data-label="Last scan"]')).not_to_have_text("never")
+    # The registry's rows: the service's one worker, beating, from the database.
+    worker = page.locator("tr[data-worker]")
+    expect(worker).to_have_count(1)
+    expect(worker.locator('td[data-label="State"]')).to_have_text(re.compile(r"^(idle|busy)$"))
+    expect(worker.locator('td[data-label="Role"]')).to_have_text("service")
     glance = page.locator("#glance")
     expect(glance.locator('[data-figure="workers"]')).to_contain_text(
         re.compile(r"\d busy · \d idle")
@@ -176,7 +180,7 @@ def test_run_again_from_the_job_page(page: Page, service: Service, folders: Path
 
 
 def _job_for(service: Service, path: Path) -> int:
-    from tests.waiting import wait_until
+    from tests.helpers.waiting import wait_until
 
     def found() -> int | None:
         items = service.client.get("/jobs", params={"text": path.name}).json()["items"]

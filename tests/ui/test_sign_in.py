@@ -7,9 +7,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import FIXTURES
-from tests.media import place
-from tests.service import Service, running_service, service_env
+from tests.helpers.media import FIXTURES, place
+from tests.helpers.service import Service, running_service, service_env
 
 KEY = "correct horse battery staple"
 

@@ -59,7 +59,7 @@ export function render(main, { params }) {
 
   const matches = (job) =>
     (!filters.status || job.status === filters.status) &&
-    (!filters.source || job.origin === filters.source || (filters.source === job.source));
+    (!filters.source || job.origin === filters.source);
 
   const place = (job) => {
     const existing = rows.get(job.id);
@@ -104,8 +104,7 @@ export function render(main, { params }) {
   const load = async () => {
     const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
     if (filters.status) query.set("status", filters.status);
-    if (filters.source.startsWith("inbox:")) query.set("inbox", filters.source.slice(6));
-    else if (filters.source) query.set("source", filters.source);
+    if (filters.source) query.set("origin", filters.source);  // inbox:NAME, api, upload or cli
     if (filters.cursor) query.set("cursor", filters.cursor);
     const mine = ++loads;
     held = held ?? [];
