@@ -21,7 +21,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ModelWrapValidatorHandler,
     PrivateAttr,
     SecretStr,
     ValidationError,
@@ -29,6 +28,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
+
+# (not from pydantic itself: it exports the name only since 2.10; the floor is 2.7)
+from pydantic.functional_validators import ModelWrapValidatorHandler
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
