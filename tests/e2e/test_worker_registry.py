@@ -11,6 +11,7 @@ import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from subprocess import PIPE
 
 import psutil
 import pytest
@@ -44,10 +45,13 @@ ME = os.getpid()
 
 def dead_process() -> tuple[int, float]:
     """The pid and start of a process that has ended (a child, reaped)."""
-    child = psutil.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # It waits on its stdin, which stays open until it is killed.
+    child = psutil.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=PIPE)
     started = process_start(child.pid)
     child.kill()
     child.wait()
+    assert child.stdin is not None
+    child.stdin.close()
     assert started is not None
     return child.pid, started
 
