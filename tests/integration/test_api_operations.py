@@ -58,7 +58,9 @@ def test_ready_reports_a_database_that_went_away(postgres_url: str, tmp_path: Pa
     store = JobStore(engine)
     with app_for(store, tmp_path) as client:
         assert client.get("/ready").json() == {"ready": True, "problems": []}
-        engine.dispose()
+        # No engine.dispose() here: the change feed's thread may hold a connection at that
+        # moment, and a disposed pool never closes it (psycopg then warns when it is collected).
+        # FORCE ends every session; pre-ping throws the dead ones away on their next checkout.
         database = postgres_url.rsplit("/", 1)[1]
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
