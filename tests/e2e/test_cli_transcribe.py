@@ -6,7 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import clean_env, run_cli
+from tests.helpers.fake_engine import fake_engine_env
 from tests.helpers.media import FIXTURES
 
 FORMATS = ("txt", "srt", "vtt", "json", "tsv")
@@ -46,27 +47,28 @@ def test_transcribe_writes_five_formats_with_the_right_words(
 
 def test_done_file_is_not_transcribed_twice(tmp_path: Path) -> None:
     [source, *_] = copy_fixtures(tmp_path / "media")
-    first = run_cli("transcribe", source, "--formats", "txt", cwd=tmp_path)
+    env = fake_engine_env(clean_env())  # the queue's memory is under test, not the model
+    first = run_cli("transcribe", source, "--formats", "txt", cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stderr
     transcript = source.with_suffix(".txt")
     written = transcript.stat().st_mtime_ns
 
-    again = run_cli("transcribe", source, "--formats", "txt", cwd=tmp_path)
+    again = run_cli("transcribe", source, "--formats", "txt", cwd=tmp_path, env=env)
     assert again.returncode == 0, again.stderr
     assert transcript.stat().st_mtime_ns == written
-    listing = run_cli("jobs", cwd=tmp_path)
+    listing = run_cli("jobs", cwd=tmp_path, env=env)
     assert listing.returncode == 0, listing.stderr
     rows = [line for line in listing.stdout.splitlines()[1:] if line.strip()]
     assert len(rows) == 1 and " done " in rows[0] and str(source) in rows[0]
 
     # Other options are new work; --force is new work whatever the options.
-    srt = run_cli("transcribe", source, "--formats", "srt", cwd=tmp_path)
+    srt = run_cli("transcribe", source, "--formats", "srt", cwd=tmp_path, env=env)
     assert srt.returncode == 0, srt.stderr
-    forced = run_cli("transcribe", source, "--formats", "txt", "--force", cwd=tmp_path)
+    forced = run_cli("transcribe", source, "--formats", "txt", "--force", cwd=tmp_path, env=env)
     assert forced.returncode == 0, forced.stderr
     assert transcript.stat().st_mtime_ns != written  # its own transcript, replaced in place
     assert source.with_suffix(".srt").exists() and not source.with_name("a (2).txt").exists()
-    listing = run_cli("jobs", cwd=tmp_path)
+    listing = run_cli("jobs", cwd=tmp_path, env=env)
     rows = [line for line in listing.stdout.splitlines()[1:] if line.strip()]
     assert len(rows) == 3 and all(" done " in row for row in rows)
 

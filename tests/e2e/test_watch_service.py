@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import COMMAND, clean_env, run_cli
+from tests.helpers.fake_engine import fake_engine_env
 from tests.helpers.media import FIXTURES
 from tests.helpers.service import running_service
 from tests.helpers.waiting import wait_until
@@ -35,6 +36,7 @@ def test_inboxes_from_the_config_file_and_files_added_while_stopped(
         f'[[inboxes]]\npath = "{nas}"\nname = "nas"\nobserver = "polling"\n'
         'poll_interval_s = 0.5\non_success = "move"\n'
     )
+    env = fake_engine_env(clean_env())  # the inboxes are under test, not the model
     store = JobStore(make_engine(database_url))
 
     def all_done(count: int) -> list[JobRecord]:
@@ -42,7 +44,7 @@ def test_inboxes_from_the_config_file_and_files_added_while_stopped(
         ready = len(jobs) == count and all(job.status.is_final for job in jobs)
         return jobs if ready else []
 
-    with running_service("--config", config, cwd=tmp_path) as service:
+    with running_service("--config", config, cwd=tmp_path, env=env) as service:
         shutil.copy(FIXTURES / "speech_a.wav", talks / "2026" / "a.wav")
         shutil.copy(FIXTURES / "speech_b.flac", nas / "b.flac")
         jobs = wait_until(lambda: all_done(2), JOB_TIMEOUT_S, "both inbox files to be done")
@@ -54,7 +56,7 @@ def test_inboxes_from_the_config_file_and_files_added_while_stopped(
     assert list(nas.glob("*.flac")) == []
 
     shutil.copy(FIXTURES / "speech_c.ogg", talks / "c.ogg")  # while the service is down
-    with running_service("--config", config, cwd=tmp_path) as service:
+    with running_service("--config", config, cwd=tmp_path, env=env) as service:
         jobs = wait_until(lambda: all_done(3), JOB_TIMEOUT_S, "the file added while down")
         assert service.stop() == 0
     [newest] = [job for job in jobs if job.source_path.endswith("c.ogg")]

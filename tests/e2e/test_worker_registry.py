@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import Engine, delete, insert
 
 from tests.helpers.cli import run_cli
+from tests.helpers.fake_engine import fake_engine_env
 from tests.helpers.jobs import Clock
 from tests.helpers.service import running_service, service_env, worker_processes
 from tests.helpers.waiting import wait_until
@@ -336,14 +337,14 @@ def check(tmp_path: Path, database_url: str, **settings: str) -> tuple[int, str]
     return result.returncode, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def test_check_and_status_follow_the_registry(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    database_url: str = request.getfixturevalue(f"{backend}_url")
-    env = service_env(DATABASE_URL=database_url, WORKERS="2", INSTANCE_NAME="box-a")
+def test_check_and_status_follow_the_registry(sqlite_url: str, tmp_path: Path) -> None:
+    """One database is enough here: the rows, beats and staleness these read are tested on both
+    above, and a worker claims nothing until it has registered, so every PostgreSQL service test
+    that finishes a job has registered its workers there."""
+    database_url = sqlite_url
+    env = fake_engine_env(
+        service_env(DATABASE_URL=database_url, WORKERS="2", INSTANCE_NAME="box-a")
+    )
     code, output = check(tmp_path, database_url, INSTANCE_NAME="box-a")
     assert code == 1 and "no worker of its pool runs on this machine" in output, output
 
@@ -375,7 +376,7 @@ def test_check_and_status_follow_the_registry(
 
             def one_stale() -> str | None:
                 code, output = check(
-                    tmp_path, database_url, INSTANCE_NAME="box-a", WORKER_STALE_AFTER_S="12"
+                    tmp_path, database_url, INSTANCE_NAME="box-a", WORKER_STALE_AFTER_S="10"
                 )
                 return output if code == 1 else None
 

@@ -24,7 +24,7 @@ from whisper_transcriber.db.values import JobQuery, JobRecord
 
 pytestmark = pytest.mark.postgres
 
-BATCH = 200
+BATCH = 100
 BATCH_DEADLINE_S = 600
 # The fake engine's jobs: most are quick; every LONG_EVERY-th takes LONG_JOB_S, so that a worker
 # can be caught in the middle of one (working on it, before it writes any transcript), as a
