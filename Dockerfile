@@ -11,7 +11,7 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Dependencies first, so that a code change does not reinstall them.
 COPY pyproject.toml README.md ./
-RUN mkdir whisper_transcriber && pip install . && pip uninstall -y whisper-transcriber
+RUN mkdir whisper_transcriber && pip install '.[speakers]' && pip uninstall -y whisper-transcriber
 # Then the project as a wheel (never an editable checkout): the image runs from site-packages,
 # with its migrations inside the package, like any pip or pipx install.
 COPY alembic ./alembic

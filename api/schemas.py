@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from whisper_transcriber.api.app_context import WorkerStatus
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.values import (
+    MAX_SPEAKERS,
     OUTPUT_FORMATS,
     InboxScan,
     JobOptions,
@@ -40,13 +41,26 @@ class OptionsIn(BaseModel):
     vad_filter: bool | None = None
     word_timestamps: bool | None = None
     initial_prompt: str | None = None
+    diarize: bool | None = Field(
+        default=None, description="Label who speaks each segment: Speaker 1, Speaker 2, ..."
+    )
+    num_speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: exactly this many speak"
+    )
+    min_speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: at least this many speak"
+    )
+    max_speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: at most this many speak"
+    )
     force: bool = Field(
         default=False,
         description="Queue a new job even if the same file with the same options has one",
     )
 
     def options(self, defaults: JobOptions) -> JobOptions:
-        """The service's defaults with what the request names laid over them."""
+        """The service's defaults with what the request names laid over them; ValidationError
+        when they do not agree (speaker counts without diarize)."""
         given = self.model_dump(
             exclude={"path", "force", "expected_size", "expected_mtime_ns"}, exclude_none=True
         )

@@ -224,6 +224,7 @@ class JobStore(JobQueries):
                             "start": segment.start,
                             "end": segment.end,
                             "text": segment.text.strip(),
+                            "speaker": segment.speaker,
                         }
                         for position, segment in enumerate(transcript.segments)
                     ],

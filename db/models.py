@@ -146,6 +146,8 @@ class TranscriptRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Seconds from the attempt's claim to its transcript: with duration, the real-time factor.
     processing_s: Mapped[float | None] = mapped_column(Float)
+    # The names people gave the speakers of a job with speaker labels: {"Speaker 1": "Ada"}.
+    speaker_names: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
 class TranscriptSegmentRow(Base):
@@ -164,6 +166,7 @@ class TranscriptSegmentRow(Base):
     start: Mapped[float] = mapped_column(Float)
     end: Mapped[float] = mapped_column(Float)
     text: Mapped[str] = mapped_column(Text)
+    speaker: Mapped[str | None] = mapped_column(String(100))  # its label, with speaker labels
 
 
 class InboxScanRow(Base):

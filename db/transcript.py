@@ -5,6 +5,8 @@ from here (tests/integration/test_import_rules.py)."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -15,6 +17,7 @@ class Word:
     end: float
     word: str
     probability: float
+    speaker: str | None = None  # with speaker labels (diarize): who says it
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class Segment:
     end: float
     text: str
     words: tuple[Word, ...] | None = None
+    speaker: str | None = None  # with speaker labels (diarize): "Speaker 1", ... as they appear
     # faster-whisper's decoding details, for clients that show them (OpenAI's verbose_json).
     seek: int | None = None
     tokens: tuple[int, ...] | None = None
@@ -42,6 +46,39 @@ class Transcript:
     language_probability: float
     duration: float
     segments: tuple[Segment, ...] = field(default_factory=tuple)
+    # Why something the job asked for is missing (speaker labels that could not be made): the
+    # job's note, not part of the stored transcript.
+    note: str | None = None
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        """The speakers, in the order they first speak; none without speaker labels."""
+        return tuple(dict.fromkeys(s.speaker for s in self.segments if s.speaker is not None))
+
+    def with_speaker_names(self, names: Mapping[str, str]) -> Transcript:
+        """The transcript with each speaker label a name was given for replaced by that name."""
+        if not names:
+            return self
+
+        def named(label: str | None) -> str | None:
+            return names.get(label, label) if label is not None else None
+
+        return dataclasses.replace(
+            self,
+            segments=tuple(
+                dataclasses.replace(
+                    segment,
+                    speaker=named(segment.speaker),
+                    words=tuple(
+                        dataclasses.replace(word, speaker=named(word.speaker))
+                        for word in segment.words
+                    )
+                    if segment.words is not None
+                    else None,
+                )
+                for segment in self.segments
+            ),
+        )
 
     @property
     def text(self) -> str:
@@ -52,9 +89,12 @@ class Transcript:
         rows = []
         for segment in self.segments:
             row = asdict(segment)
-            for name in ("words", *DETAILS):
+            for name in ("words", "speaker", *DETAILS):
                 if row[name] is None:
                     del row[name]
+            for word in row.get("words") or ():
+                if word["speaker"] is None:
+                    del word["speaker"]
             if "tokens" in row:
                 row["tokens"] = list(row["tokens"])
             rows.append(row)
@@ -69,6 +109,7 @@ class Transcript:
                 end=s["end"],
                 text=s["text"],
                 words=tuple(Word(**w) for w in s["words"]) if s.get("words") is not None else None,
+                speaker=s.get("speaker"),
                 seek=s.get("seek"),
                 tokens=tuple(s["tokens"]) if s.get("tokens") is not None else None,
                 temperature=s.get("temperature"),

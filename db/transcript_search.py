@@ -20,7 +20,7 @@ _MARKS = re.compile(f"([{MATCH_START}{MATCH_END}])")
 SNIPPET_WORDS = 16
 
 _POSTGRESQL = text(
-    'SELECT s.job_id, s.start, s."end", '
+    'SELECT s.job_id, s.start, s."end", s.speaker, '
     "ts_headline('simple', s.text, q, :options) AS snippet, "
     "ts_rank(s.search_vector, q) AS rank "
     "FROM transcript_segments s, plainto_tsquery('simple', :query) q "
@@ -28,7 +28,7 @@ _POSTGRESQL = text(
     "ORDER BY rank DESC, s.job_id DESC, s.position LIMIT :limit OFFSET :offset"
 )
 _SQLITE = text(
-    'SELECT s.job_id, s.start, s."end", '
+    'SELECT s.job_id, s.start, s."end", s.speaker, '
     "snippet(transcript_segments_fts, 0, :mark_start, :mark_end, '…', :words) "
     "AS snippet, -bm25(transcript_segments_fts) AS rank "
     "FROM transcript_segments_fts JOIN transcript_segments s "
@@ -73,6 +73,7 @@ def search_segments(conn: Connection, query: str, limit: int, offset: int) -> li
                 snippet=snippet,
                 matches=matches,
                 rank=row.rank,
+                speaker=row.speaker,
             )
         )
     return hits

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from whisper_transcriber.db.models import JobStatus
 
@@ -29,6 +37,9 @@ UPLOAD_ORIGIN = "upload"
 CLI_ORIGIN = "cli"
 INBOX_ORIGIN_PREFIX = "inbox:"
 DEFAULT_BEAM_SIZE = 5  # faster-whisper's own default
+# Speaker labels: the most speakers a job may ask for (a panel, a classroom; beyond, the voice
+# prints of one file no longer tell people apart).
+MAX_SPEAKERS = 20
 RETRY_BASE_DELAY_S = 30.0
 RETRY_MAX_DELAY_S = 3600.0
 
@@ -104,6 +115,20 @@ class JobOptions(BaseModel):
         description="The file name outputs are named after when not the source's: a link's own "
         "name in an inbox, where its transcripts go beside the link",
     )
+    diarize: bool = Field(
+        default=False,
+        description="Label who speaks (Speaker 1, Speaker 2, ...) on every segment and word, "
+        "offline (worker/speakers/)",
+    )
+    num_speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: exactly this many speak"
+    )
+    min_speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: at least this many speak"
+    )
+    max_speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: at most this many speak"
+    )
 
     @field_validator("named_after")
     @classmethod
@@ -119,6 +144,26 @@ class JobOptions(BaseModel):
         if isinstance(formats, list | tuple) and all(isinstance(f, str) for f in formats):
             return known_formats(formats)
         return formats
+
+    @model_validator(mode="after")
+    def _speaker_counts(self) -> JobOptions:
+        counts = (self.num_speakers, self.min_speakers, self.max_speakers)
+        if any(count is not None for count in counts) and not self.diarize:
+            raise ValueError("num_speakers, min_speakers and max_speakers need diarize")
+        if self.num_speakers is not None and (
+            self.min_speakers is not None or self.max_speakers is not None
+        ):
+            raise ValueError("give num_speakers, or min_speakers and max_speakers, not both")
+        if (
+            self.min_speakers is not None
+            and self.max_speakers is not None
+            and self.min_speakers > self.max_speakers
+        ):
+            raise ValueError(
+                f"min_speakers ({self.min_speakers}) is more than max_speakers "
+                f"({self.max_speakers})"
+            )
+        return self
 
     # Set on options read from a job whose stored values this version refuses (stored_options).
     _unusable: str | None = PrivateAttr(default=None)
@@ -235,6 +280,7 @@ class SearchHit:
     snippet: str  # the segment's text around the match, plain (no markup)
     matches: tuple[tuple[int, int], ...]  # the matched words' (start, end) offsets in snippet
     rank: float  # higher is better
+    speaker: str | None = None  # the segment's speaker label, with speaker labels
 
 
 @dataclass(frozen=True)

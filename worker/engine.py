@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import logging
 import os
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import JobOptions
 from whisper_transcriber.worker.audio_stream import SAMPLING_RATE, Samples
 from whisper_transcriber.worker.defaults import BUNDLED_MODEL
 from whisper_transcriber.worker.long_form import transcribe_pieces
-from whisper_transcriber.worker.media import pieces_of, scan, scan_start
+from whisper_transcriber.worker.media import ScannedAudio, pieces_of, scan, scan_start
+from whisper_transcriber.worker.speakers.clustering import SpeakerCount
+
+log = logging.getLogger(__name__)
 
 # faster-whisper falls back to sampling when a window decodes badly; a fixed seed per job makes the
 # transcript of a file the same whichever worker runs it and whatever it ran before.
@@ -34,6 +39,9 @@ CUT_SEARCH_S = 10.0
 DETECTION_S = 30.0
 
 ProgressCallback = Callable[[float], None]
+
+if TYPE_CHECKING:
+    from whisper_transcriber.worker.speakers.diarizer import Diarizer
 
 
 class ModelNotFound(Exception):
@@ -161,6 +169,8 @@ class Engine:
         from faster_whisper import WhisperModel
 
         self.max_audio_duration_s = max_audio_duration_s
+        self.cpu_threads = cpu_threads
+        self._diarizer: Diarizer | None = None  # loaded by the first job that asks for speakers
         self.piece_samples = int(piece_s * SAMPLING_RATE)
         self.cut_search_samples = min(int(CUT_SEARCH_S * SAMPLING_RATE), self.piece_samples // 2)
         self.device = resolve_device(device)
@@ -206,21 +216,47 @@ class Engine:
             if on_language is not None:
                 on_language(silent.language)
             return silent
+        kwargs = transcribe_kwargs(options)
+        if options.diarize:  # segments are split between speakers at word boundaries
+            kwargs["word_timestamps"] = True
         with closing(pieces_of(path, audio, self.piece_samples, self.cut_search_samples)) as stream:
             joined = transcribe_pieces(
-                self.model,
-                stream,
-                transcribe_kwargs(options),
-                audio.samples,
-                on_progress,
-                on_language,
+                self.model, stream, kwargs, audio.samples, on_progress, on_language
             )
-        return Transcript(
+        transcript = Transcript(
             language=joined.language,
             language_probability=joined.language_probability,
             duration=audio.duration,
             segments=joined.segments,
         )
+        return (
+            self._with_speakers(path, audio, transcript, options) if options.diarize else transcript
+        )
+
+    def _with_speakers(
+        self, path: str, audio: ScannedAudio, transcript: Transcript, options: JobOptions
+    ) -> Transcript:
+        """The transcript with speaker labels; when they cannot be made, the transcript without
+        them and a note saying why: speakers never cost a job its text."""
+        from whisper_transcriber.worker.speakers.assign import with_speakers
+        from whisper_transcriber.worker.speakers.diarizer import Diarizer
+
+        count = SpeakerCount(options.num_speakers, options.min_speakers, options.max_speakers)
+        try:
+            if self._diarizer is None:
+                self._diarizer = Diarizer(self.cpu_threads)
+            with closing(
+                pieces_of(path, audio, self.piece_samples, self.cut_search_samples)
+            ) as stream:
+                turns = self._diarizer.turns(stream, count)
+        except Exception as exc:  # the embedder missing or failing, the file changed under us
+            log.warning("no speaker labels for %s: %s", path, exc, exc_info=True)
+            plain = tuple(
+                segment if options.word_timestamps else dataclasses.replace(segment, words=None)
+                for segment in transcript.segments
+            )
+            return dataclasses.replace(transcript, segments=plain, note=f"no speaker labels: {exc}")
+        return with_speakers(transcript, turns, keep_words=options.word_timestamps)
 
     def _detect_language(
         self, start: Samples, duration: float, language: str | None = None

@@ -186,12 +186,14 @@ def _attempt(
                 )
             except OSError as exc:
                 return _cannot_write(store, job, folder, exc)
-            # Sidecar names held by other files (another video with the same name): not written.
-            note = (
+            # Sidecar names held by other files (another video with the same name): not written;
+            # and what the transcript lacks (speaker labels that could not be made).
+            withheld = (
                 withheld_note(list(staged.withheld.values()), same_name_videos(video, folder))
                 if staged.withheld
                 else None
             )
+            note = "; ".join(filter(None, (transcript.note, withheld))) or None
             published: list[Path] = []
 
             def publish_once() -> list[Path]:  # a retried complete must not publish twice

@@ -42,29 +42,62 @@ def _cue_text(segment: Segment) -> str:
     return segment.text.strip().replace("-->", "->")
 
 
+def _one_line(text: str) -> str:
+    """Text for a line of its own or a tsv cell: no line breaks, no tabs."""
+    return text.strip().replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+def _said_by(segment: Segment) -> str:
+    """The cue's text, after its speaker's name when it has one (srt): "Speaker 1: Hello."."""
+    text = _cue_text(segment)
+    return f"{_one_line(segment.speaker).replace('-->', '->')}: {text}" if segment.speaker else text
+
+
+def _voice(segment: Segment) -> str:
+    """The cue's text in a WebVTT voice span when it has a speaker: "<v Speaker 1>Hello."; the
+    name loses what would end the tag or start another."""
+    text = _cue_text(segment)
+    if not segment.speaker:
+        return text
+    name = _one_line(segment.speaker).translate({ord("<"): None, ord(">"): None, ord("&"): None})
+    return f"<v {name.replace('-->', '->')}>{text}"
+
+
 def _render_txt(transcript: Transcript) -> str:
-    return "".join(segment.text.strip() + "\n" for segment in transcript.segments)
+    if not transcript.speakers:
+        return "".join(segment.text.strip() + "\n" for segment in transcript.segments)
+    # One paragraph per turn: the speaker's name, then what they said until someone else speaks.
+    turns: list[tuple[str | None, list[str]]] = []
+    for segment in transcript.segments:
+        if turns and turns[-1][0] == segment.speaker:
+            turns[-1][1].append(segment.text.strip())
+        else:
+            turns.append((segment.speaker, [segment.text.strip()]))
+    return "\n".join(f"{_one_line(speaker or '')}: {' '.join(texts)}\n" for speaker, texts in turns)
 
 
 def _render_srt(transcript: Transcript) -> str:
     return "".join(
-        f"{number}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n{_cue_text(s)}\n\n"
+        f"{number}\n{_timestamp(s.start, ',')} --> {_timestamp(s.end, ',')}\n{_said_by(s)}\n\n"
         for number, s in enumerate(transcript.segments, start=1)
     )
 
 
 def _render_vtt(transcript: Transcript) -> str:
     return "WEBVTT\n\n" + "".join(
-        f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{_cue_text(s)}\n\n"
+        f"{_timestamp(s.start, '.')} --> {_timestamp(s.end, '.')}\n{_voice(s)}\n\n"
         for s in transcript.segments
     )
 
 
 def _render_tsv(transcript: Transcript) -> str:
-    rows = ["start\tend\ttext\n"]
+    # The speaker is a fourth column, after the text, only with speaker labels: readers of the
+    # three columns openai-whisper writes find them where they were.
+    speakers = bool(transcript.speakers)
+    rows = ["start\tend\ttext\tspeaker\n" if speakers else "start\tend\ttext\n"]
     for s in transcript.segments:
-        text = s.text.strip().replace("\t", " ").replace("\r", " ").replace("\n", " ")
-        rows.append(f"{_milliseconds(s.start)}\t{_milliseconds(s.end)}\t{text}\n")
+        row = f"{_milliseconds(s.start)}\t{_milliseconds(s.end)}\t{_one_line(s.text)}"
+        rows.append(f"{row}\t{_one_line(s.speaker or '')}\n" if speakers else f"{row}\n")
     return "".join(rows)
 
 
@@ -76,6 +109,7 @@ def _render_json(transcript: Transcript) -> str:
             "language_probability": transcript.language_probability,
             "duration": transcript.duration,
             "segments": transcript.segments_as_dicts(),
+            **({"speakers": list(transcript.speakers)} if transcript.speakers else {}),
         },
         ensure_ascii=False,
         indent=2,

@@ -154,7 +154,10 @@ async def _by_path(request: Request, context: Context) -> tuple[JobRecord, bool]
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such file: {given.path}")
     if given.expected_size is not None or given.expected_mtime_ns is not None:
         await _check_expected(path, given)
-    options = given.options(context.default_options)
+    try:
+        options = given.options(context.default_options)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from exc
     try:
         return await run_in_threadpool(
             partial(context.store.enqueue, path, options, API_ORIGIN, force=given.force)
@@ -203,13 +206,13 @@ async def _uploaded(
     try:
         given = OptionsIn.from_form(upload.fields)
         check_prompt(given.initial_prompt, "initial_prompt")
+        options = given.options(context.default_options)
     except ValidationError as exc:
         upload.discard()
         raise RequestValidationError(exc.errors(include_url=False)) from exc
     except ContentTooLarge:
         upload.discard()
         raise
-    options = given.options(context.default_options)
     return await enqueue_upload(context, upload, options, force=given.force)
 
 

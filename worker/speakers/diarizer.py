@@ -1,0 +1,155 @@
+"""Who speaks when in a file's audio, a piece at a time: speech regions, a voice print per 0.8 s
+of speech, prints clustered into speakers, consecutive prints of one speaker joined into turns.
+
+Only the prints (1 KB per 0.8 s of speech) outlive a piece, so a film costs what its pieces cost."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from whisper_transcriber.worker.audio_stream import SAMPLING_RATE, Piece, Samples
+from whisper_transcriber.worker.speakers.clustering import (
+    Labels,
+    SpeakerCount,
+    cluster,
+    nearest,
+    unit,
+)
+from whisper_transcriber.worker.speakers.embedder import (
+    HOP,
+    WINDOW_FRAMES,
+    WINDOW_SAMPLES,
+    Embedder,
+    Features,
+    log_mel,
+)
+
+# Speech regions: turns a sixth of a second apart stay apart, with little padding, so that a
+# region holds one voice as often as it can (faster-whisper's defaults for transcription join
+# everything within 2 s and pad by 0.4 s).
+MIN_SILENCE_MS = 150
+SPEECH_PAD_MS = 30
+MIN_SPEECH_MS = 100
+# Prints side by side, one per window, each window's own 0.8 s.
+WINDOW_STEP = WINDOW_FRAMES * HOP
+# What is clustered: two neighbouring prints (1.6 s) averaged; one alone varies too much with
+# what is said, and more would mix the voices of short turns.
+CHUNK_WINDOWS = 2
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One speaker's stretch of speech, in seconds; speakers numbered from 0 as they first speak."""
+
+    start: float
+    end: float
+    speaker: int
+
+
+@dataclass(frozen=True)
+class _Window:
+    start: int  # the samples this print speaks for, in the whole file
+    end: int
+    region: int
+
+
+class Diarizer:
+    """The embedder, loaded once per worker process, and the steps around it."""
+
+    def __init__(self, threads: int = 0) -> None:
+        self.embedder = Embedder(threads)
+
+    def turns(self, pieces: Iterable[Piece], count: SpeakerCount) -> list[Turn]:
+        windows: list[_Window] = []
+        prints: list[Features] = []
+        chunks: list[tuple[int, ...]] = []
+        region = 0
+        for piece in pieces:
+            for start, end in speech_regions(piece.samples):
+                features, owned = _region_windows(piece.samples, start, end)
+                first = len(windows)
+                windows.extend(_Window(piece.start + a, piece.start + b, region) for a, b in owned)
+                prints.append(self.embedder.embed(features))
+                chunks.extend(_chunks(first, len(owned)))
+                region += 1
+        if not windows:
+            return []
+        window_prints = np.concatenate(prints)
+        chunk_prints = np.stack([window_prints[list(chunk)].mean(axis=0) for chunk in chunks])
+        _labels, centres = cluster(unit(chunk_prints), count)
+        return _joined(windows, nearest(window_prints, centres))
+
+
+def speech_regions(samples: Samples) -> list[tuple[int, int]]:
+    """(start, end) sample indices of speech, by faster-whisper's Silero VAD."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    options = VadOptions(
+        min_silence_duration_ms=MIN_SILENCE_MS,
+        speech_pad_ms=SPEECH_PAD_MS,
+        min_speech_duration_ms=MIN_SPEECH_MS,
+    )
+    return [
+        (int(found["start"]), int(found["end"]))
+        for found in get_speech_timestamps(samples, options, sampling_rate=SAMPLING_RATE)
+    ]
+
+
+def _region_windows(
+    samples: Samples, start: int, end: int
+) -> tuple[Features, list[tuple[int, int]]]:
+    """The region's windows (n x frames x bands) and the span each speaks for. Windows lie side
+    by side from the start; the last one ends at the region's end (overlapping the one before);
+    a region shorter than a window is heard in a window centred on it."""
+    if end - start < WINDOW_SAMPLES:
+        centre = (start + end) // 2
+        left = max(0, min(centre - WINDOW_SAMPLES // 2, samples.shape[0] - WINDOW_SAMPLES))
+        heard = samples[left : left + WINDOW_SAMPLES]
+        if heard.shape[0] < WINDOW_SAMPLES:  # the whole piece is shorter: silence after it
+            heard = np.concatenate([heard, np.zeros(WINDOW_SAMPLES - heard.shape[0], np.float32)])
+        return log_mel(heard)[np.newaxis, :WINDOW_FRAMES], [(start, end)]
+    last = start + (end - start - WINDOW_SAMPLES) // HOP * HOP  # on the frame grid
+    starts = list(range(start, last + 1, WINDOW_STEP))
+    if starts[-1] != last:
+        starts.append(last)
+    frames = log_mel(samples[start : last + WINDOW_SAMPLES])
+    offsets = [(s - start) // HOP for s in starts]
+    features = np.stack([frames[o : o + WINDOW_FRAMES] for o in offsets])
+    bounds = [start, *starts[1:], end]
+    if len(starts) > 1 and starts[-1] - starts[-2] < WINDOW_STEP:  # the last one overlaps
+        bounds[-2] = starts[-2] + WINDOW_STEP
+    return features, list(itertools.pairwise(bounds))
+
+
+def _chunks(first: int, count: int) -> list[tuple[int, ...]]:
+    """Neighbouring windows of one region, CHUNK_WINDOWS at a time, each window in some chunk."""
+    if count <= CHUNK_WINDOWS:
+        return [tuple(range(first, first + count))]
+    return [
+        tuple(range(i, i + CHUNK_WINDOWS)) for i in range(first, first + count - CHUNK_WINDOWS + 1)
+    ]
+
+
+def _joined(windows: list[_Window], labels: Labels) -> list[Turn]:
+    """Windows in order, neighbours of one speaker joined; speakers renumbered as they appear."""
+    order: dict[int, int] = {}
+    turns: list[Turn] = []
+    previous: _Window | None = None
+    for window, label in zip(windows, labels.tolist(), strict=True):
+        speaker = order.setdefault(int(label), len(order))
+        start, end = window.start / SAMPLING_RATE, window.end / SAMPLING_RATE
+        if (
+            turns
+            and previous is not None
+            and turns[-1].speaker == speaker
+            and previous.region == window.region
+        ):
+            turns[-1] = Turn(turns[-1].start, end, speaker)
+        else:
+            turns.append(Turn(start, end, speaker))
+        previous = window
+    return turns
