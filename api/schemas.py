@@ -21,6 +21,7 @@ from whisper_transcriber.db.values import (
     Task,
     TranscriptSummary,
     origin_inbox,
+    with_speaker_counts,
 )
 from whisper_transcriber.db.worker_registry import WorkerInfo, WorkerRole, WorkerState
 from whisper_transcriber.worker.languages import Language
@@ -64,7 +65,7 @@ class OptionsIn(BaseModel):
         given = self.model_dump(
             exclude={"path", "force", "expected_size", "expected_mtime_ns"}, exclude_none=True
         )
-        return JobOptions.model_validate({**defaults.model_dump(), **given})
+        return JobOptions.model_validate(with_speaker_counts(defaults.model_dump(), given))
 
     @classmethod
     def from_form(cls, fields: dict[str, str]) -> OptionsIn:

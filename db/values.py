@@ -82,6 +82,32 @@ def known_format(name: str) -> OutputFormat:
 _unknown_options_seen: set[frozenset[str]] = set()
 
 
+SPEAKER_COUNTS = ("num_speakers", "min_speakers", "max_speakers")
+
+
+def with_speaker_counts(base: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` options with `given` laid over them, where a speaker count given replaces all of
+    base's counts (an inbox's or a request's num_speakers over the service's max_speakers)."""
+    merged = {**base, **given}
+    if any(given.get(name) is not None for name in SPEAKER_COUNTS):
+        for name in SPEAKER_COUNTS:
+            merged[name] = given.get(name)
+    return merged
+
+
+def speaker_count_problem(
+    diarize: bool | None, exact: int | None, minimum: int | None, maximum: int | None
+) -> str | None:
+    """What is wrong with these speaker counts (for job options, settings, inboxes); None: nothing."""
+    if any(count is not None for count in (exact, minimum, maximum)) and not diarize:
+        return "num_speakers, min_speakers and max_speakers need diarize"
+    if exact is not None and (minimum is not None or maximum is not None):
+        return "give num_speakers, or min_speakers and max_speakers, not both"
+    if minimum is not None and maximum is not None and minimum > maximum:
+        return f"min_speakers ({minimum}) is more than max_speakers ({maximum})"
+    return None
+
+
 class JobOptions(BaseModel):
     """How one file is transcribed and where its transcripts go; stored with the job as JSON."""
 
@@ -147,22 +173,11 @@ class JobOptions(BaseModel):
 
     @model_validator(mode="after")
     def _speaker_counts(self) -> JobOptions:
-        counts = (self.num_speakers, self.min_speakers, self.max_speakers)
-        if any(count is not None for count in counts) and not self.diarize:
-            raise ValueError("num_speakers, min_speakers and max_speakers need diarize")
-        if self.num_speakers is not None and (
-            self.min_speakers is not None or self.max_speakers is not None
-        ):
-            raise ValueError("give num_speakers, or min_speakers and max_speakers, not both")
-        if (
-            self.min_speakers is not None
-            and self.max_speakers is not None
-            and self.min_speakers > self.max_speakers
-        ):
-            raise ValueError(
-                f"min_speakers ({self.min_speakers}) is more than max_speakers "
-                f"({self.max_speakers})"
-            )
+        problem = speaker_count_problem(
+            self.diarize, self.num_speakers, self.min_speakers, self.max_speakers
+        )
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     # Set on options read from a job whose stored values this version refuses (stored_options).

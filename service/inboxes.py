@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from whisper_transcriber.db.values import (
+    SPEAKER_COUNTS,
+    JobOptions,
+    speaker_count_problem,
+    with_speaker_counts,
+)
 from whisper_transcriber.service.settings import (
     DEFAULT_INBOX,
     InboxSettings,
@@ -80,13 +86,20 @@ def _inbox(config: InboxSettings, settings: Settings) -> Inbox:
         overrides["formats"] = tuple(config.formats)
     elif config.media_library:
         overrides["formats"] = ("srt",)  # what media servers show; more when asked
+    for name in ("diarize", *SPEAKER_COUNTS):
+        if getattr(config, name) is not None:
+            overrides[name] = getattr(config, name)
+    merged = with_speaker_counts(defaults.model_dump(), overrides)
+    problem = speaker_count_problem(*(merged[name] for name in ("diarize", *SPEAKER_COUNTS)))
+    if problem is not None:
+        raise SettingError("inboxes", f"inbox {config.path}: {problem}")
     # Sidecars belong beside the video, whatever the service's output_dir says.
     outbox = config.outbox if config.media_library else config.outbox or settings.output_dir
     moves_done, moves_failed = config.on_success == "move", config.on_failure == "move"
     return Inbox(
         root=root,
         name=config.name or root.name,
-        options=defaults.model_copy(update=overrides),
+        options=JobOptions.model_validate(merged),
         recursive=config.recursive,
         observer=config.observer,
         poll_interval_s=config.poll_interval_s,

@@ -40,6 +40,10 @@ SENT_OPTIONS = (
     "vad_filter",
     "word_timestamps",
     "initial_prompt",
+    "diarize",
+    "num_speakers",
+    "min_speakers",
+    "max_speakers",
 )
 
 

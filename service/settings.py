@@ -24,6 +24,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -43,6 +44,7 @@ from whisper_transcriber.api.app_context import DEFAULT_MAX_UPLOAD_BYTES, DEFAUL
 from whisper_transcriber.db.job_store import DEFAULT_MAX_ATTEMPTS, LEASE_S
 from whisper_transcriber.db.values import (
     DEFAULT_BEAM_SIZE,
+    MAX_SPEAKERS,
     OUTPUT_FORMATS,
     RETRY_BASE_DELAY_S,
     RETRY_MAX_DELAY_S,
@@ -50,6 +52,7 @@ from whisper_transcriber.db.values import (
     ObserverKind,
     Task,
     known_formats,
+    speaker_count_problem,
 )
 from whisper_transcriber.db.worker_registry import WORKER_HEARTBEAT_S, WORKER_STALE_AFTER_S
 from whisper_transcriber.service.logs import LogFormat
@@ -111,8 +114,8 @@ def flag_name(name: str) -> str:
 FLAGGED = frozenset(
     {
         "api_key", "beam_size", "compute_type", "config_file", "database_url", "device",
-        "formats", "host", "inboxes", "initial_prompt", "instance_name", "job_timeout_s",
-        "language", "log_format",
+        "diarize", "formats", "host", "inboxes", "initial_prompt", "instance_name",
+        "job_timeout_s", "language", "log_format", "max_speakers", "min_speakers", "num_speakers",
         "log_level", "max_attempts", "model", "output_dir", "port", "roles", "server_url", "task",
         "threads_per_worker", "vad_filter", "word_timestamps", "workers",
     }
@@ -188,6 +191,10 @@ class InboxSettings(BaseModel):
         description="Read-only: never move originals; write Movie.en.srt sidecars; skip videos "
         "that already have a subtitle in the language",
     )
+    diarize: bool | None = Field(default=None, description="Speaker labels for this inbox's files")
+    num_speakers: int | None = Field(default=None, ge=1, le=MAX_SPEAKERS)
+    min_speakers: int | None = Field(default=None, ge=1, le=MAX_SPEAKERS)
+    max_speakers: int | None = Field(default=None, ge=1, le=MAX_SPEAKERS)
 
     @model_validator(mode="before")
     @classmethod
@@ -443,6 +450,20 @@ class Settings(BaseSettings):
     initial_prompt: str | None = Field(
         default=None, description="Text that primes the model (names, spelling, style)"
     )
+    diarize: bool = Field(
+        default=False,
+        description="Speaker labels (Speaker 1, Speaker 2, ...) on every segment, made offline; "
+        "needs the speakers extra",
+    )
+    num_speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: exactly this many speak"
+    )
+    min_speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: at least this many speak"
+    )
+    max_speakers: int | None = Field(
+        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: at most this many speak"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level logged"
     )
@@ -529,6 +550,18 @@ class Settings(BaseSettings):
         if not roles:
             raise ValueError(f"at least one role is needed: {', '.join(ROLES)}")
         return list(dict.fromkeys(roles))
+
+    @field_validator("max_speakers")
+    @classmethod
+    def _speaker_counts(cls, maximum: int | None, info: ValidationInfo) -> int | None:
+        # On the group's last field (validated after the others), so that an error names one.
+        problem = speaker_count_problem(
+            info.data.get("diarize"), info.data.get("num_speakers"),
+            info.data.get("min_speakers"), maximum,
+        )  # fmt: skip
+        if problem is not None:
+            raise ValueError(problem)
+        return maximum
 
     @field_validator("media_extensions")
     @classmethod
@@ -617,6 +650,10 @@ class Settings(BaseSettings):
             vad_filter=self.vad_filter,
             word_timestamps=self.word_timestamps,
             initial_prompt=self.initial_prompt,
+            diarize=self.diarize,
+            num_speakers=self.num_speakers,
+            min_speakers=self.min_speakers,
+            max_speakers=self.max_speakers,
             formats=known_formats(self.formats),  # as the validator left them, typed as formats
             output_dir=str(self.output_dir.resolve()) if self.output_dir else None,
         )

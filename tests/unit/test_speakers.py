@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,3 +213,23 @@ def test_speaker_counts_need_diarize_and_agree() -> None:
     ):
         with pytest.raises(ValidationError):
             JobOptions(**wrong)
+
+
+def test_speaker_options_from_settings_inboxes_and_requests(tmp_path: Path) -> None:
+    from whisper_transcriber.api.schemas import OptionsIn
+    from whisper_transcriber.service.inboxes import _inbox
+    from whisper_transcriber.service.settings import InboxSettings, SettingError, load_settings
+
+    with pytest.raises(SettingError, match="need diarize"):
+        load_settings(num_speakers=2)
+    settings = load_settings(diarize=True, max_speakers=5)
+    assert settings.job_options().max_speakers == 5
+    # A count given closer to the file replaces the service's counts, all of them.
+    inbox = _inbox(InboxSettings(path=tmp_path, num_speakers=3), settings)
+    assert (inbox.options.num_speakers, inbox.options.max_speakers) == (3, None)
+    quiet = _inbox(InboxSettings(path=tmp_path, diarize=False), load_settings())
+    assert not quiet.options.diarize
+    with pytest.raises(SettingError, match=f"inbox {tmp_path}: .*need diarize"):
+        _inbox(InboxSettings(path=tmp_path, diarize=False), settings)
+    asked = OptionsIn(num_speakers=2).options(settings.job_options())
+    assert (asked.diarize, asked.num_speakers, asked.max_speakers) == (True, 2, None)
