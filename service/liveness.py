@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
+from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
+
+from whisper_transcriber.db.engine import normalize_url
 from whisper_transcriber.db.errors import DatabaseUnavailable
 from whisper_transcriber.db.process_identity import process_alive, this_machine
 from whisper_transcriber.db.worker_registry import (
@@ -26,7 +31,24 @@ class Verdict:
 
 def check_instance(settings: Settings) -> Verdict:
     """check_workers for the settings' instance. A database that does not answer is no reason to
-    restart workers (they wait for it, and their heartbeats resume with it): healthy, said so."""
+    restart workers (they wait for it, and their heartbeats resume with it): healthy, said so.
+    A URL that names no database this service can use is a SettingError, and a SQLite file that
+    does not exist is unhealthy (no worker ever ran against it); `check` creates nothing."""
+    try:
+        url = normalize_url(settings.database_url)
+    except DatabaseUnavailable as exc:
+        raise SettingError("database_url", str(exc)) from exc
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise SettingError(
+            "database_url", f"unsupported database {backend!r}: use sqlite:/// or postgresql://"
+        )
+    if backend == "sqlite":
+        if url.database in (None, "", ":memory:") or "mode" in url.query:
+            raise SettingError("database_url", "check needs the service's SQLite database file")
+        if not Path(url.database).is_file():
+            name = instance_name(settings.instance_name)
+            return Verdict(False, [f"instance {name}: no database at {url.database}"])
     try:
         db = open_database(settings, migrate=False)
     except SettingError as exc:
@@ -34,10 +56,20 @@ def check_instance(settings: Settings) -> Verdict:
             raise
         return _cannot_tell(exc.__cause__)
     try:
+        if not inspect(db).has_table("workers"):  # a database no service of this version opened
+            return Verdict(
+                False,
+                [
+                    f"instance {instance_name(settings.instance_name)}: the database has no "
+                    "worker registry (start the service, or run `whisper-transcriber db upgrade`)"
+                ],
+            )
         registry = worker_registry(settings, job_store(settings, db))
         return check_workers(registry, instance_name(settings.instance_name))
     except DatabaseUnavailable as exc:
         return _cannot_tell(exc)
+    except SQLAlchemyError as exc:  # from inspect(), which the store's error handling does not wrap
+        return _cannot_tell(DatabaseUnavailable(str(exc).splitlines()[0]))
     finally:
         db.dispose()
 

@@ -12,6 +12,7 @@ constant of the module that owns it), its check and its description, from which 
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -155,6 +156,34 @@ def _split_nested(value: Any) -> Any:
     return parts
 
 
+# Durations become timedeltas and times to come: beyond a century they overflow (a float's
+# infinity or 1e308), and no one means them.
+MAX_SECONDS = 100 * 365 * 24 * 3600
+DURATION_SETTINGS = (
+    "poll_interval_s",
+    "worker_stale_after_s",
+    "rescan_interval_s",
+    "upload_retention_s",
+    "job_retention_s",
+    "http_header_timeout_s",
+    "http_keepalive_timeout_s",
+    "http_body_idle_timeout_s",
+    "job_timeout_s",
+    "max_audio_duration_s",
+    "lease_s",
+    "shutdown_grace_s",
+    "retry_delay_s",
+    "retry_max_delay_s",
+    "settle_s",
+)
+
+
+def _finite_seconds(seconds: float | None) -> float | None:
+    if seconds is not None and not (math.isfinite(seconds) and seconds <= MAX_SECONDS):
+        raise ValueError(f"at most {MAX_SECONDS} s (100 years), not {seconds!r}")
+    return seconds
+
+
 class InboxSettings(BaseModel):
     """One watched folder and its own options; what it leaves unset comes from the service's."""
 
@@ -216,6 +245,11 @@ class InboxSettings(BaseModel):
     @classmethod
     def _check_formats(cls, formats: list[str] | None) -> list[str] | None:
         return None if formats is None else list(known_formats(formats))
+
+    @field_validator("poll_interval_s")
+    @classmethod
+    def _finite_poll(cls, seconds: float) -> float:
+        return _finite_seconds(seconds) or seconds
 
     @field_validator("language")
     @classmethod
@@ -524,6 +558,22 @@ class Settings(BaseSettings):
         if text != text.strip():
             raise ValueError("the key must not begin or end with a space")
         return key
+
+    @field_validator(*DURATION_SETTINGS)
+    @classmethod
+    def _finite_duration(cls, seconds: float | None) -> float | None:
+        return _finite_seconds(seconds)
+
+    @field_validator("instance_name")
+    @classmethod
+    def _shown_name(cls, name: str | None) -> str | None:
+        """Shown in /status, /metrics labels, the dashboard and `check`'s lines, and stored as
+        text (PostgreSQL refuses NUL): printable, with no space at either end."""
+        if name is not None and not name.isprintable():
+            raise ValueError("the name must be printable: it has a control character")
+        if name is not None and (name != name.strip() or not name):
+            raise ValueError("the name must not be empty or begin or end with a space")
+        return name
 
     @field_validator("server_url")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -331,3 +332,36 @@ def test_defaults_are_the_lower_modules_constants() -> None:
     assert settings.model == BUNDLED_MODEL and settings.uploads_dir == DEFAULT_UPLOADS_DIR
     [inbox] = settings.inboxes
     assert (inbox.observer, inbox.poll_interval_s) == ("native", POLL_INTERVAL_S)
+
+
+@pytest.mark.parametrize("seconds", ["inf", "1e308", "-inf"])
+def test_durations_are_finite_and_within_a_century(seconds: str) -> None:
+    for name in ("lease_s", "worker_stale_after_s", "job_retention_s"):
+        with pytest.raises(SettingError, match=f"setting {name} .*(at most|greater than)"):
+            load_settings(**{name: seconds})
+    with pytest.raises(SettingError, match=r"setting inboxes .*(at most|greater than)"):
+        load_settings(inboxes=[f"/tmp?poll_interval_s={seconds}"])
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "a\nb", "tab\there", " padded", "", "\x7f"])
+def test_instance_name_is_printable_and_trimmed(name: str) -> None:
+    with pytest.raises(SettingError, match="setting instance_name"):
+        load_settings(instance_name=name)
+    assert load_settings(instance_name='NAS <one> & "two"').instance_name == 'NAS <one> & "two"'
+
+
+def test_check_names_a_bad_database_url_and_creates_no_database(tmp_path: Path) -> None:
+    from whisper_transcriber.service.liveness import check_instance
+
+    for url in ("notaurl", "mysql://x@localhost/db", "sqlite:///:memory:", "sqlite://"):
+        with pytest.raises(SettingError, match="setting database_url"):
+            check_instance(load_settings(database_url=url))
+    missing = tmp_path / "missing" / "jobs.db"
+    verdict = check_instance(load_settings(database_url=f"sqlite:///{missing}"))
+    assert not verdict.healthy and verdict.lines == [
+        f"instance {socket.gethostname()}: no database at {missing}"
+    ]
+    assert not missing.parent.exists()  # nothing made
+    (tmp_path / "empty.db").touch()
+    verdict = check_instance(load_settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}"))
+    assert not verdict.healthy and "has no worker registry" in verdict.lines[0]
