@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from whisper_transcriber.api.app_context import WorkerStatus
 from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import (
     MAX_SPEAKERS,
     OUTPUT_FORMATS,
@@ -182,7 +183,39 @@ class SearchHitOut(BaseModel):
     end: float
     snippet: str = Field(description="HTML-escaped text around the match; matches in <mark>")
     rank: float = Field(description="Higher is a better match")
+    speaker: str | None = Field(
+        default=None, description="Who says it (its name, once given), with speaker labels"
+    )
     links: dict[str, str]
+
+
+class SpeakerNamesIn(BaseModel):
+    """Names for a job's speakers, by label; an empty name gives the label back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    names: dict[str, str] = Field(
+        max_length=MAX_SPEAKERS, description='{"Speaker 1": "Ada", "Speaker 2": "Grace"}'
+    )
+
+
+class SpeakerOut(BaseModel):
+    label: str = Field(description="Speaker 1, Speaker 2, ...: as the segments say")
+    name: str = Field(description="The name given, else the label")
+
+
+class SpeakersOut(BaseModel):
+    speakers: list[SpeakerOut] = Field(description="In the order they first speak")
+
+    @classmethod
+    def of(cls, transcript: Transcript) -> SpeakersOut:
+        names = transcript.speaker_names
+        return cls(
+            speakers=[
+                SpeakerOut(label=label, name=names.get(label, label))
+                for label in transcript.speakers
+            ]
+        )
 
 
 class SearchPage(BaseModel):

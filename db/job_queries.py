@@ -152,6 +152,7 @@ class JobQueries(StoreBase):
                 "language_probability": row.language_probability,
                 "duration": row.duration,
                 "segments": row.segments,
+                "speaker_names": row.speaker_names,
             }
         )
 

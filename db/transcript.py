@@ -49,6 +49,12 @@ class Transcript:
     # Why something the job asked for is missing (speaker labels that could not be made): the
     # job's note, not part of the stored transcript.
     note: str | None = None
+    # Names people gave speakers, by label ({"Speaker 1": "Ada"}); segments keep the labels.
+    speaker_names: Mapping[str, str] = field(default_factory=dict)
+
+    def named(self) -> Transcript:
+        """The transcript with its speakers' names in place of their labels, for rendering."""
+        return self.with_speaker_names(self.speaker_names)
 
     @property
     def speakers(self) -> tuple[str, ...]:
@@ -65,6 +71,7 @@ class Transcript:
 
         return dataclasses.replace(
             self,
+            speaker_names={},
             segments=tuple(
                 dataclasses.replace(
                     segment,
@@ -124,4 +131,5 @@ class Transcript:
             language_probability=data["language_probability"],
             duration=data["duration"],
             segments=segments,
+            speaker_names=dict(data.get("speaker_names") or {}),
         )

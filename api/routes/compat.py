@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from whisper_transcriber.api.deps import Context
@@ -15,7 +15,14 @@ from whisper_transcriber.api.limits import check_prompt
 from whisper_transcriber.api.schemas import DetectedLanguage, ErrorOut
 from whisper_transcriber.api.sync_jobs import multipart_body, receive, run_and_wait
 from whisper_transcriber.api.uploads import wrap_raw_pcm
-from whisper_transcriber.db.values import JobOptions, JobRecord, OutputFormat, Task
+from whisper_transcriber.db.values import (
+    MAX_SPEAKERS,
+    JobOptions,
+    JobRecord,
+    OutputFormat,
+    Task,
+    speaker_count_problem,
+)
 from whisper_transcriber.worker.languages import Language
 from whisper_transcriber.worker.outputs import render
 from whisper_transcriber.worker.sidecars import language_name
@@ -39,6 +46,9 @@ FAILURES: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "The audio could not be transcribed (the reason)"},
     504: {"model": ErrorOut, "description": "The job did not end in time; it goes on"},
 }
+SpeakerCountQuery = Annotated[
+    int | None, Query(ge=1, le=MAX_SPEAKERS, description="With diarize: bounds on the speakers")
+]
 Encode = Annotated[
     bool, Query(description="false: the body is raw 16 kHz mono s16le PCM (Bazarr's way)")
 ]
@@ -66,10 +76,18 @@ async def asr(
     initial_prompt: str | None = None,
     vad_filter: bool = False,
     word_timestamps: bool = False,
+    diarize: Annotated[bool, Query(description="Speaker labels, as WhisperX's engine")] = False,
+    min_speakers: SpeakerCountQuery = None,
+    max_speakers: SpeakerCountQuery = None,
     output: OutputFormat = "txt",
 ) -> Response:
     """Transcribe (or translate into English) an uploaded audio_file; answers the transcript."""
     check_prompt(initial_prompt, "initial_prompt")  # before the upload: nothing is stored
+    # As whisper-asr-webservice: the counts count only with diarize.
+    counts = (min_speakers, max_speakers) if diarize else (None, None)
+    problem = speaker_count_problem(diarize, None, *counts)
+    if problem is not None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem)
     options = context.default_options.model_copy(
         update={
             "task": task,
@@ -77,6 +95,10 @@ async def asr(
             "initial_prompt": initial_prompt or None,
             "vad_filter": vad_filter,
             "word_timestamps": word_timestamps,
+            "diarize": diarize,
+            "num_speakers": None,
+            "min_speakers": counts[0],
+            "max_speakers": counts[1],
             "formats": (output,),
             "output_dir": None,
         }

@@ -15,12 +15,22 @@ from pydantic import ValidationError
 from whisper_transcriber.api.deps import Context, JobId, Moment
 from whisper_transcriber.api.limits import ContentTooLarge, check_prompt
 from whisper_transcriber.api.paths import PathNotAllowed, resolve_allowed
-from whisper_transcriber.api.schemas import ErrorOut, JobOut, JobPage, OptionsIn, TranscribeRequest
+from whisper_transcriber.api.schemas import (
+    ErrorOut,
+    JobOut,
+    JobPage,
+    OptionsIn,
+    SpeakerNamesIn,
+    SpeakersOut,
+    TranscribeRequest,
+)
 from whisper_transcriber.api.sync_jobs import enqueue_upload
 from whisper_transcriber.api.uploads import UploadError, receive_upload
 from whisper_transcriber.db.errors import InvalidTransition, JobNotFound, UnstorablePath
 from whisper_transcriber.db.identity import looks_the_same
 from whisper_transcriber.db.models import MAX_JOB_ID, JobStatus
+from whisper_transcriber.db.speaker_names import NoTranscript, SpeakerNameError, SpeakerNames
+from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import (
     API_ORIGIN,
     OUTPUT_FORMATS,
@@ -282,7 +292,39 @@ def get_job(job_id: JobId, context: Context) -> JobOut:
     },
 )
 def get_transcript(job_id: JobId, context: Context, format: OutputFormat = "txt") -> Response:
-    """The job's transcript in one format, rendered from the database (not from the files)."""
+    """The job's transcript in one format, rendered from the database (not from the files),
+    with the names given to its speakers."""
+    transcript = _transcript(context, job_id)
+    return Response(render(transcript.named(), format), media_type=MEDIA_TYPES[format])
+
+
+@router.get("/jobs/{job_id}/speakers", responses=NOT_FOUND)
+def get_speakers(job_id: JobId, context: Context) -> SpeakersOut:
+    """The job's speakers (none without speaker labels) and the names they were given."""
+    return SpeakersOut.of(_transcript(context, job_id))
+
+
+@router.put(
+    "/jobs/{job_id}/speakers",
+    responses={**NOT_FOUND, 422: {"model": ErrorOut, "description": "No such speaker, or a "
+                                  "name that cannot be shown"}},
+)  # fmt: skip
+def rename_speakers(job_id: JobId, names: SpeakerNamesIn, context: Context) -> SpeakersOut:
+    """Name the job's speakers ({"names": {"Speaker 1": "Ada"}}; "" gives a label back). Every
+    format rendered from now on (GET /jobs/{id}/transcript, the dashboard) shows the names; the
+    files written when the job ended keep the labels."""
+    try:
+        SpeakerNames(context.store).rename(job_id, names.names)
+    except NoTranscript as exc:
+        _transcript(context, job_id)  # says which: no such job, or no transcript yet
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except SpeakerNameError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    return SpeakersOut.of(_transcript(context, job_id))
+
+
+def _transcript(context: Context, job_id: int) -> Transcript:
+    """The job's transcript; 404 naming why there is none."""
     transcript = context.store.transcript(job_id)
     if transcript is None:
         try:
@@ -292,7 +334,7 @@ def get_transcript(job_id: JobId, context: Context, format: OutputFormat = "txt"
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"job {job_id} has no transcript ({job.status.value})"
         )
-    return Response(render(transcript, format), media_type=MEDIA_TYPES[format])
+    return transcript
 
 
 @router.delete("/jobs/{job_id}", responses={**NOT_FOUND, **CONFLICT})

@@ -24,7 +24,7 @@ from whisper_transcriber.worker.sidecars import language_name
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 MODEL_ID = "whisper-1"
-ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt", "diarized_json"]
 
 
 class OpenAIForm(BaseModel):
@@ -48,7 +48,8 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"application/json": {}, "text/plain": {}},
         "description": "json: {text}; verbose_json: language, duration, segments (and words); "
-        "text, srt and vtt as plain text",
+        "diarized_json: segments with a speaker (A, B, ... as they first speak); text, srt and "
+        "vtt as plain text",
     },
     400: {"model": ErrorOut, "description": "No file, or a malformed body"},
     413: {
@@ -102,7 +103,15 @@ async def _run(request: Request, context: Context, task: Task) -> Response:
     except ContentTooLarge:
         upload.discard()
         raise
+    diarized = form.response_format == "diarized_json"
+    if diarized and task != "transcribe":
+        upload.discard()
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "response_format: diarized_json is for transcriptions, not translations",
+        )
     words = "word" in form.timestamp_granularities and form.response_format == "verbose_json"
+    speakers: dict[str, Any] = {"diarize": True} if diarized else {}
     options = context.default_options.model_copy(
         update={
             "task": task,
@@ -112,6 +121,7 @@ async def _run(request: Request, context: Context, task: Task) -> Response:
             "word_timestamps": words,
             "formats": ("json",),
             "output_dir": None,
+            **speakers,
         }
     )
     job = await run_and_wait(request, context, upload, options)
@@ -124,6 +134,8 @@ async def _run(request: Request, context: Context, task: Task) -> Response:
         return Response(body, media_type="text/plain; charset=utf-8", headers=headers)
     if form.response_format == "json":
         payload: dict[str, Any] = {"text": transcript.text}
+    elif diarized:
+        payload = _diarized(transcript)
     else:
         payload = _verbose(transcript, task, form.timestamp_granularities)
     return Response(
@@ -162,3 +174,36 @@ def _verbose(transcript: Transcript, task: str, granularities: Sequence[str]) ->
             for w in s.words or ()
         ]
     return payload
+
+
+def _diarized(transcript: Transcript) -> dict[str, Any]:
+    """OpenAI's diarized_json: segments with a speaker, named A, B, ... in the order they first
+    speak (as OpenAI names speakers it was not told the names of)."""
+    letters = {speaker: _letters(number) for number, speaker in enumerate(transcript.speakers)}
+    return {
+        "task": "transcribe",
+        "duration": transcript.duration,
+        "text": transcript.text,
+        "segments": [
+            {
+                "type": "transcript.text.segment",
+                "id": f"seg_{s.id}",
+                "start": s.start,
+                "end": s.end,
+                "text": s.text.strip(),
+                "speaker": letters.get(s.speaker or "", "A"),
+            }
+            for s in transcript.segments
+        ],
+        "usage": {"type": "duration", "seconds": transcript.duration},
+    }
+
+
+def _letters(number: int) -> str:
+    """A, B, ..., Z, AA, AB, ...: a spreadsheet's column names."""
+    name = ""
+    number += 1
+    while number:
+        number, rest = divmod(number - 1, 26)
+        name = chr(ord("A") + rest) + name
+    return name

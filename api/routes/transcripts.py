@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from whisper_transcriber.api.deps import Context
 from whisper_transcriber.api.schemas import SearchHitOut, SearchPage
+from whisper_transcriber.db.speaker_names import SpeakerNames
 
 router = APIRouter(tags=["transcripts"])
 
@@ -24,7 +25,9 @@ def search(
     """Segments whose text has every word of q, best first: the job, the segment's time in the
     audio, and a snippet (HTML-escaped, matches in <mark>)."""
     hits = context.store.search(q, limit, offset)
-    jobs = {job.id: job for job in context.store.get_many(sorted({h.job_id for h in hits}))}
+    job_ids = sorted({h.job_id for h in hits})
+    jobs = {job.id: job for job in context.store.get_many(job_ids)}
+    names = SpeakerNames(context.store).of(job_ids) if any(h.speaker for h in hits) else {}
     return SearchPage(
         items=[
             SearchHitOut(
@@ -34,6 +37,9 @@ def search(
                 end=hit.end,
                 snippet=marked(hit.snippet, hit.matches),
                 rank=hit.rank,
+                speaker=names.get(hit.job_id, {}).get(hit.speaker, hit.speaker)
+                if hit.speaker
+                else None,
                 links={
                     "job": f"/jobs/{hit.job_id}",
                     "transcript": f"/jobs/{hit.job_id}/transcript?format=json",
