@@ -230,3 +230,45 @@ def test_phone_width_and_keyboard(page: Page, service: Service, folders: Path) -
     page.keyboard.press("Enter")
     expect(segment).to_have_attribute("aria-current", "true")
     assert page.evaluate("document.querySelector('audio').currentTime") < 1
+
+
+def test_speakers_coloured_on_a_timeline_and_renamed(
+    page: Page, service: Service, folders: Path
+) -> None:
+    source = place(FIXTURES / "conversation.flac", folders / "library", "meeting.flac")
+    answer = service.client.post(
+        "/transcribe", json={"path": str(source), "diarize": True, "formats": ["txt"]}
+    )
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["id"]
+    service.wait_status(job_id, "done")
+    page.goto(f"{service.base_url}/#/job/{job_id}")
+
+    rows = page.locator(".timeline-row")
+    expect(rows).to_have_count(3)
+    expect(page.locator('.segment[data-speaker="Speaker 2"]').first).to_be_visible()
+    shades = {
+        page.locator(f'.segment[data-speaker="Speaker {n}"]').first.evaluate(
+            "e => getComputedStyle(e).boxShadow"
+        )
+        for n in (1, 2, 3)
+    }
+    assert len(shades) == 3  # a colour of its own for each speaker
+
+    page.get_by_label("Name for Speaker 1").fill("Ada")
+    page.get_by_role("button", name="Save names").click()
+    expect(page.locator('.timeline-row[data-speaker="Ada"]')).to_be_visible()
+    expect(page.locator('.segment[data-speaker="Ada"] .speaker').first).to_have_text("Ada")
+    expect(page.locator('.segment[data-speaker="Speaker 1"]')).to_have_count(0)
+    speakers = service.client.get(f"/jobs/{job_id}/speakers").json()["speakers"]
+    assert speakers[0] == {"label": "Speaker 1", "name": "Ada"}
+
+    # A name that would be a tag in WebVTT is refused, said on the page; nothing changes.
+    page.get_by_label("Name for Speaker 2").fill("<b>Bo</b>")
+    page.get_by_role("button", name="Save names").click()
+    expect(page.locator(".speaker-names .form-message")).to_contain_text("cannot hold < or >")
+    assert service.client.get(f"/jobs/{job_id}/speakers").json()["speakers"] == speakers
+
+    # A turn on the timeline plays from its start: its segment is the current one.
+    page.get_by_role("button", name=re.compile(r"^Ada from ")).last.click()
+    expect(page.locator('.segment[aria-current="true"]')).to_have_attribute("data-speaker", "Ada")

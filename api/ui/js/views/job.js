@@ -1,6 +1,6 @@
 // One job: its state (live), the audio with the transcript under the playhead, and downloads.
 
-import { ApiError, download, getJson } from "../api.js";
+import { ApiError, download, getJson, request } from "../api.js";
 import { clock, fileName, h, realTimeFactor, replaceChildrenKeepingFocus, when } from "../dom.js";
 import { onConnected, onJob } from "../events.js";
 import { actions, progressBar, statusBadge } from "../jobs.js";
@@ -55,20 +55,34 @@ export function render(main, { id, params }) {
   };
 
   const showTranscript = async (job) => {
+    await paintTranscript(job);
+    await showAudio(job);
+    if (startAt !== null) seek(startAt, false);
+  };
+
+  // The transcript, rendered with the speakers' names (segments carry the names; the speakers
+  // list pairs each name with its label, whose place gives the speaker's colour).
+  const paintTranscript = async (job) => {
     const stem = fileName(job.source_path).replace(/\.[^.]+$/, "");
-    const body = await getJson(`/jobs/${job.id}/transcript?format=json`);
+    const [body, { speakers }] = await Promise.all([
+      getJson(`/jobs/${job.id}/transcript?format=json`),
+      getJson(`/jobs/${job.id}/speakers`),
+    ]);
     segments = body.segments;
+    const colour = (name) => speakers.findIndex((speaker) => speaker.name === name);
     const list = h("ol", { class: "segments", "aria-label": "Transcript" },
       segments.map((segment, index) =>
         h("li", {},
           h("button", {
             type: "button",
             class: "segment",
-            dataset: { index, start: segment.start },
-            "aria-label": `Play from ${clock(segment.start)}: ${segment.text.trim()}`,
+            dataset: { index, start: segment.start, speaker: segment.speaker },
+            style: segment.speaker ? { "--speaker": hue(colour(segment.speaker)) } : null,
+            "aria-label": `Play from ${clock(segment.start)}: ${segment.speaker ? `${segment.speaker}: ` : ""}${segment.text.trim()}`,
             onclick: () => seek(segment.start, true),
           },
           h("span", { class: "time" }, `${clock(segment.start)} – ${clock(segment.end)}`),
+          segment.speaker ? h("span", { class: "speaker" }, segment.speaker) : null,
           h("span", { class: "text" }, segment.text.trim())))));
     transcript.replaceChildren(
       h("h2", {}, "Transcript"),
@@ -78,10 +92,11 @@ export function render(main, { id, params }) {
           type: "button", class: "quiet", dataset: { format },
           onclick: () => download(`/jobs/${job.id}/transcript?format=${format}`, `${stem}.${format}`),
         }, format))),
+      speakers.length ? timeline(speakers, segments, body.duration, seek) : null,
+      speakers.length ? namesForm(job, speakers, () => paintTranscript(job)) : null,
       segments.length ? list : h("p", { class: "empty" }, "No speech was found in this file."),
     );
-    await showAudio(job);
-    if (startAt !== null) seek(startAt, false);
+    if (audio) highlight(audio.currentTime, false);
   };
 
   const showAudio = async (job) => {
@@ -169,6 +184,63 @@ export function render(main, { id, params }) {
     stopConnected();
     if (audio) audio.pause();
   };
+}
+
+// A speaker's colour: hues far apart (the golden angle), the same for a speaker on every page.
+function hue(index) {
+  return `${Math.round((index * 137.5) % 360)}`;
+}
+
+// Who speaks when: one row per speaker, a bar per turn (a speaker's consecutive segments); a bar
+// plays from its start.
+function timeline(speakers, segments, duration, seek) {
+  const turns = [];
+  for (const segment of segments) {
+    const last = turns[turns.length - 1];
+    if (last && last.speaker === segment.speaker) last.end = segment.end;
+    else turns.push({ speaker: segment.speaker, start: segment.start, end: segment.end });
+  }
+  const span = Math.max(duration, ...segments.map((segment) => segment.end), 1);
+  return h("div", { class: "timeline", role: "group", "aria-label": "Speaker timeline" },
+    speakers.map((speaker, index) =>
+      h("div", { class: "timeline-row", dataset: { speaker: speaker.name }, style: { "--speaker": hue(index) } },
+        h("span", { class: "timeline-name" }, speaker.name),
+        h("div", { class: "timeline-track" },
+          turns.filter((turn) => turn.speaker === speaker.name).map((turn) => h("button", {
+            type: "button",
+            class: "turn",
+            style: {
+              left: `${(100 * turn.start) / span}%`,
+              width: `${Math.max((100 * (turn.end - turn.start)) / span, 0.3)}%`,
+            },
+            "aria-label": `${speaker.name} from ${clock(turn.start)} to ${clock(turn.end)}`,
+            onclick: () => seek(turn.start, true),
+          }))))));
+}
+
+// The names form: one field per speaker, saved together.
+function namesForm(job, speakers, repaint) {
+  const fields = speakers.map((speaker) => h("label", {},
+    h("span", {}, speaker.label),
+    h("input", { name: speaker.label, value: speaker.name === speaker.label ? "" : speaker.name,
+      placeholder: speaker.label, maxlength: 100, "aria-label": `Name for ${speaker.label}` })));
+  const message = h("p", { class: "form-message", role: "status" });
+  const form = h("form", { class: "speaker-names", "aria-label": "Speaker names",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      const names = Object.fromEntries(new FormData(form).entries());
+      try {
+        await request(`/jobs/${job.id}/speakers`, { method: "PUT", json: { names } });
+        await repaint();
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        message.textContent = error.message;
+        message.classList.add("error");
+      }
+    } },
+    h("fieldset", {}, h("legend", {}, "Speakers"), fields,
+      h("button", { type: "submit" }, "Save names")), message);
+  return form;
 }
 
 // An upload's folder goes upload_retention_s after its job ended; the transcript stays.

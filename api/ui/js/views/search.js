@@ -44,6 +44,6 @@ function hitItem(hit) {
   return h("li", {},
     h("a", { href: `#/job/${hit.job_id}?t=${hit.start}`, class: "hit" },
       h("span", { class: "hit-file" }, fileName(hit.source_path)),
-      h("span", { class: "time" }, `at ${clock(hit.start)}`),
+      h("span", { class: "time" }, hit.speaker ? `${hit.speaker}, at ${clock(hit.start)}` : `at ${clock(hit.start)}`),
       snippet));
 }
