@@ -3,6 +3,7 @@ with the transcript. The segments keep their labels; outputs rendered later carr
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import func, select, update
@@ -20,17 +21,52 @@ class SpeakerNameError(ValueError):
     """A name that cannot be given: for no speaker of the transcript, or not showable."""
 
 
+# Characters a name may not hold though Python calls them printable or they are format marks:
+# bidirectional overrides and isolates (they reorder what follows them on screen), zero-width
+# spaces and the line and paragraph separators. Joiners (emoji, Indic scripts) are welcome.
+_HIDDEN = frozenset(
+    "\u200b\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+)
+# A tsv cell starting with one of these is a formula to a spreadsheet that opens the file.
+_FORMULA_START = ("=", "+", "@")
+
+
 def checked_name(name: str) -> str:
-    """A name as stored: trimmed, printable, at most MAX_NAME_LENGTH characters. Every output
-    shows it (a subtitle line, a WebVTT voice, a tsv cell): no control characters, no tags."""
+    """A name as stored: trimmed, shown as written, at most MAX_NAME_LENGTH characters. Every
+    output shows it (a subtitle line, a WebVTT voice, a tsv cell): no control characters, no
+    tags, nothing that reorders or hides text, no formula."""
     name = name.strip()
-    if not name.isprintable():
-        raise SpeakerNameError("a speaker's name must be printable: it has a control character")
+    for character in name:
+        category = unicodedata.category(character)
+        if category in ("Cc", "Cs", "Co", "Cn") or character in _HIDDEN:
+            raise SpeakerNameError(
+                f"a speaker's name cannot hold U+{ord(character):04X} "
+                f"({unicodedata.name(character, 'a control character').lower()})"
+            )
     if len(name) > MAX_NAME_LENGTH:
         raise SpeakerNameError(f"a speaker's name has at most {MAX_NAME_LENGTH} characters")
     if any(character in name for character in "<>"):
         raise SpeakerNameError("a speaker's name cannot hold < or > (WebVTT reads them as tags)")
+    if name.startswith(_FORMULA_START):
+        raise SpeakerNameError(
+            "a speaker's name cannot start with =, + or @ (a spreadsheet would run it)"
+        )
     return name
+
+
+def _distinct(given: Mapping[str, str], labels: Sequence[str]) -> None:
+    """Every speaker shown by a name of its own: two speakers with one name would read as one
+    (merged turns, one colour), and a name that is another speaker's label swaps who is who."""
+    shown: dict[str, str] = {}
+    for label in labels:
+        name = given.get(label, label)
+        if name != label and name in labels:
+            raise SpeakerNameError(f"{name!r} is another speaker's label; {label} cannot take it")
+        if name in shown:
+            raise SpeakerNameError(
+                f"{shown[name]} and {label} would both be shown as {name!r}: give each its own name"
+            )
+        shown[name] = label
 
 
 class SpeakerNames:
@@ -54,8 +90,12 @@ class SpeakerNames:
         Returns every name now given. NoTranscript without a transcript, SpeakerNameError for a
         label the transcript does not have or a name that cannot be shown."""
         with self.db._write() as conn:
+            # FOR UPDATE: two renames at once each keep the other's names (PostgreSQL; SQLite's
+            # write transactions take turns already).
             row = conn.execute(
-                select(TRANSCRIPTS.c.speaker_names).where(TRANSCRIPTS.c.job_id == job_id)
+                select(TRANSCRIPTS.c.speaker_names)
+                .where(TRANSCRIPTS.c.job_id == job_id)
+                .with_for_update()
             ).first()
             if row is None:
                 raise NoTranscript(f"job {job_id} has no transcript")
@@ -79,6 +119,7 @@ class SpeakerNames:
                     given[label] = name
                 else:
                     given.pop(label, None)
+            _distinct(given, labels)
             conn.execute(
                 update(TRANSCRIPTS)
                 .where(TRANSCRIPTS.c.job_id == job_id)

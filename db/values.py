@@ -87,9 +87,10 @@ SPEAKER_COUNTS = ("num_speakers", "min_speakers", "max_speakers")
 
 def with_speaker_counts(base: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
     """`base` options with `given` laid over them, where a speaker count given replaces all of
-    base's counts (an inbox's or a request's num_speakers over the service's max_speakers)."""
+    base's counts (an inbox's or a request's num_speakers over the service's max_speakers), and
+    diarize turned off takes base's counts with it."""
     merged = {**base, **given}
-    if any(given.get(name) is not None for name in SPEAKER_COUNTS):
+    if any(given.get(name) is not None for name in SPEAKER_COUNTS) or given.get("diarize") is False:
         for name in SPEAKER_COUNTS:
             merged[name] = given.get(name)
     return merged

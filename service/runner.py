@@ -47,6 +47,7 @@ from whisper_transcriber.watcher.intake import Intake
 from whisper_transcriber.watcher.originals import move_originals
 from whisper_transcriber.worker.hand_back import hand_back_orphans
 from whisper_transcriber.worker.pool_failed import PoolFailed
+from whisper_transcriber.worker.speakers.package import EmbedderMissing, weights_path
 from whisper_transcriber.worker.supervisor import WorkerPool
 
 REGISTRY_TIDY_S = 300.0
@@ -87,6 +88,8 @@ def serve(prepared: Prepared, sockets: list[socket.socket] | None = None) -> Non
             )
         pool = prepared.worker_pool(on_failure=lambda _reason: stop())
         store.add_wake_listener(pool.wake)
+    if "work" in roles:
+        _warn_without_speakers(settings)
     if roles != {"api", "watch", "work"} and not listens(settings.database_url):
         log.warning(
             "roles are split on SQLite: a work-only instance learns of new jobs by polling "
@@ -313,3 +316,15 @@ def _install_stop_handlers(stop: _Stop, pool: WorkerPool | None) -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+
+
+def _warn_without_speakers(settings: Settings) -> None:
+    """Speaker labels asked for by the settings or an inbox, and no embedder to make them: the
+    jobs would end without them (each with a note); said once, at start."""
+    asked = settings.diarize or any(inbox.diarize for inbox in settings.inboxes)
+    if not asked:
+        return
+    try:
+        weights_path()
+    except EmbedderMissing as exc:
+        log.warning("diarize is set, but %s; jobs will end without speaker labels", exc)

@@ -49,6 +49,7 @@ from whisper_transcriber.db.values import (
     OUTPUT_FORMATS,
     RETRY_BASE_DELAY_S,
     RETRY_MAX_DELAY_S,
+    SPEAKER_COUNTS,
     JobOptions,
     ObserverKind,
     Task,
@@ -601,17 +602,17 @@ class Settings(BaseSettings):
             raise ValueError(f"at least one role is needed: {', '.join(ROLES)}")
         return list(dict.fromkeys(roles))
 
-    @field_validator("max_speakers")
+    @field_validator("num_speakers", "min_speakers", "max_speakers")
     @classmethod
-    def _speaker_counts(cls, maximum: int | None, info: ValidationInfo) -> int | None:
-        # On the group's last field (validated after the others), so that an error names one.
-        problem = speaker_count_problem(
-            info.data.get("diarize"), info.data.get("num_speakers"),
-            info.data.get("min_speakers"), maximum,
-        )  # fmt: skip
+    def _speaker_counts(cls, count: int | None, info: ValidationInfo) -> int | None:
+        # Each count is checked against the fields before it (pydantic validates in order), so
+        # that the error names the count that breaks the rule.
+        counts = {name: info.data.get(name) for name in SPEAKER_COUNTS}
+        counts[str(info.field_name)] = count
+        problem = speaker_count_problem(info.data.get("diarize"), *counts.values())
         if problem is not None:
             raise ValueError(problem)
-        return maximum
+        return count
 
     @field_validator("media_extensions")
     @classmethod

@@ -240,6 +240,7 @@ class Engine:
         them and a note saying why: speakers never cost a job its text."""
         from whisper_transcriber.worker.speakers.assign import with_speakers
         from whisper_transcriber.worker.speakers.diarizer import Diarizer
+        from whisper_transcriber.worker.speakers.package import EmbedderMissing
 
         count = SpeakerCount(options.num_speakers, options.min_speakers, options.max_speakers)
         try:
@@ -249,14 +250,23 @@ class Engine:
                 pieces_of(path, audio, self.piece_samples, self.cut_search_samples)
             ) as stream:
                 turns = self._diarizer.turns(stream, count)
-        except Exception as exc:  # the embedder missing or failing, the file changed under us
-            log.warning("no speaker labels for %s: %s", path, exc, exc_info=True)
-            plain = tuple(
-                segment if options.word_timestamps else dataclasses.replace(segment, words=None)
-                for segment in transcript.segments
-            )
-            return dataclasses.replace(transcript, segments=plain, note=f"no speaker labels: {exc}")
+        except EmbedderMissing as exc:  # said without a traceback: it is the set-up, not a bug
+            log.warning("no speaker labels: %s", exc)
+            return self._without_speakers(transcript, options, str(exc))
+        except Exception as exc:  # the embedder failing, the file changed under us
+            log.warning("no speaker labels: %s", exc, exc_info=True)
+            return self._without_speakers(transcript, options, str(exc))
         return with_speakers(transcript, turns, keep_words=options.word_timestamps)
+
+    @staticmethod
+    def _without_speakers(transcript: Transcript, options: JobOptions, reason: str) -> Transcript:
+        """The transcript as the job would have it without diarize, and a note saying why."""
+        plain = tuple(
+            segment if options.word_timestamps else dataclasses.replace(segment, words=None)
+            for segment in transcript.segments
+        )
+        note = f"no speaker labels: {reason} (then run the job again)"
+        return dataclasses.replace(transcript, segments=plain, note=note)
 
     def _detect_language(
         self, start: Samples, duration: float, language: str | None = None

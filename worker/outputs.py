@@ -55,12 +55,12 @@ def _said_by(segment: Segment) -> str:
 
 def _voice(segment: Segment) -> str:
     """The cue's text in a WebVTT voice span when it has a speaker: "<v Speaker 1>Hello."; the
-    name loses what would end the tag or start another."""
+    name loses what would end the tag or start another, and & is written as WebVTT escapes it."""
     text = _cue_text(segment)
     if not segment.speaker:
         return text
-    name = _one_line(segment.speaker).translate({ord("<"): None, ord(">"): None, ord("&"): None})
-    return f"<v {name.replace('-->', '->')}>{text}"
+    name = _one_line(segment.speaker).translate({ord("<"): None, ord(">"): None})
+    return f"<v {name.replace('&', '&amp;').replace('-->', '->')}>{text}"
 
 
 def _render_txt(transcript: Transcript) -> str:

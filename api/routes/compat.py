@@ -106,8 +106,10 @@ async def asr(
     job = await _run_upload(request, context, encode, options)
     transcript = await run_in_threadpool(context.store.transcript, job.id)
     assert transcript is not None
+    # Speakers as whisper-asr-webservice's WhisperX engine names them: SPEAKER_00, SPEAKER_01, ...
+    whisperx = {label: f"SPEAKER_{n:02d}" for n, label in enumerate(transcript.speakers)}
     return Response(
-        render(transcript, output),
+        render(transcript.with_speaker_names(whisperx), output),
         media_type=MEDIA_TYPES[output],
         headers={
             "Asr-Engine": "faster_whisper",

@@ -57,6 +57,10 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The upload, a field or the prompt is larger than its limit",
     },
     422: {"model": ErrorOut, "description": "Bad fields, or audio that could not be transcribed"},
+    503: {
+        "model": ErrorOut,
+        "description": "diarized_json, and the speakers could not be labelled (the job's note)",
+    },
     504: {"model": ErrorOut, "description": "The job did not end in time; it goes on"},
 }
 
@@ -128,6 +132,13 @@ async def _run(request: Request, context: Context, task: Task) -> Response:
     transcript = await run_in_threadpool(context.store.transcript, job.id)
     assert transcript is not None
     headers = {"Location": f"/jobs/{job.id}"}
+    if diarized and transcript.segments and not transcript.speakers:
+        # Labels that could not be made (the job's note says why): not a diarized answer.
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"job {job.id} has no speaker labels: {job.note or 'they could not be made'}",
+            headers=headers,
+        )
     if form.response_format in ("text", "srt", "vtt"):
         text = transcript.text + "\n" if form.response_format == "text" else None
         body = text if text is not None else render(transcript, form.response_format)

@@ -52,7 +52,8 @@ def test_speakers_through_openai_asr_and_renaming(sqlite_url: str, tmp_path: Pat
         )  # fmt: skip
         assert bazarr.status_code == 200, bazarr.text
         vtt = bazarr.text
-        assert vtt.startswith("WEBVTT") and "<v Speaker 1>" in vtt and "<v Speaker 3>" in vtt
+        # Named as whisper-asr-webservice's WhisperX engine names them.
+        assert vtt.startswith("WEBVTT") and "<v SPEAKER_00>" in vtt and "<v SPEAKER_02>" in vtt
         refused = http.post(
             "/asr",
             params={"diarize": "true", "min_speakers": "3", "max_speakers": "2"},
@@ -79,6 +80,7 @@ def test_speakers_through_openai_asr_and_renaming(sqlite_url: str, tmp_path: Pat
             ({"Speaker 2": "<script>"}, 422),  # would be a tag in WebVTT
             ({"Speaker 2": "a\nb"}, 422),
             ({"Speaker 2": "x" * 101}, 422),
+            ({"Speaker 2": "Ada"}, 422),  # two speakers would read as one
         ):
             answer = http.put(f"/jobs/{job_id}/speakers", json={"names": names})
             assert answer.status_code == status, (names, answer.text)

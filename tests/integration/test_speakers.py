@@ -6,7 +6,9 @@ on both databases, the speakers reach the stored transcript, search hits and the
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -14,12 +16,14 @@ import pytest
 
 from tests.helpers.media import FIXTURES
 from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.speaker_names import SpeakerNameError, SpeakerNames
 from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import JobOptions
 from whisper_transcriber.worker.confinement import Confinement
 from whisper_transcriber.worker.engine import Engine
 from whisper_transcriber.worker.job_runner import run_job
-from whisper_transcriber.worker.speakers import embedder
+from whisper_transcriber.worker.outputs import render
+from whisper_transcriber.worker.speakers import package
 
 CONVERSATION = FIXTURES / "conversation.flac"
 # Of the speech that overlaps a true turn, the share labelled with that turn's speaker (under
@@ -75,7 +79,7 @@ def test_one_voice_is_one_speaker(engine: Engine) -> None:
 def test_a_missing_embedder_costs_the_labels_not_the_job(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(embedder, "DISTRIBUTION", "no-such-speaker-package")
+    monkeypatch.setattr(package, "DISTRIBUTION", "no-such-speaker-package")
     monkeypatch.setattr(engine, "_diarizer", None)  # as in a worker that has not loaded it yet
     transcript = engine.transcribe(str(FIXTURES / "speech_b.flac"), JobOptions(diarize=True))
     assert transcript.note is not None
@@ -104,3 +108,63 @@ def test_speakers_reach_the_database_search_and_files(
     assert source.with_suffix(".txt").read_text().startswith("Speaker 1: ")
     assert "<v Speaker 2>" in source.with_suffix(".vtt").read_text()
     assert json.loads(source.with_suffix(".json").read_text())["speakers"] == list(stored.speakers)
+
+
+def labelled_job(store: JobStore, tmp_path: Path) -> int:
+    """A done job whose transcript has three speakers (made without the model)."""
+    from whisper_transcriber.db.transcript import Segment
+
+    source = Path(shutil.copy(FIXTURES / "speech_a.wav", tmp_path))
+    job, _ = store.enqueue(source, JobOptions(diarize=True, formats=("txt",)), "api")
+    claimed = store.claim("w")
+    assert claimed is not None
+    segments = tuple(
+        Segment(n, float(n), n + 1.0, f" Line {n}.", speaker=f"Speaker {n % 3 + 1}")
+        for n in range(6)
+    )
+    store.complete(job.id, claimed.attempts, Transcript("en", 1.0, 6.0, segments))
+    return job.id
+
+
+def test_renames_at_once_keep_each_others_names(store: JobStore, tmp_path: Path) -> None:
+    job_id = labelled_job(store, tmp_path)
+    names = SpeakerNames(store)
+    for round_ in range(5):
+        start = threading.Barrier(3)
+
+        def rename(label: str, name: str, start: threading.Barrier) -> None:
+            start.wait()
+            names.rename(job_id, {label: name})
+
+        threads = [
+            threading.Thread(target=rename, args=(f"Speaker {n}", f"N{n}-{round_}", start))
+            for n in (1, 2, 3)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stored = store.transcript(job_id)
+        assert stored is not None
+        assert stored.speaker_names == {f"Speaker {n}": f"N{n}-{round_}" for n in (1, 2, 3)}
+
+
+def test_names_are_one_per_speaker_and_safe_to_show(store: JobStore, tmp_path: Path) -> None:
+    job_id = labelled_job(store, tmp_path)
+    names = SpeakerNames(store)
+    assert names.rename(job_id, {"Speaker 1": "👩\u200d💻 Grace", "Speaker 2": "Tom & Jerry"})
+    for wrong, reason in (
+        ({"Speaker 3": "Tom & Jerry"}, "both be shown as"),
+        ({"Speaker 3": "Speaker 2"}, "another speaker's label"),
+        ({"Speaker 3": "=HYPERLINK(1)"}, "spreadsheet"),
+        ({"Speaker 3": "a\u202eb"}, "U+202E"),
+        ({"Speaker 3": "a\tb"}, "U+0009"),
+        ({"Speaker 4": "Zed"}, "has no speaker 'Speaker 4'"),
+    ):
+        with pytest.raises(SpeakerNameError, match=re.escape(reason)):
+            names.rename(job_id, wrong)
+    stored = store.transcript(job_id)
+    assert stored is not None
+    assert stored.speaker_names == {"Speaker 1": "👩\u200d💻 Grace", "Speaker 2": "Tom & Jerry"}
+    assert "<v Tom &amp; Jerry>" in render(stored.named(), "vtt")
+    assert names.rename(job_id, {"Speaker 2": " "}) == {"Speaker 1": "👩\u200d💻 Grace"}

@@ -255,8 +255,13 @@ def test_speakers_coloured_on_a_timeline_and_renamed(
     }
     assert len(shades) == 3  # a colour of its own for each speaker
 
+    # Someone else names Speaker 3 after this page loaded: saving here keeps their name.
+    assert service.client.put(
+        f"/jobs/{job_id}/speakers", json={"names": {"Speaker 3": "Lin"}}
+    ).is_success
     page.get_by_label("Name for Speaker 1").fill("Ada")
     page.get_by_role("button", name="Save names").click()
+    expect(page.locator('.timeline-row[data-speaker="Lin"]')).to_be_visible()
     expect(page.locator('.timeline-row[data-speaker="Ada"]')).to_be_visible()
     expect(page.locator('.segment[data-speaker="Ada"] .speaker').first).to_have_text("Ada")
     expect(page.locator('.segment[data-speaker="Speaker 1"]')).to_have_count(0)

@@ -154,6 +154,13 @@ def test_segments_split_where_the_speaker_changes_and_keep_their_words() -> None
     assert labelled.text == TALK.text  # nothing said is lost or moved
 
 
+def test_segment_ids_go_on_from_the_first_as_faster_whisper_numbers_them() -> None:
+    from_one = TALK.__class__(
+        "en", 1.0, 6.0, tuple(s.__class__(**{**s.__dict__, "id": s.id + 1}) for s in TALK.segments)
+    )
+    assert [s.id for s in with_speakers(from_one, TURNS, keep_words=False).segments] == [1, 2, 3]
+
+
 def test_without_asked_words_segments_are_split_but_words_dropped() -> None:
     labelled = with_speakers(TALK, TURNS, keep_words=False)
     assert len(labelled.segments) == 3 and all(s.words is None for s in labelled.segments)
@@ -189,7 +196,7 @@ def test_every_format_names_the_speakers() -> None:
 
 def test_a_name_cannot_break_a_cue() -> None:
     hostile = NAMED.with_speaker_names({"Ada": "x>\n-->y<v z>&"})
-    assert "<v x --yv z>Hello there." in render(hostile, "vtt")  # no tag ends early
+    assert "<v x --yv z&amp;>Hello there." in render(hostile, "vtt")  # no tag ends early
     assert "x> ->y<v z>&: Hello there." in render(hostile, "srt")
     assert render(hostile, "tsv").splitlines()[1].split("\t")[3] == "x> -->y<v z>&"
 
@@ -229,7 +236,12 @@ def test_speaker_options_from_settings_inboxes_and_requests(tmp_path: Path) -> N
     assert (inbox.options.num_speakers, inbox.options.max_speakers) == (3, None)
     quiet = _inbox(InboxSettings(path=tmp_path, diarize=False), load_settings())
     assert not quiet.options.diarize
+    # diarize turned off closer to the file takes the service's counts with it.
+    off = _inbox(InboxSettings(path=tmp_path, diarize=False), settings).options
+    assert (off.diarize, off.max_speakers) == (False, None)
     with pytest.raises(SettingError, match=f"inbox {tmp_path}: .*need diarize"):
-        _inbox(InboxSettings(path=tmp_path, diarize=False), settings)
+        _inbox(InboxSettings(path=tmp_path, diarize=False, num_speakers=2), settings)
     asked = OptionsIn(num_speakers=2).options(settings.job_options())
     assert (asked.diarize, asked.num_speakers, asked.max_speakers) == (True, 2, None)
+    plain = OptionsIn(diarize=False).options(settings.job_options())
+    assert (plain.diarize, plain.max_speakers) == (False, None)

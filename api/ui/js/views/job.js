@@ -218,17 +218,24 @@ function timeline(speakers, segments, duration, seek) {
           }))))));
 }
 
+// What a speaker's field shows: the name given, empty while it has none.
+function shownName(speaker) {
+  return speaker.name === speaker.label ? "" : speaker.name;
+}
+
 // The names form: one field per speaker, saved together.
 function namesForm(job, speakers, repaint) {
   const fields = speakers.map((speaker) => h("label", {},
     h("span", {}, speaker.label),
-    h("input", { name: speaker.label, value: speaker.name === speaker.label ? "" : speaker.name,
+    h("input", { name: speaker.label, value: shownName(speaker),
       placeholder: speaker.label, maxlength: 100, "aria-label": `Name for ${speaker.label}` })));
   const message = h("p", { class: "form-message", role: "status" });
   const form = h("form", { class: "speaker-names", "aria-label": "Speaker names",
     onsubmit: async (event) => {
       event.preventDefault();
-      const names = Object.fromEntries(new FormData(form).entries());
+      // Only what this page changed: a name someone else gave since it loaded stays theirs.
+      const names = Object.fromEntries([...new FormData(form).entries()]
+        .filter(([label, name]) => name.trim() !== shownName(speakers.find((s) => s.label === label))));
       try {
         await request(`/jobs/${job.id}/speakers`, { method: "PUT", json: { names } });
         await repaint();
