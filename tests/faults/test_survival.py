@@ -46,7 +46,7 @@ def store_options(engine: Engine, job_id: int, options: dict[str, Any]) -> None:
 
 def with_unknown_key(engine: Engine, job: JobRecord) -> None:
     store_options(
-        engine, job.id, {**job.options.model_dump(mode="json"), "diarize": {"speakers": 2}}
+        engine, job.id, {**job.options.model_dump(mode="json"), "summarize": {"sentences": 2}}
     )
 
 
@@ -63,22 +63,22 @@ def test_an_unknown_stored_option_is_ignored_on_every_read(
         claimed = store.claim("w1")
         assert claimed is not None and claimed.options == OPTIONS
         assert [running.id for running in store.running()] == [job.id]
-    unknown = [r for r in caplog.records if "diarize" in r.getMessage()]
+    unknown = [r for r in caplog.records if "summarize" in r.getMessage()]
     assert len(unknown) <= 1  # once per process (an earlier test may have said it already)
     with pytest.raises(ValidationError):  # everything but the stored rows stays strict
-        JobOptions.model_validate({"diarize": True})
+        JobOptions.model_validate({"summarize": True})
 
 
 def test_the_api_still_refuses_options_it_does_not_know(store: JobStore, tmp_path: Path) -> None:
     source = place(FIXTURES / "speech_a.wav", tmp_path)
     with app_for(store, tmp_path) as client:
-        as_json = client.post("/transcribe", json={"path": str(source), "diarize": True})
+        as_json = client.post("/transcribe", json={"path": str(source), "summarize": True})
         assert as_json.status_code == 422, as_json.text
-        assert "diarize" in as_json.json()["detail"]
+        assert "summarize" in as_json.json()["detail"]
         as_form = client.post(
             "/transcribe",
             files={"file": ("a.wav", source.read_bytes(), "audio/wav")},
-            data={"diarize": "true"},
+            data={"summarize": "true"},
         )
         assert as_form.status_code == 422, as_form.text
     assert store.list_jobs(JobQuery(), 10) == []
@@ -108,7 +108,7 @@ def test_a_job_with_an_unknown_option_is_run_listed_and_supervised(
             JOB_DEADLINE_S,
             "the job to be part-way through",
         )
-        assert running["options"]["formats"] == ["txt"] and "diarize" not in running["options"]
+        assert running["options"]["formats"] == ["txt"] and "summarize" not in running["options"]
         listed = service.client.get("/jobs")
         assert listed.status_code == 200 and listed.json()["items"][0]["id"] == job.id
         os.kill(int(running["worker_id"].rsplit(":", 1)[1]), signal.SIGKILL)
@@ -117,7 +117,7 @@ def test_a_job_with_an_unknown_option_is_run_listed_and_supervised(
         assert (done["status"], done["attempts"]) == ("done", 2), done
         assert service.stop() == 0
     log = service.log.read_text()
-    assert "stored job options hold diarize, unknown to this version" in log
+    assert "stored job options hold summarize, unknown to this version" in log
     assert "died with exit code -9" in log and "Traceback" not in log
     assert source.with_suffix(".txt").exists()
 
