@@ -306,9 +306,12 @@ def get_speakers(job_id: JobId, context: Context) -> SpeakersOut:
 
 @router.put(
     "/jobs/{job_id}/speakers",
-    responses={**NOT_FOUND, 422: {"model": ErrorOut, "description": "No such speaker, or a "
-                                  "name that cannot be shown"}},
-)  # fmt: skip
+    responses={
+        **NOT_FOUND,
+        400: {"model": ErrorOut, "description": "A body that is not JSON"},
+        422: {"model": ErrorOut, "description": "No such speaker, or a name that cannot be shown"},
+    },
+)
 def rename_speakers(job_id: JobId, names: SpeakerNamesIn, context: Context) -> SpeakersOut:
     """Name the job's speakers ({"names": {"Speaker 1": "Ada"}}; "" gives a label back). Every
     format rendered from now on (GET /jobs/{id}/transcript, the dashboard) shows the names; the
