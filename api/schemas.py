@@ -13,9 +13,12 @@ from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import (
     MAX_SPEAKERS,
     OUTPUT_FORMATS,
+    ExactSpeakers,
     InboxScan,
     JobOptions,
     JobRecord,
+    MaxSpeakers,
+    MinSpeakers,
     ObserverKind,
     OutputFormat,
     QueueStats,
@@ -46,15 +49,9 @@ class OptionsIn(BaseModel):
     diarize: bool | None = Field(
         default=None, description="Label who speaks each segment: Speaker 1, Speaker 2, ..."
     )
-    num_speakers: int | None = Field(
-        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: exactly this many speak"
-    )
-    min_speakers: int | None = Field(
-        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: at least this many speak"
-    )
-    max_speakers: int | None = Field(
-        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: at most this many speak"
-    )
+    num_speakers: ExactSpeakers = None
+    min_speakers: MinSpeakers = None
+    max_speakers: MaxSpeakers = None
     force: bool = Field(
         default=False,
         description="Queue a new job even if the same file with the same options has one",

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 
 from pydantic import (
     BaseModel,
@@ -83,6 +83,16 @@ _unknown_options_seen: set[frozenset[str]] = set()
 
 
 SPEAKER_COUNTS = ("num_speakers", "min_speakers", "max_speakers")
+# The three counts as job options, settings and request fields declare them.
+ExactSpeakers = Annotated[
+    int | None, Field(ge=1, le=MAX_SPEAKERS, description="With diarize: exactly this many speak")
+]
+MinSpeakers = Annotated[
+    int | None, Field(ge=1, le=MAX_SPEAKERS, description="With diarize: at least this many speak")
+]
+MaxSpeakers = Annotated[
+    int | None, Field(ge=1, le=MAX_SPEAKERS, description="With diarize: at most this many speak")
+]
 
 
 def with_speaker_counts(base: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -147,15 +157,9 @@ class JobOptions(BaseModel):
         description="Label who speaks (Speaker 1, Speaker 2, ...) on every segment and word, "
         "offline (worker/speakers/)",
     )
-    num_speakers: int | None = Field(
-        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: exactly this many speak"
-    )
-    min_speakers: int | None = Field(
-        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: at least this many speak"
-    )
-    max_speakers: int | None = Field(
-        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: at most this many speak"
-    )
+    num_speakers: ExactSpeakers = None
+    min_speakers: MinSpeakers = None
+    max_speakers: MaxSpeakers = None
 
     @field_validator("named_after")
     @classmethod

@@ -50,7 +50,10 @@ from whisper_transcriber.db.values import (
     RETRY_BASE_DELAY_S,
     RETRY_MAX_DELAY_S,
     SPEAKER_COUNTS,
+    ExactSpeakers,
     JobOptions,
+    MaxSpeakers,
+    MinSpeakers,
     ObserverKind,
     Task,
     known_formats,
@@ -490,15 +493,9 @@ class Settings(BaseSettings):
         description="Speaker labels (Speaker 1, Speaker 2, ...) on every segment, made offline; "
         "needs the speakers extra",
     )
-    num_speakers: int | None = Field(
-        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: exactly this many speak"
-    )
-    min_speakers: int | None = Field(
-        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: at least this many speak"
-    )
-    max_speakers: int | None = Field(
-        default=None, ge=1, le=MAX_SPEAKERS, description="With diarize: at most this many speak"
-    )
+    num_speakers: ExactSpeakers = None
+    min_speakers: MinSpeakers = None
+    max_speakers: MaxSpeakers = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level logged"
     )
