@@ -203,15 +203,20 @@ class SpeakerOut(BaseModel):
 
 class SpeakersOut(BaseModel):
     speakers: list[SpeakerOut] = Field(description="In the order they first speak")
+    files_pending: bool = Field(
+        description="Whether the files the job wrote still show other names than these: an "
+        "instance with the work or watch role rewrites them within seconds"
+    )
 
     @classmethod
-    def of(cls, transcript: Transcript) -> SpeakersOut:
+    def of(cls, transcript: Transcript, files_pending: bool) -> SpeakersOut:
         names = transcript.speaker_names
         return cls(
             speakers=[
                 SpeakerOut(label=label, name=names.get(label, label))
                 for label in transcript.speakers
-            ]
+            ],
+            files_pending=files_pending,
         )
 
 

@@ -146,15 +146,7 @@ class JobQueries(StoreBase):
             row = conn.execute(select(TRANSCRIPTS).where(TRANSCRIPTS.c.job_id == job_id)).first()
         if row is None:
             return None
-        return Transcript.from_dict(
-            {
-                "language": row.language,
-                "language_probability": row.language_probability,
-                "duration": row.duration,
-                "segments": row.segments,
-                "speaker_names": row.speaker_names,
-            }
-        )
+        return Transcript.from_dict(dict(row._mapping))
 
     def transcript_summaries(self, job_ids: Sequence[int]) -> dict[int, TranscriptSummary]:
         """Language and duration of the jobs' transcripts, for listings (no segments read)."""

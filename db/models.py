@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 # Constraint names fixed so that Alembic produces the same schema on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -133,6 +135,7 @@ class Job(Base):
 
 class TranscriptRow(Base):
     __tablename__ = "transcripts"
+    __table_args__ = (Index("ix_transcripts_files_outdated", "files_outdated"),)
 
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True, autoincrement=True)
     job_id: Mapped[int] = mapped_column(
@@ -148,6 +151,10 @@ class TranscriptRow(Base):
     processing_s: Mapped[float | None] = mapped_column(Float)
     # The names people gave the speakers of a job with speaker labels: {"Speaker 1": "Ada"}.
     speaker_names: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # The names the job's published files show (None: the labels), and whether they are behind
+    # speaker_names: an instance that can reach the files rewrites them (worker/renamed_files.py).
+    names_in_files: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    files_outdated: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class TranscriptSegmentRow(Base):

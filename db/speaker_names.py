@@ -1,14 +1,18 @@
 """The names people give the speakers of a transcript ("Speaker 1" is Ada): checked, and stored
-with the transcript. The segments keep their labels; outputs rendered later carry the names."""
+with the transcript. The segments keep their labels; outputs rendered later carry the names, and
+the files the job published are rewritten with them (worker/renamed_files.py): a rename marks
+them outdated, and the rewrite records the names they then show, under the same row lock."""
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 
-from whisper_transcriber.db.store_base import SEGMENTS, TRANSCRIPTS, StoreBase
+from whisper_transcriber.db.store_base import JOBS, SEGMENTS, TRANSCRIPTS, StoreBase
+from whisper_transcriber.db.transcript import Transcript
 
 MAX_NAME_LENGTH = 100
 
@@ -69,8 +73,21 @@ def _distinct(given: Mapping[str, str], labels: Sequence[str]) -> None:
         shown[name] = label
 
 
+@dataclass(frozen=True)
+class OutdatedFiles:
+    """A job's published files, behind the names its speakers were given."""
+
+    job_id: int
+    source_path: str
+    outputs: tuple[str, ...]
+    transcript: Transcript
+    """With its labels, and the names given now as its speaker_names."""
+    names_in_files: Mapping[str, str]
+    """The names the files show (by label); none: the labels."""
+
+
 class SpeakerNames:
-    """Renaming a job's speakers."""
+    """Renaming a job's speakers, and keeping its published files in step."""
 
     def __init__(self, db: StoreBase) -> None:
         self.db = db
@@ -93,7 +110,7 @@ class SpeakerNames:
             # FOR UPDATE: two renames at once each keep the other's names (PostgreSQL; SQLite's
             # write transactions take turns already).
             row = conn.execute(
-                select(TRANSCRIPTS.c.speaker_names)
+                select(TRANSCRIPTS.c.speaker_names, TRANSCRIPTS.c.names_in_files)
                 .where(TRANSCRIPTS.c.job_id == job_id)
                 .with_for_update()
             ).first()
@@ -113,6 +130,7 @@ class SpeakerNames:
                     f"job {job_id} has no speaker {', '.join(map(repr, unknown))} (it has {have})"
                 )
             given = dict(row.speaker_names or {})
+            in_files = dict(row.names_in_files or {})
             for label, name in names.items():
                 name = checked_name(name)
                 if name and name != label:
@@ -123,6 +141,65 @@ class SpeakerNames:
             conn.execute(
                 update(TRANSCRIPTS)
                 .where(TRANSCRIPTS.c.job_id == job_id)
-                .values(speaker_names=given or None)
+                .values(speaker_names=given or None, files_outdated=given != in_files)
             )
         return given
+
+    def files_outdated(self, job_id: int) -> bool:
+        """Whether the job's files still show other names than those given (being rewritten)."""
+        query = select(TRANSCRIPTS.c.files_outdated).where(TRANSCRIPTS.c.job_id == job_id)
+        with self.db._read() as conn:
+            return bool(conn.scalar(query))
+
+    def outdated(self, limit: int) -> list[int]:
+        """Jobs whose files show other names than those given, oldest first."""
+        query = (
+            select(TRANSCRIPTS.c.job_id)
+            .where(TRANSCRIPTS.c.files_outdated)
+            .order_by(TRANSCRIPTS.c.job_id)
+            .limit(limit)
+        )
+        with self.db._read() as conn:
+            return list(conn.scalars(query))
+
+    def outdated_files(self, job_id: int) -> OutdatedFiles | None:
+        """What rewriting the job's files needs; None once they are up to date (or gone)."""
+        query = (
+            select(TRANSCRIPTS, JOBS.c.source_path, JOBS.c.outputs)
+            .join(JOBS, JOBS.c.id == TRANSCRIPTS.c.job_id)
+            .where(TRANSCRIPTS.c.job_id == job_id, TRANSCRIPTS.c.files_outdated)
+        )
+        with self.db._read() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return OutdatedFiles(
+            job_id=job_id,
+            source_path=row.source_path,
+            outputs=tuple(row.outputs or ()),
+            transcript=Transcript.from_dict(dict(row._mapping)),  # a transcripts row
+            names_in_files=dict(row.names_in_files or {}),
+        )
+
+    def files_rewritten(
+        self, job_id: int, names: Mapping[str, str], publish: Callable[[], None]
+    ) -> bool:
+        """Publish the files rewritten with these names and record that they show them, if
+        these are still the names given (False, publishing nothing, after another rename: the
+        files are rewritten again). The row stays locked while publishing, so a rename waits
+        and the record never disagrees with the files."""
+        with self.db._write() as conn:
+            row = conn.execute(
+                select(TRANSCRIPTS.c.speaker_names)
+                .where(TRANSCRIPTS.c.job_id == job_id)
+                .with_for_update()
+            ).first()
+            if row is None or dict(row.speaker_names or {}) != dict(names):
+                return False
+            publish()
+            conn.execute(
+                update(TRANSCRIPTS)
+                .where(TRANSCRIPTS.c.job_id == job_id)
+                .values(names_in_files=dict(names) or None, files_outdated=False)
+            )
+        return True

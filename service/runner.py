@@ -47,10 +47,13 @@ from whisper_transcriber.watcher.intake import Intake
 from whisper_transcriber.watcher.originals import move_originals
 from whisper_transcriber.worker.hand_back import hand_back_orphans
 from whisper_transcriber.worker.pool_failed import PoolFailed
+from whisper_transcriber.worker.renamed_files import rewrite_renamed
 from whisper_transcriber.worker.speakers.package import EmbedderMissing, weights_path
 from whisper_transcriber.worker.supervisor import WorkerPool
 
 REGISTRY_TIDY_S = 300.0
+# How soon a rename of speakers shows in the files already written (a cheap indexed query).
+RENAMED_FILES_S = 3.0
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +257,17 @@ def _scheduler(
             args=[store],
             seconds=settings.rescan_interval_s,
             id="originals",
+            next_run_time=datetime.now(UTC),
+        )
+    # Renamed speakers written into the published files, where they can be reached: beside the
+    # inboxes' files (watch) or wherever the workers write (work).
+    if {"watch", "work"} & set(settings.roles):
+        scheduler.add_job(
+            _while_reachable(rewrite_renamed),
+            "interval",
+            args=[store],
+            seconds=RENAMED_FILES_S,
+            id="renamed-files",
             next_run_time=datetime.now(UTC),
         )
     # Uploads live on the instances that receive them (api); the history is pruned where inboxes

@@ -301,7 +301,7 @@ def get_transcript(job_id: JobId, context: Context, format: OutputFormat = "txt"
 @router.get("/jobs/{job_id}/speakers", responses=NOT_FOUND)
 def get_speakers(job_id: JobId, context: Context) -> SpeakersOut:
     """The job's speakers (none without speaker labels) and the names they were given."""
-    return SpeakersOut.of(_transcript(context, job_id))
+    return _speakers(context, job_id)
 
 
 @router.put(
@@ -314,8 +314,9 @@ def get_speakers(job_id: JobId, context: Context) -> SpeakersOut:
 )
 def rename_speakers(job_id: JobId, names: SpeakerNamesIn, context: Context) -> SpeakersOut:
     """Name the job's speakers ({"names": {"Speaker 1": "Ada"}}; "" gives a label back). Every
-    format rendered from now on (GET /jobs/{id}/transcript, the dashboard) shows the names; the
-    files written when the job ended keep the labels."""
+    format rendered from now on (GET /jobs/{id}/transcript, the dashboard) shows the names, and
+    the files the job wrote are rewritten with them within seconds (files_pending until then),
+    unless a file was changed since."""
     try:
         SpeakerNames(context.store).rename(job_id, names.names)
     except NoTranscript as exc:
@@ -323,7 +324,12 @@ def rename_speakers(job_id: JobId, names: SpeakerNamesIn, context: Context) -> S
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except SpeakerNameError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    return SpeakersOut.of(_transcript(context, job_id))
+    return _speakers(context, job_id)
+
+
+def _speakers(context: Context, job_id: int) -> SpeakersOut:
+    transcript = _transcript(context, job_id)
+    return SpeakersOut.of(transcript, SpeakerNames(context.store).files_outdated(job_id))
 
 
 def _transcript(context: Context, job_id: int) -> Transcript:

@@ -1,6 +1,7 @@
 """Speaker labels through a real `serve` (SQLite; the integration tests run both databases): the
 official openai client reading diarized_json, a Bazarr-shaped /asr call with diarize=true, and
-renaming speakers, after which the transcript, its formats and search say the names."""
+renaming speakers, after which the transcript, its formats, search and the files the job wrote
+say the names."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import openai
 from tests.helpers.cli import clean_env
 from tests.helpers.media import FIXTURES
 from tests.helpers.service import running_service
+from tests.helpers.waiting import wait_until
 from whisper_transcriber.worker.audio_stream import blocks
 
 CONVERSATION = FIXTURES / "conversation.flac"
@@ -64,11 +66,21 @@ def test_speakers_through_openai_asr_and_renaming(sqlite_url: str, tmp_path: Pat
         job_id = int(bazarr.headers["location"].rsplit("/", 1)[1])
         speakers = http.get(f"/jobs/{job_id}/speakers").json()["speakers"]
         assert [s["label"] for s in speakers] == ["Speaker 1", "Speaker 2", "Speaker 3"]
+        [written] = http.get(f"/jobs/{job_id}").json()["outputs"]  # the vtt beside the upload
+        assert "<v Speaker 1>" in Path(written).read_text()  # written with the labels
         renamed = http.put(
             f"/jobs/{job_id}/speakers", json={"names": {"Speaker 1": "Ada", "Speaker 3": "Lin"}}
         )
         assert renamed.status_code == 200, renamed.text
         assert [s["name"] for s in renamed.json()["speakers"]] == ["Ada", "Speaker 2", "Lin"]
+
+        def rewritten() -> bool:
+            return not http.get(f"/jobs/{job_id}/speakers").json()["files_pending"]
+
+        wait_until(rewritten, 30, "the job's files rewritten with the names")
+        text = Path(written).read_text()
+        assert "<v Ada>" in text and "<v Lin>" in text and "<v Speaker 2>" in text
+        assert "Speaker 1" not in text
         srt = http.get(f"/jobs/{job_id}/transcript", params={"format": "srt"}).text
         assert "Ada: " in srt and "Lin: " in srt and "Speaker 1" not in srt
         hits = http.get("/transcripts/search", params={"q": "library"}).json()["items"]

@@ -23,6 +23,7 @@ from whisper_transcriber.worker.confinement import Confinement
 from whisper_transcriber.worker.engine import Engine
 from whisper_transcriber.worker.job_runner import run_job
 from whisper_transcriber.worker.outputs import render
+from whisper_transcriber.worker.renamed_files import rewrite_renamed
 from whisper_transcriber.worker.speakers import package
 
 CONVERSATION = FIXTURES / "conversation.flac"
@@ -108,6 +109,16 @@ def test_speakers_reach_the_database_search_and_files(
     assert source.with_suffix(".txt").read_text().startswith("Speaker 1: ")
     assert "<v Speaker 2>" in source.with_suffix(".vtt").read_text()
     assert json.loads(source.with_suffix(".json").read_text())["speakers"] == list(stored.speakers)
+
+    # Renamed: the files the job wrote are rewritten with the names, each as the API renders it.
+    SpeakerNames(store).rename(job.id, {"Speaker 1": "Ada", "Speaker 2": "Grace"})
+    assert rewrite_renamed(store) == [job.id]
+    named = store.transcript(job.id)
+    assert named is not None
+    assert source.with_suffix(".txt").read_text().startswith("Ada: ")
+    assert "<v Grace>" in source.with_suffix(".vtt").read_text()
+    for fmt in ("txt", "vtt", "json"):
+        assert source.with_suffix(f".{fmt}").read_text() == render(named.named(), fmt)
 
 
 def labelled_job(store: JobStore, tmp_path: Path) -> int:

@@ -246,7 +246,10 @@ function namesForm(job, speakers, repaint) {
       }
     } },
     h("fieldset", {}, h("legend", {}, "Speakers"), fields,
-      h("button", { type: "submit" }, "Save names")), message);
+      h("button", { type: "submit" }, "Save names")),
+    h("p", { class: "empty" }, "The files the job wrote show the names within seconds "
+      + "(a file changed since keeps its labels)."),
+    message);
   return form;
 }
 
