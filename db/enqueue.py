@@ -172,7 +172,7 @@ def insert_once(
     db: StoreBase,
     values: dict[str, Any],
     holder: Callable[[Connection], Row[Any] | None],
-    answers: Callable[[Row[Any]], bool] = lambda _existing: True,
+    answers: Callable[[Connection, Row[Any]], bool] = lambda _conn, _existing: True,
     then: Callable[[Connection, Row[Any]], None] | None = None,
 ) -> tuple[JobRecord, bool]:
     """Insert the job unless the work's current job (`holder`, locked) answers for it
@@ -191,7 +191,7 @@ def insert_once(
                 )
             existing = holder(conn)
             if existing is not None:
-                if answers(existing):
+                if answers(conn, existing):
                     return job_record(existing), False
                 # By id: a job that another process recorded meanwhile keeps its key, and
                 # our insert then fails on it (below) instead of making a second job.

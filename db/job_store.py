@@ -31,6 +31,12 @@ DEFAULT_MAX_ATTEMPTS = 3
 _ASKS_FOR_ANOTHER_TRY = (JobStatus.FAILED.value, JobStatus.CANCELLED.value)
 
 
+def _incomplete(conn: Connection, job_id: int) -> bool:
+    """The job's transcript lacks something its job asked for (speaker labels)."""
+    query = select(TRANSCRIPTS.c.incomplete).where(TRANSCRIPTS.c.job_id == job_id)
+    return bool(conn.scalar(query))
+
+
 def _upload_removed(job_id: int) -> InvalidTransition:
     return InvalidTransition(
         f"job {job_id}'s uploaded file was removed by the retention; upload it again"
@@ -116,10 +122,14 @@ class JobStore(JobQueries):
             move_on_failure=str(move_on_failure) if move_on_failure else None,
         )
 
-        def answers(existing: Row[Any]) -> bool:
+        def answers(conn: Connection, existing: Row[Any]) -> bool:
             if force:
                 return False
-            return content_digest is None or existing.status not in _ASKS_FOR_ANOTHER_TRY
+            if content_digest is not None and existing.status in _ASKS_FOR_ANOTHER_TRY:
+                return False
+            # A request for work whose transcript lacks what was asked (speaker labels that
+            # could not be made) asks for another try; a rescan does not, or it would loop.
+            return any_options or not _incomplete(conn, existing.id)
 
         def queued(conn: Connection, row: Row[Any]) -> None:
             supersede_queued(conn, work.version, row.id, now)
@@ -239,6 +249,7 @@ class JobStore(JobQueries):
                     segments=transcript.segments_as_dicts(),
                     created_at=now,
                     processing_s=(now - row.started_at).total_seconds() if row.started_at else None,
+                    incomplete=transcript.note is not None,
                 )
             )
             # Last, so that a transcript the database refuses publishes no file either.

@@ -155,6 +155,9 @@ class TranscriptRow(Base):
     # speaker_names: an instance that can reach the files rewrites them (worker/renamed_files.py).
     names_in_files: Mapped[dict[str, str] | None] = mapped_column(JSON)
     files_outdated: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # Lacks something its job asked for (speaker labels that could not be made; the job's note
+    # says why): a request for the same work runs it again instead of being answered with it.
+    incomplete: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class TranscriptSegmentRow(Base):

@@ -179,3 +179,23 @@ def test_names_are_one_per_speaker_and_safe_to_show(store: JobStore, tmp_path: P
     assert stored.speaker_names == {"Speaker 1": "👩\u200d💻 Grace", "Speaker 2": "Tom & Jerry"}
     assert "<v Tom &amp; Jerry>" in render(stored.named(), "vtt")
     assert names.rename(job_id, {"Speaker 2": " "}) == {"Speaker 1": "👩\u200d💻 Grace"}
+
+
+def test_a_job_without_the_labels_it_asked_for_is_run_again_when_asked_again(
+    store: JobStore, tmp_path: Path
+) -> None:
+    from whisper_transcriber.db.transcript import Segment
+
+    source = Path(shutil.copy(FIXTURES / "speech_a.wav", tmp_path))
+    options = JobOptions(diarize=True, formats=("txt",))
+    job, _ = store.enqueue(source, options, "api")
+    claimed = store.claim("w")
+    assert claimed is not None
+    lacking = Transcript("en", 1.0, 1.0, (Segment(0, 0.0, 1.0, " Hi."),), note="no speaker labels")
+    store.complete(job.id, claimed.attempts, lacking, note=lacking.note)
+    # An inbox's rescan sees the file done (or it would run it on every rescan) ...
+    assert store.enqueue(source, options, "inbox:a", any_options=True) == (store.get(job.id), False)
+    # ... a request for the same work asks for another try, and the new job answers after it.
+    again, created = store.enqueue(source, options, "api")
+    assert created and again.id != job.id
+    assert store.enqueue(source, options, "api") == (again, False)
