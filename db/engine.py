@@ -33,8 +33,20 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def supported_url(url: str) -> URL:
+    """The URL normalised, when it names a database this service can use (SQLite, PostgreSQL);
+    DatabaseUnavailable saying what it takes otherwise."""
     parsed = normalize_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise DatabaseUnavailable(
+            f"unsupported database {backend!r}: use sqlite:/// or postgresql://"
+        )
+    return parsed
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    parsed = supported_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database:
@@ -44,13 +56,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if parsed.database and parsed.database != ":memory:" and "mode" not in parsed.query:
             _guard_sqlite_file(engine, parsed.database)
         return engine
-    if backend == "postgresql":
-        connect_args = {
-            "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
-            **kwargs.pop("connect_args", {}),
-        }
-        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **kwargs)
-    raise DatabaseUnavailable(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+    connect_args = {
+        "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
+        **kwargs.pop("connect_args", {}),
+    }
+    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 def check_connection(engine: Engine) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from whisper_transcriber.db.engine import normalize_url
+from whisper_transcriber.db.engine import supported_url
 from whisper_transcriber.db.errors import DatabaseUnavailable
 from whisper_transcriber.db.process_identity import process_alive, this_machine
 from whisper_transcriber.db.worker_registry import (
@@ -35,15 +35,10 @@ def check_instance(settings: Settings) -> Verdict:
     A URL that names no database this service can use is a SettingError, and a SQLite file that
     does not exist is unhealthy (no worker ever ran against it); `check` creates nothing."""
     try:
-        url = normalize_url(settings.database_url)
+        url = supported_url(settings.database_url)
     except DatabaseUnavailable as exc:
         raise SettingError("database_url", str(exc)) from exc
-    backend = url.get_backend_name()
-    if backend not in ("sqlite", "postgresql"):
-        raise SettingError(
-            "database_url", f"unsupported database {backend!r}: use sqlite:/// or postgresql://"
-        )
-    if backend == "sqlite":
+    if url.get_backend_name() == "sqlite":
         if url.database in (None, "", ":memory:") or "mode" in url.query:
             raise SettingError("database_url", "check needs the service's SQLite database file")
         if not Path(url.database).is_file():
