@@ -151,11 +151,11 @@ class SpeakerNames:
         with self.db._read() as conn:
             return bool(conn.scalar(query))
 
-    def outdated(self, limit: int) -> list[int]:
-        """Jobs whose files show other names than those given, oldest first."""
+    def outdated(self, limit: int, skip: Sequence[int] = ()) -> list[int]:
+        """Jobs whose files show other names than those given, oldest first (but those in skip)."""
         query = (
             select(TRANSCRIPTS.c.job_id)
-            .where(TRANSCRIPTS.c.files_outdated)
+            .where(TRANSCRIPTS.c.files_outdated, TRANSCRIPTS.c.job_id.not_in(skip))
             .order_by(TRANSCRIPTS.c.job_id)
             .limit(limit)
         )
@@ -163,7 +163,8 @@ class SpeakerNames:
             return list(conn.scalars(query))
 
     def outdated_files(self, job_id: int) -> OutdatedFiles | None:
-        """What rewriting the job's files needs; None once they are up to date (or gone)."""
+        """What rewriting the job's files needs; None once they are up to date (or gone).
+        Outputs a newer job of the same source published again are that job's now."""
         query = (
             select(TRANSCRIPTS, JOBS.c.source_path, JOBS.c.outputs)
             .join(JOBS, JOBS.c.id == TRANSCRIPTS.c.job_id)
@@ -171,32 +172,55 @@ class SpeakerNames:
         )
         with self.db._read() as conn:
             row = conn.execute(query).first()
-        if row is None:
-            return None
+            if row is None:
+                return None
+            source = row.source_path
+            newer = conn.scalars(
+                select(JOBS.c.outputs).where(
+                    JOBS.c.id > job_id,
+                    (JOBS.c.source_path == source) | (JOBS.c.original_moved_to == source),
+                )
+            ).all()
+        taken = {path for outputs in newer for path in outputs or ()}
         return OutdatedFiles(
             job_id=job_id,
             source_path=row.source_path,
-            outputs=tuple(row.outputs or ()),
+            outputs=tuple(path for path in row.outputs or () if path not in taken),
             transcript=Transcript.from_dict(dict(row._mapping)),  # a transcripts row
             names_in_files=dict(row.names_in_files or {}),
         )
 
     def files_rewritten(
-        self, job_id: int, names: Mapping[str, str], publish: Callable[[], None]
+        self,
+        job_id: int,
+        names: Mapping[str, str],
+        names_in_files: Mapping[str, str],
+        publish: Callable[[], bool],
     ) -> bool:
-        """Publish the files rewritten with these names and record that they show them, if
-        these are still the names given (False, publishing nothing, after another rename: the
-        files are rewritten again). The row stays locked while publishing, so a rename waits
-        and the record never disagrees with the files."""
+        """Publish the files rewritten from names_in_files to names and record that they show
+        them, if the record still says both (another rename, or another instance's pass, came
+        between: False, publishing nothing) and publish placed every file (False otherwise:
+        the next pass compares again). The row stays locked while publishing, so that a rename
+        waits and the record never disagrees with the files."""
         with self.db._write() as conn:
             row = conn.execute(
-                select(TRANSCRIPTS.c.speaker_names)
+                select(
+                    TRANSCRIPTS.c.speaker_names,
+                    TRANSCRIPTS.c.names_in_files,
+                    TRANSCRIPTS.c.files_outdated,
+                )
                 .where(TRANSCRIPTS.c.job_id == job_id)
                 .with_for_update()
             ).first()
-            if row is None or dict(row.speaker_names or {}) != dict(names):
+            if (
+                row is None
+                or not row.files_outdated
+                or dict(row.speaker_names or {}) != dict(names)
+                or dict(row.names_in_files or {}) != dict(names_in_files)
+            ):
                 return False
-            publish()
+            if not publish():
+                return False
             conn.execute(
                 update(TRANSCRIPTS)
                 .where(TRANSCRIPTS.c.job_id == job_id)

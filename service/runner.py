@@ -47,7 +47,7 @@ from whisper_transcriber.watcher.intake import Intake
 from whisper_transcriber.watcher.originals import move_originals
 from whisper_transcriber.worker.hand_back import hand_back_orphans
 from whisper_transcriber.worker.pool_failed import PoolFailed
-from whisper_transcriber.worker.renamed_files import rewrite_renamed
+from whisper_transcriber.worker.renamed_files import RenamedFiles
 from whisper_transcriber.worker.speakers.package import EmbedderMissing, weights_path
 from whisper_transcriber.worker.supervisor import WorkerPool
 
@@ -263,9 +263,8 @@ def _scheduler(
     # inboxes' files (watch) or wherever the workers write (work).
     if {"watch", "work"} & set(settings.roles):
         scheduler.add_job(
-            _while_reachable(rewrite_renamed),
+            _while_reachable(RenamedFiles(store).rewrite_renamed_files),
             "interval",
-            args=[store],
             seconds=RENAMED_FILES_S,
             id="renamed-files",
             next_run_time=datetime.now(UTC),

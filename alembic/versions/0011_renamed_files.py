@@ -27,6 +27,15 @@ def upgrade() -> None:
         sa.Column("files_outdated", sa.Boolean(), server_default=sa.false(), nullable=False),
     )
     op.create_index("ix_transcripts_files_outdated", "transcripts", ["files_outdated"])
+    # Names given before this version are not in the files yet: the first pass writes them.
+    transcripts = sa.table(
+        "transcripts", sa.column("speaker_names", sa.JSON()), sa.column("files_outdated")
+    )
+    op.execute(
+        transcripts.update()
+        .where(transcripts.c.speaker_names.is_not(None))
+        .values(files_outdated=sa.true())
+    )
 
 
 def downgrade() -> None:

@@ -24,6 +24,18 @@ def upgrade() -> None:
         "transcripts",
         sa.Column("incomplete", sa.Boolean(), server_default=sa.false(), nullable=False),
     )
+    # Jobs that ended so before: their note says it (worker/engine.py's wording).
+    jobs = sa.table("jobs", sa.column("id"), sa.column("note"))
+    transcripts = sa.table("transcripts", sa.column("job_id"), sa.column("incomplete"))
+    op.execute(
+        transcripts.update()
+        .where(
+            transcripts.c.job_id.in_(
+                sa.select(jobs.c.id).where(jobs.c.note.like("no speaker labels:%"))
+            )
+        )
+        .values(incomplete=sa.true())
+    )
 
 
 def downgrade() -> None:
