@@ -5,9 +5,11 @@
 
 The scenes of bench/conversations.py (espeak-ng voices, known turns) are made in a temporary
 folder. For each: the DER (bench/der.py, collar 0.25 s) of the Diarizer's turns against the
-reference, with the speaker count left to it and with num_speakers given, and the speakers it
-found; the share of words the transcript gives the right speaker (words at their midpoint, the
-transcript's speakers mapped onto the reference's as DER maps them). Then the cost, with one
+reference (prints taken where the transcript's words are, as a diarize job takes them), with the
+speaker count left to it and with num_speakers given, and the speakers it found; the DER of the
+output itself (each word's time and speaker), and the share of words the transcript gives the
+right speaker (words at their midpoint, the transcript's speakers mapped onto the reference's
+as DER maps them). Then the cost, with one
 Engine (bundled tiny.en, int8, 1 thread), the median of --repeat rounds each, rounds alternating:
 Engine.transcribe with formats=("txt",) without and with diarize, and the Diarizer alone (its
 pieces and turns, the file scanned beforehand as the engine scans it); the same with
@@ -42,6 +44,7 @@ from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import JobOptions
 from whisper_transcriber.worker.engine import Engine, resolve_model
 from whisper_transcriber.worker.media import pieces_of, scan
+from whisper_transcriber.worker.speakers.assign import speech_of
 from whisper_transcriber.worker.speakers.clustering import SpeakerCount
 from whisper_transcriber.worker.speakers.diarizer import Diarizer, Turn
 
@@ -61,6 +64,7 @@ class Accuracy:
     detail: str  # missed / false alarm / confusion, in % of the reference's speech
     found_given: int | None
     der_given: float | None
+    der_words: float | None
     words_right: float | None
 
 
@@ -120,20 +124,23 @@ def warm_up(engine: Engine, diarizer: Diarizer, path: Path) -> None:
     engine.transcribe(str(path), JobOptions(formats=("txt",), diarize=True))
     engine.transcribe(str(path), JobOptions(formats=("txt",)))
     audio = scan(str(path), keep=engine.piece_samples)
+    spoken = speech_of(engine.transcribe(str(path), JobOptions(word_timestamps=True)))
     with closing(pieces_of(str(path), audio, engine.piece_samples, engine.cut_search_samples)) as s:
-        diarizer.turns(s, SpeakerCount())
+        diarizer.turns(s, SpeakerCount(), spoken)
 
 
 def measure(
     engine: Engine, diarizer: Diarizer, path: Path, reference: Reference | None, repeat: int
 ) -> tuple[Accuracy, Cost]:
     audio = scan(str(path), keep=engine.piece_samples)
+    # Where the words are, as a diarize job finds them (its transcription is timed apart).
+    spoken = speech_of(engine.transcribe(str(path), JobOptions(word_timestamps=True)))
 
     def turns(count: SpeakerCount) -> list[Turn]:
         with closing(
             pieces_of(str(path), audio, engine.piece_samples, engine.cut_search_samples)
         ) as stream:
-            return diarizer.turns(stream, count)
+            return diarizer.turns(stream, count, spoken)
 
     runs: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
@@ -176,7 +183,7 @@ def judged(
 ) -> Accuracy:
     speakers = len({turn.speaker for turn in found})
     if reference is None:  # the real recording: one speaker, no reference turns
-        return Accuracy(1, speakers, None, "", None, None, None)
+        return Accuracy(1, speakers, None, "", None, None, None, None)
     hypothesis = [(turn.start, turn.end, turn.speaker) for turn in found]
     error = der(reference, hypothesis, collar=COLLAR)
     true_speakers = len({speaker for _, _, speaker in reference})
@@ -193,15 +200,21 @@ def judged(
         detail,
         len({turn.speaker for turn in given}),
         error_given.rate,
+        der(reference, said_by(transcript), collar=COLLAR).rate,
         words_right(transcript, reference),
     )
+
+
+def said_by(transcript: Transcript) -> list[tuple[float, float, str | None]]:
+    """The output as a diarization: each word's time and speaker."""
+    return [(w.start, w.end, w.speaker) for s in transcript.segments for w in s.words or ()]
 
 
 def words_right(transcript: Transcript, reference: Reference) -> float | None:
     """The share of words (those said where the reference has someone speaking) labelled with
     the reference's speaker, the labels mapped as DER maps them (no collar)."""
     words = [word for segment in transcript.segments for word in segment.words or ()]
-    mapping = der(reference, [(w.start, w.end, w.speaker) for w in words], collar=0.0).mapping
+    mapping = der(reference, said_by(transcript), collar=0.0).mapping
     right = heard = 0
     for word in words:
         middle = (word.start + word.end) / 2
@@ -221,14 +234,15 @@ def print_tables(
     print()
     print(
         f"| scene | audio | speakers | found | DER (collar {COLLAR} s) | missed / false alarm / "
-        "confusion % | found, num_speakers given | DER, num_speakers given | words labelled right |"
+        "confusion % | found, num_speakers given | DER, num_speakers given | DER of the output's "
+        "words | words labelled right |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, a in accuracy.items():
         print(
             f"| {name} | {durations[name]:.1f} s | {a.true_speakers} | {a.found} | "
             f"{percent(a.der)} | {a.detail or '-'} | {a.found_given or '-'} | "
-            f"{percent(a.der_given)} | {percent(a.words_right)} |"
+            f"{percent(a.der_given)} | {percent(a.der_words)} | {percent(a.words_right)} |"
         )
     print()
     print(

@@ -238,7 +238,7 @@ class Engine:
     ) -> Transcript:
         """The transcript with speaker labels; when they cannot be made, the transcript without
         them and a note saying why: speakers never cost a job its text."""
-        from whisper_transcriber.worker.speakers.assign import with_speakers
+        from whisper_transcriber.worker.speakers.assign import speech_of, with_speakers
         from whisper_transcriber.worker.speakers.diarizer import Diarizer
         from whisper_transcriber.worker.speakers.package import EmbedderMissing
 
@@ -249,7 +249,7 @@ class Engine:
             with closing(
                 pieces_of(path, audio, self.piece_samples, self.cut_search_samples)
             ) as stream:
-                turns = self._diarizer.turns(stream, count)
+                turns = self._diarizer.turns(stream, count, speech_of(transcript))
         except EmbedderMissing as exc:  # said without a traceback: it is the set-up, not a bug
             log.warning("no speaker labels: %s", exc)
             return self._without_speakers(transcript, options, str(exc))

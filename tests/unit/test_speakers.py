@@ -15,9 +15,15 @@ from whisper_transcriber.db.transcript import Segment, Transcript, Word
 from whisper_transcriber.db.values import MAX_SPEAKERS, JobOptions
 from whisper_transcriber.worker.outputs import render
 from whisper_transcriber.worker.speakers import embedder
-from whisper_transcriber.worker.speakers.assign import with_speakers
+from whisper_transcriber.worker.speakers.assign import speech_of, with_speakers
 from whisper_transcriber.worker.speakers.clustering import SpeakerCount, cluster
-from whisper_transcriber.worker.speakers.diarizer import Turn, _chunks, _region_windows
+from whisper_transcriber.worker.speakers.diarizer import (
+    Turn,
+    _Batches,
+    _chunks,
+    _region_windows,
+    _regions_within,
+)
 
 RNG_SEED = 7
 
@@ -116,6 +122,56 @@ def test_windows_cover_a_region_side_by_side_and_a_short_one_whole() -> None:
     tiny = np.zeros(4000, np.float32)  # a whole file shorter than a window
     assert _region_windows(tiny, 0, 4000)[0].shape == (1, 80, 40)
     assert _chunks(0, 1) == [(0,)] and _chunks(3, 4) == [(3, 4), (4, 5), (5, 6)]
+
+
+def test_speech_is_where_the_words_are_and_each_piece_hears_its_part() -> None:
+    words = (word(0.0, 0.5, " One"), word(0.6, 1.0, " two."), word(1.2, 1.5, " Three"))
+    transcript = Transcript("en", 1.0, 10.0, (Segment(1, 0.0, 1.5, " One two. Three", words),
+                                              Segment(2, 5.0, 6.0, " Four.", (word(5.0, 6.0, " Four."),))))  # fmt: skip
+    assert speech_of(transcript) == [(0.0, 1.0), (1.2, 1.5), (5.0, 6.0)]  # 0.1 s joined, 0.2 not
+    # A piece of 4 s from 1 s into the file: the stretches inside it, as its own sample indices;
+    # what a piece's edge leaves of one (50 ms of the first, none of the last) is not heard.
+    piece = _regions_within([(0.0, 1.05), (1.2, 1.5), (5.0, 6.0)], 16000, 4 * 16000)
+    assert piece == [(3200, 8000)]
+
+
+class Session:
+    """The embedder's ONNX session as embed() calls it: a window's print is its first number."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def run(self, _outputs: None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        (windows,) = feeds.values()
+        self.calls.append(windows.shape[0])
+        prints = np.zeros((windows.shape[0], embedder.DIMENSION), np.float32)
+        prints[:, 0], prints[:, 1] = windows[:, 0, 0], 1.0
+        return [prints]
+
+
+def fake_embedder() -> tuple[embedder.Embedder, Session]:
+    fake = embedder.Embedder.__new__(embedder.Embedder)  # no model: the session stands in
+    session = Session()
+    fake._session, fake._input = session, "mel_window"
+    return fake, session
+
+
+def numbered(first: int, count: int) -> np.ndarray:
+    windows = np.zeros((count, 80, 40), np.float32)
+    windows[:, 0, 0] = np.arange(first, first + count)
+    return windows
+
+
+def test_windows_are_embedded_a_batch_at_a_time_across_regions_in_order() -> None:
+    fake, session = fake_embedder()
+    batches = _Batches(fake)
+    sizes = [3, 5, 1, 45, 2]  # regions: most hold a few windows
+    for first, size in zip(itertools.accumulate([0, *sizes]), sizes, strict=False):
+        batches.add(numbered(first, size))
+    prints = batches.prints()
+    assert session.calls == [27, 27, 2]  # 54 waiting: in two even calls, not one per region
+    numbers = np.rint(prints[:, 0] / prints[:, 1])  # embed() makes prints unit length
+    assert numbers.tolist() == list(range(sum(sizes)))
 
 
 def word(start: float, end: float, text: str) -> Word:

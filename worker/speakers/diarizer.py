@@ -1,12 +1,13 @@
-"""Who speaks when in a file's audio, a piece at a time: speech regions, a voice print per 0.8 s
-of speech, prints clustered into speakers, consecutive prints of one speaker joined into turns.
+"""Who speaks when in a file's audio, a piece at a time: a voice print per 0.8 s of speech (where
+the transcript's words are), prints clustered into speakers, consecutive prints of one speaker
+joined into turns.
 
 Only the prints (1 KB per 0.8 s of speech) outlive a piece, so a film costs what its pieces cost."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ from whisper_transcriber.worker.speakers.clustering import (
     unit,
 )
 from whisper_transcriber.worker.speakers.embedder import (
+    BATCH,
     HOP,
     WINDOW_FRAMES,
     WINDOW_SAMPLES,
@@ -28,17 +30,18 @@ from whisper_transcriber.worker.speakers.embedder import (
     log_mel,
 )
 
-# Speech regions: turns a sixth of a second apart stay apart, with little padding, so that a
-# region holds one voice as often as it can (faster-whisper's defaults for transcription join
-# everything within 2 s and pad by 0.4 s).
+# Speech: words a sixth of a second apart are apart, so that a stretch of speech holds one voice
+# as often as it can; a stretch shorter than a tenth of a second is not heard.
 MIN_SILENCE_MS = 150
-SPEECH_PAD_MS = 30
 MIN_SPEECH_MS = 100
 # Prints side by side, one per window, each window's own 0.8 s.
 WINDOW_STEP = WINDOW_FRAMES * HOP
 # What is clustered: two neighbouring prints (1.6 s) averaged; one alone varies too much with
 # what is said, and more would mix the voices of short turns.
 CHUNK_WINDOWS = 2
+
+
+Speech = Sequence[tuple[float, float]]
 
 
 @dataclass(frozen=True)
@@ -64,51 +67,76 @@ class Diarizer:
         self.embedder = Embedder(threads)
         self.threads = threads
 
-    def turns(self, pieces: Iterable[Piece], count: SpeakerCount) -> list[Turn]:
-        """Who speaks when in the pieces. numpy's BLAS keeps to the worker's threads meanwhile:
-        its own pool takes every core for the small products here, and on a machine whose cores
-        the pool's workers share that cost 1.5 times the time (docs/benchmarks.md, "Speakers")."""
+    def turns(self, pieces: Iterable[Piece], count: SpeakerCount, speech: Speech) -> list[Turn]:
+        """Who speaks when in the pieces; speech: where, in seconds (the transcript's words,
+        assign.speech_of: prints of what is labelled, and no VAD to run). numpy's BLAS keeps to
+        the worker's threads meanwhile: its own pool takes every core for the small products
+        here, and on a machine whose cores the pool's workers share that cost 1.5 times the time
+        (docs/benchmarks.md, "Speakers")."""
         if self.threads <= 0:
-            return self._turns(pieces, count)
+            return self._turns(pieces, count, speech)
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=self.threads, user_api="blas"):
-            return self._turns(pieces, count)
+            return self._turns(pieces, count, speech)
 
-    def _turns(self, pieces: Iterable[Piece], count: SpeakerCount) -> list[Turn]:
+    def _turns(self, pieces: Iterable[Piece], count: SpeakerCount, speech: Speech) -> list[Turn]:
         windows: list[_Window] = []
-        prints: list[Features] = []
+        batches = _Batches(self.embedder)
         chunks: list[tuple[int, ...]] = []
         region = 0
         for piece in pieces:
-            for start, end in speech_regions(piece.samples):
+            for start, end in _regions_within(speech, piece.start, len(piece.samples)):
                 features, owned = _region_windows(piece.samples, start, end)
                 first = len(windows)
                 windows.extend(_Window(piece.start + a, piece.start + b, region) for a, b in owned)
-                prints.append(self.embedder.embed(features))
+                batches.add(features)
                 chunks.extend(_chunks(first, len(owned)))
                 region += 1
         if not windows:
             return []
-        window_prints = np.concatenate(prints)
+        window_prints = batches.prints()
         chunk_prints = np.stack([window_prints[list(chunk)].mean(axis=0) for chunk in chunks])
         _labels, centres = cluster(unit(chunk_prints), count)
         return _joined(windows, nearest(window_prints, centres))
 
 
-def speech_regions(samples: Samples) -> list[tuple[int, int]]:
-    """(start, end) sample indices of speech, by faster-whisper's Silero VAD."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
+class _Batches:
+    """Windows embedded about BATCH at a time, whichever stretches of speech and pieces they come
+    from: a call of the embedder costs about as much as 4 more windows however few it holds (an
+    LSTM's steps are sequential), and most stretches hold 1 to 8 windows (docs/benchmarks.md,
+    "Speakers")."""
 
-    options = VadOptions(
-        min_silence_duration_ms=MIN_SILENCE_MS,
-        speech_pad_ms=SPEECH_PAD_MS,
-        min_speech_duration_ms=MIN_SPEECH_MS,
-    )
-    return [
-        (int(found["start"]), int(found["end"]))
-        for found in get_speech_timestamps(samples, options, sampling_rate=SAMPLING_RATE)
-    ]
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self.waiting: list[Features] = []
+        self.done: list[Features] = []
+
+    def add(self, windows: Features) -> None:
+        self.waiting.append(windows)
+        if sum(w.shape[0] for w in self.waiting) >= BATCH:
+            self._embed_waiting()
+
+    def prints(self) -> Features:
+        """Every window's print, in the order the windows were added."""
+        self._embed_waiting()
+        return np.concatenate(self.done)
+
+    def _embed_waiting(self) -> None:
+        if self.waiting:
+            self.done.append(self.embedder.embed(np.concatenate(self.waiting)))
+            self.waiting = []
+
+
+def _regions_within(speech: Speech, offset: int, length: int) -> list[tuple[int, int]]:
+    """The spans of speech (seconds in the file) inside a piece, as sample indices in it."""
+    regions = []
+    for start_s, end_s in speech:
+        start = max(round(start_s * SAMPLING_RATE) - offset, 0)
+        end = min(round(end_s * SAMPLING_RATE) - offset, length)
+        if end - start >= MIN_SPEECH_MS * SAMPLING_RATE // 1000:
+            regions.append((start, end))
+    return regions
 
 
 def _region_windows(
