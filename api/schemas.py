@@ -22,6 +22,12 @@ from whisper_transcriber.db.values import (
     ObserverKind,
     OutputFormat,
     QueueStats,
+    SubtitleCps,
+    SubtitleLineChars,
+    SubtitleLines,
+    SubtitleMaxSeconds,
+    SubtitleMinSeconds,
+    SubtitleRulesOn,
     Task,
     TranscriptSummary,
     origin_inbox,
@@ -52,6 +58,12 @@ class OptionsIn(BaseModel):
     num_speakers: ExactSpeakers = None
     min_speakers: MinSpeakers = None
     max_speakers: MaxSpeakers = None
+    subtitle_rules: SubtitleRulesOn | None = None
+    subtitle_line_chars: SubtitleLineChars | None = None
+    subtitle_lines: SubtitleLines | None = None
+    subtitle_max_s: SubtitleMaxSeconds | None = None
+    subtitle_min_s: SubtitleMinSeconds | None = None
+    subtitle_cps: SubtitleCps | None = None
     force: bool = Field(
         default=False,
         description="Queue a new job even if the same file with the same options has one",

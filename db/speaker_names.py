@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 
 from whisper_transcriber.db.store_base import JOBS, SEGMENTS, TRANSCRIPTS, StoreBase
 from whisper_transcriber.db.transcript import Transcript
+from whisper_transcriber.db.values import JobOptions, stored_options
 
 MAX_NAME_LENGTH = 100
 
@@ -84,6 +85,8 @@ class OutdatedFiles:
     """With its labels, and the names given now as its speaker_names."""
     names_in_files: Mapping[str, str]
     """The names the files show (by label); none: the labels."""
+    options: JobOptions
+    """The job's, which its files were rendered by."""
 
 
 class SpeakerNames:
@@ -166,7 +169,7 @@ class SpeakerNames:
         """What rewriting the job's files needs; None once they are up to date (or gone).
         Outputs a newer job of the same source published again are that job's now."""
         query = (
-            select(TRANSCRIPTS, JOBS.c.source_path, JOBS.c.outputs)
+            select(TRANSCRIPTS, JOBS.c.source_path, JOBS.c.outputs, JOBS.c.options)
             .join(JOBS, JOBS.c.id == TRANSCRIPTS.c.job_id)
             .where(TRANSCRIPTS.c.job_id == job_id, TRANSCRIPTS.c.files_outdated)
         )
@@ -188,6 +191,7 @@ class SpeakerNames:
             outputs=tuple(path for path in row.outputs or () if path not in taken),
             transcript=Transcript.from_dict(dict(row._mapping)),  # a transcripts row
             names_in_files=dict(row.names_in_files or {}),
+            options=stored_options(row.options),
         )
 
     def files_rewritten(

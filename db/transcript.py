@@ -87,6 +87,15 @@ class Transcript:
             ),
         )
 
+    def without_words(self) -> Transcript:
+        """The transcript without word times (kept for subtitles, shown only where asked for)."""
+        if all(segment.words is None for segment in self.segments):
+            return self
+        return dataclasses.replace(
+            self,
+            segments=tuple(dataclasses.replace(s, words=None) for s in self.segments),
+        )
+
     @property
     def text(self) -> str:
         """The whole text, as faster-whisper's segments join it (each segment keeps its own spacing)."""

@@ -95,6 +95,59 @@ MaxSpeakers = Annotated[
 ]
 
 
+# Subtitle rules (worker/subtitles.py): srt and vtt cues of at most SUBTITLE_LINE_CHARS characters
+# a line, SUBTITLE_LINES lines, SUBTITLE_MAX_S seconds on screen, at least SUBTITLE_MIN_S where
+# there is time, read at SUBTITLE_CPS characters a second at most: common broadcast and streaming
+# guidelines for adults (Netflix's English: 42 characters, 2 lines, 7 s, 20 characters a second).
+SUBTITLE_LINE_CHARS = 42
+SUBTITLE_LINES = 2
+SUBTITLE_MAX_S = 7.0
+SUBTITLE_MIN_S = 1.0
+SUBTITLE_CPS = 20.0
+SUBTITLE_RULES = (
+    "subtitle_rules",
+    "subtitle_line_chars",
+    "subtitle_lines",
+    "subtitle_max_s",
+    "subtitle_min_s",
+    "subtitle_cps",
+)
+# The rules as job options, settings and request fields declare them.
+SubtitleRulesOn = Annotated[
+    bool,
+    Field(
+        description="srt and vtt cues made for reading (the subtitle_* rules), cut at sentence "
+        "and clause ends on word times; off: one cue per segment of the model"
+    ),
+]
+SubtitleLineChars = Annotated[
+    int, Field(ge=10, le=200, description="Subtitles: the most characters on a line")
+]
+SubtitleLines = Annotated[int, Field(ge=1, le=4, description="Subtitles: the most lines in a cue")]
+SubtitleMaxSeconds = Annotated[
+    float, Field(gt=0, le=60, description="Subtitles: the longest a cue stays on screen, seconds")
+]
+SubtitleMinSeconds = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=10,
+        description="Subtitles: the shortest a cue stays on screen where the next one leaves time",
+    ),
+]
+SubtitleCps = Annotated[
+    float,
+    Field(gt=0, le=100, description="Subtitles: the fastest reading speed, characters a second"),
+]
+
+
+def subtitle_rules_problem(minimum: float | None, maximum: float | None) -> str | None:
+    """What is wrong with these subtitle times (for job options, settings, inboxes); None: nothing."""
+    if minimum is not None and maximum is not None and minimum > maximum:
+        return f"subtitle_min_s ({minimum:g}) is more than subtitle_max_s ({maximum:g})"
+    return None
+
+
 def with_speaker_counts(base: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
     """`base` options with `given` laid over them, where a speaker count given replaces all of
     base's counts (an inbox's or a request's num_speakers over the service's max_speakers), and
@@ -160,6 +213,23 @@ class JobOptions(BaseModel):
     num_speakers: ExactSpeakers = None
     min_speakers: MinSpeakers = None
     max_speakers: MaxSpeakers = None
+    subtitle_rules: SubtitleRulesOn = True
+    subtitle_line_chars: SubtitleLineChars = SUBTITLE_LINE_CHARS
+    subtitle_lines: SubtitleLines = SUBTITLE_LINES
+    subtitle_max_s: SubtitleMaxSeconds = SUBTITLE_MAX_S
+    subtitle_min_s: SubtitleMinSeconds = SUBTITLE_MIN_S
+    subtitle_cps: SubtitleCps = SUBTITLE_CPS
+
+    @property
+    def subtitle_words(self) -> bool:
+        """Whether the job needs word times for its subtitles (computed when not asked for)."""
+        return self.subtitle_rules and any(fmt in ("srt", "vtt") for fmt in self.formats)
+
+    @property
+    def keeps_words(self) -> bool:
+        """Whether the transcript keeps its words: asked for, or for the subtitles (the json
+        output shows them only when asked for)."""
+        return self.word_timestamps or self.subtitle_words
 
     @field_validator("named_after")
     @classmethod
@@ -181,6 +251,9 @@ class JobOptions(BaseModel):
         problem = speaker_count_problem(
             self.diarize, self.num_speakers, self.min_speakers, self.max_speakers
         )
+        if problem is not None:
+            raise ValueError(problem)
+        problem = subtitle_rules_problem(self.subtitle_min_s, self.subtitle_max_s)
         if problem is not None:
             raise ValueError(problem)
         return self
@@ -205,6 +278,8 @@ def stored_options(stored: object) -> JobOptions:
         options._unusable = f"the stored options are not an object: {stored!r:.100}"
         return options
     known = {key: value for key, value in stored.items() if key in JobOptions.model_fields}
+    # A job stored before subtitle rules existed renders its srt and vtt as it did then.
+    known.setdefault("subtitle_rules", False)
     unknown = frozenset(stored) - frozenset(known)
     if unknown and unknown not in _unknown_options_seen:
         _unknown_options_seen.add(unknown)

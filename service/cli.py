@@ -22,7 +22,7 @@ from typer._click.exceptions import (
 
 from whisper_transcriber.db.errors import QueueError
 from whisper_transcriber.db.models import MAX_JOB_ID, JobStatus
-from whisper_transcriber.db.values import OUTPUT_FORMATS, OutputFormat
+from whisper_transcriber.db.values import OUTPUT_FORMATS, SUBTITLE_RULES, OutputFormat
 from whisper_transcriber.service.cli_flags import (
     PARAM_TO_SETTING,
     flag_given,
@@ -69,7 +69,7 @@ POOL = ("workers", "threads_per_worker", "model", "device", "compute_type", "job
         "max_attempts")  # fmt: skip
 JOB_OPTIONS = ("output_dir", "formats", "language", "task", "vad_filter", "word_timestamps",
                "beam_size", "initial_prompt", "diarize", "num_speakers", "min_speakers",
-               "max_speakers")  # fmt: skip
+               "max_speakers", *SUBTITLE_RULES)  # fmt: skip
 LOGGING = ("log_level", "log_format")
 
 
@@ -343,14 +343,14 @@ def transcript(
     ] = "txt",
 ) -> None:
     """A job's transcript, rendered from the database as GET /jobs/{id}/transcript renders it."""
-    from whisper_transcriber.worker.outputs import render
+    from whisper_transcriber.worker.outputs import rendered
 
     store = _store(ctx)
+    job = store.get(job_id)  # JobNotFound for an unknown job
     text = store.transcript(job_id)
     if text is None:
-        job = store.get(job_id)  # JobNotFound for an unknown job
         raise ClickException(f"job {job_id} has no transcript ({job.status.value})")
-    typer.echo(render(text, output_format), nl=False)
+    typer.echo(rendered(text.named(), output_format, job.options), nl=False)
 
 
 @app.command()

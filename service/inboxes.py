@@ -7,8 +7,10 @@ from pathlib import Path
 
 from whisper_transcriber.db.values import (
     SPEAKER_COUNTS,
+    SUBTITLE_RULES,
     JobOptions,
     speaker_count_problem,
+    subtitle_rules_problem,
     with_speaker_counts,
 )
 from whisper_transcriber.service.settings import (
@@ -86,11 +88,13 @@ def _inbox(config: InboxSettings, settings: Settings) -> Inbox:
         overrides["formats"] = tuple(config.formats)
     elif config.media_library:
         overrides["formats"] = ("srt",)  # what media servers show; more when asked
-    for name in ("diarize", *SPEAKER_COUNTS):
+    for name in ("diarize", *SPEAKER_COUNTS, *SUBTITLE_RULES):
         if getattr(config, name) is not None:
             overrides[name] = getattr(config, name)
     merged = with_speaker_counts(defaults.model_dump(), overrides)
-    problem = speaker_count_problem(*(merged[name] for name in ("diarize", *SPEAKER_COUNTS)))
+    problem = speaker_count_problem(
+        *(merged[name] for name in ("diarize", *SPEAKER_COUNTS))
+    ) or subtitle_rules_problem(merged["subtitle_min_s"], merged["subtitle_max_s"])
     if problem is not None:
         raise SettingError("inboxes", f"inbox {config.path}: {problem}")
     # Sidecars belong beside the video, whatever the service's output_dir says.

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from whisper_transcriber.db.errors import UnstorablePath, check_storable
+from whisper_transcriber.db.values import SUBTITLE_RULES
 from whisper_transcriber.service.client import (
     UPLOAD_INSTEAD,
     Following,
@@ -44,6 +45,7 @@ SENT_OPTIONS = (
     "num_speakers",
     "min_speakers",
     "max_speakers",
+    *SUBTITLE_RULES,
 )
 
 

@@ -50,14 +50,27 @@ from whisper_transcriber.db.values import (
     RETRY_BASE_DELAY_S,
     RETRY_MAX_DELAY_S,
     SPEAKER_COUNTS,
+    SUBTITLE_CPS,
+    SUBTITLE_LINE_CHARS,
+    SUBTITLE_LINES,
+    SUBTITLE_MAX_S,
+    SUBTITLE_MIN_S,
+    SUBTITLE_RULES,
     ExactSpeakers,
     JobOptions,
     MaxSpeakers,
     MinSpeakers,
     ObserverKind,
+    SubtitleCps,
+    SubtitleLineChars,
+    SubtitleLines,
+    SubtitleMaxSeconds,
+    SubtitleMinSeconds,
+    SubtitleRulesOn,
     Task,
     known_formats,
     speaker_count_problem,
+    subtitle_rules_problem,
 )
 from whisper_transcriber.db.worker_registry import WORKER_HEARTBEAT_S, WORKER_STALE_AFTER_S
 from whisper_transcriber.service.logs import LogFormat
@@ -122,7 +135,7 @@ FLAGGED = frozenset(
         "diarize", "formats", "host", "inboxes", "initial_prompt", "instance_name",
         "job_timeout_s", "language", "log_format", "max_speakers", "min_speakers", "num_speakers",
         "log_level", "max_attempts", "model", "output_dir", "port", "roles", "server_url", "task",
-        "threads_per_worker", "vad_filter", "word_timestamps", "workers",
+        "threads_per_worker", "vad_filter", "word_timestamps", "workers", *SUBTITLE_RULES,
     }
 )  # fmt: skip
 
@@ -228,6 +241,12 @@ class InboxSettings(BaseModel):
     num_speakers: int | None = Field(default=None, ge=1, le=MAX_SPEAKERS)
     min_speakers: int | None = Field(default=None, ge=1, le=MAX_SPEAKERS)
     max_speakers: int | None = Field(default=None, ge=1, le=MAX_SPEAKERS)
+    subtitle_rules: SubtitleRulesOn | None = None
+    subtitle_line_chars: SubtitleLineChars | None = None
+    subtitle_lines: SubtitleLines | None = None
+    subtitle_max_s: SubtitleMaxSeconds | None = None
+    subtitle_min_s: SubtitleMinSeconds | None = None
+    subtitle_cps: SubtitleCps | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -496,6 +515,12 @@ class Settings(BaseSettings):
     num_speakers: ExactSpeakers = None
     min_speakers: MinSpeakers = None
     max_speakers: MaxSpeakers = None
+    subtitle_rules: SubtitleRulesOn = True
+    subtitle_line_chars: SubtitleLineChars = SUBTITLE_LINE_CHARS
+    subtitle_lines: SubtitleLines = SUBTITLE_LINES
+    subtitle_max_s: SubtitleMaxSeconds = SUBTITLE_MAX_S
+    subtitle_min_s: SubtitleMinSeconds = SUBTITLE_MIN_S
+    subtitle_cps: SubtitleCps = SUBTITLE_CPS
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level logged"
     )
@@ -611,6 +636,14 @@ class Settings(BaseSettings):
             raise ValueError(problem)
         return count
 
+    @field_validator("subtitle_min_s")
+    @classmethod
+    def _shorter_than_longest(cls, seconds: float, info: ValidationInfo) -> float:
+        problem = subtitle_rules_problem(seconds, info.data.get("subtitle_max_s"))
+        if problem is not None:
+            raise ValueError(problem)
+        return seconds
+
     @field_validator("media_extensions")
     @classmethod
     def _dotted_extensions(cls, extensions: list[str]) -> list[str]:
@@ -702,6 +735,12 @@ class Settings(BaseSettings):
             num_speakers=self.num_speakers,
             min_speakers=self.min_speakers,
             max_speakers=self.max_speakers,
+            subtitle_rules=self.subtitle_rules,
+            subtitle_line_chars=self.subtitle_line_chars,
+            subtitle_lines=self.subtitle_lines,
+            subtitle_max_s=self.subtitle_max_s,
+            subtitle_min_s=self.subtitle_min_s,
+            subtitle_cps=self.subtitle_cps,
             formats=known_formats(self.formats),  # as the validator left them, typed as formats
             output_dir=str(self.output_dir.resolve()) if self.output_dir else None,
         )

@@ -145,7 +145,8 @@ def transcribe_kwargs(options: JobOptions) -> dict[str, Any]:
         "task": options.task,
         "beam_size": options.beam_size,
         "vad_filter": options.vad_filter,
-        "word_timestamps": options.word_timestamps,
+        # Asked for, or for the subtitle rules: cues are cut and timed on the words.
+        "word_timestamps": options.keeps_words,
         "initial_prompt": options.initial_prompt,
     }
     if options.temperature is not None:  # one temperature, no fallback: as the client asked
@@ -256,13 +257,13 @@ class Engine:
         except Exception as exc:  # the embedder failing, the file changed under us
             log.warning("no speaker labels: %s", exc, exc_info=True)
             return self._without_speakers(transcript, options, str(exc))
-        return with_speakers(transcript, turns, keep_words=options.word_timestamps)
+        return with_speakers(transcript, turns, keep_words=options.keeps_words)
 
     @staticmethod
     def _without_speakers(transcript: Transcript, options: JobOptions, reason: str) -> Transcript:
         """The transcript as the job would have it without diarize, and a note saying why."""
         plain = tuple(
-            segment if options.word_timestamps else dataclasses.replace(segment, words=None)
+            segment if options.keeps_words else dataclasses.replace(segment, words=None)
             for segment in transcript.segments
         )
         note = f"no speaker labels: {reason} (then run the job again)"

@@ -183,6 +183,7 @@ def _attempt(
                     ours,
                     name=named,
                     companion=Path(job.move_on_done) if job.move_on_done else None,
+                    options=job.options,
                 )
             except OSError as exc:
                 return _cannot_write(store, job, folder, exc)

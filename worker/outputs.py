@@ -16,8 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from whisper_transcriber.db.transcript import Segment, Transcript
-from whisper_transcriber.db.values import OutputFormat, known_format
+from whisper_transcriber.db.values import JobOptions, OutputFormat, known_format
 from whisper_transcriber.worker.names import name_bytes, shown
+from whisper_transcriber.worker.subtitles import Cue, SubtitleRules, cues
 
 
 def _milliseconds(seconds: float) -> int:
@@ -54,12 +55,16 @@ def _said_by(segment: Segment) -> str:
 
 
 def _voice(segment: Segment) -> str:
-    """The cue's text in a WebVTT voice span when it has a speaker: "<v Speaker 1>Hello."; the
-    name loses what would end the tag or start another, and & is written as WebVTT escapes it."""
-    text = _cue_text(segment)
-    if not segment.speaker:
+    """The cue's text in a WebVTT voice span when it has a speaker: "<v Speaker 1>Hello."."""
+    return _voiced(segment.speaker, _cue_text(segment))
+
+
+def _voiced(speaker: str | None, text: str) -> str:
+    """Text in a WebVTT voice span when it has a speaker; the name loses what would end the tag
+    or start another, and & is written as WebVTT escapes it."""
+    if not speaker:
         return text
-    name = _one_line(segment.speaker).translate({ord("<"): None, ord(">"): None})
+    name = _one_line(speaker).translate({ord("<"): None, ord(">"): None})
     return f"<v {name.replace('&', '&amp;').replace('-->', '->')}>{text}"
 
 
@@ -126,8 +131,43 @@ _RENDERERS: dict[OutputFormat, Callable[[Transcript], str]] = {
 
 
 def render(transcript: Transcript, fmt: str) -> str:
-    """The transcript in one of the output formats; ValueError for any other (known_format)."""
+    """The transcript in one of the output formats, one cue per segment; ValueError for any
+    other format (known_format). A job's outputs are `rendered`."""
     return _RENDERERS[known_format(fmt)](transcript)
+
+
+def rendered(transcript: Transcript, fmt: str, options: JobOptions) -> str:
+    """The transcript as the job's files have it: srt and vtt in cues made by the job's subtitle
+    rules, words only where the job asked for them (they may be kept for the subtitles)."""
+    rules = SubtitleRules.of(options)
+    fmt = known_format(fmt)
+    if fmt in ("srt", "vtt") and rules is not None:
+        return (
+            _render_srt_cues(transcript, rules)
+            if fmt == "srt"
+            else _render_vtt_cues(transcript, rules)
+        )
+    return render(transcript if options.word_timestamps else transcript.without_words(), fmt)
+
+
+def _cue_lines(cue: Cue) -> str:
+    # As openai-whisper does: "-->" inside the text would be read as a timing line.
+    return "\n".join(_one_line(line).replace("-->", "->") for line in cue.lines)
+
+
+def _render_srt_cues(transcript: Transcript, rules: SubtitleRules) -> str:
+    return "".join(
+        f"{number}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n{_cue_lines(c)}\n\n"
+        for number, c in enumerate(cues(transcript, rules, labelled=True), start=1)
+    )
+
+
+def _render_vtt_cues(transcript: Transcript, rules: SubtitleRules) -> str:
+    return "WEBVTT\n\n" + "".join(
+        f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n"
+        f"{_voiced(c.speaker, _cue_lines(c))}\n\n"
+        for c in cues(transcript, rules)
+    )
 
 
 class OutputNameError(ValueError):

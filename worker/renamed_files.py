@@ -32,7 +32,7 @@ from whisper_transcriber.db.speaker_names import OutdatedFiles, SpeakerNames
 from whisper_transcriber.db.store_base import StoreBase
 from whisper_transcriber.db.values import OUTPUT_FORMATS
 from whisper_transcriber.worker.names import printable
-from whisper_transcriber.worker.outputs import render
+from whisper_transcriber.worker.outputs import rendered
 from whisper_transcriber.worker.staging import (
     TEMPORARY_PREFIX,
     TEMPORARY_SUFFIX,
@@ -169,8 +169,9 @@ def _stage(outdated: OutdatedFiles, path: Path) -> _Rewrite | None:
     if fmt not in OUTPUT_FORMATS:
         return None
     labelled = dataclasses.replace(outdated.transcript, speaker_names={})
-    before = render(labelled.with_speaker_names(outdated.names_in_files), fmt).encode()
-    after = render(outdated.transcript.named(), fmt).encode()
+    options = outdated.options
+    before = rendered(labelled.with_speaker_names(outdated.names_in_files), fmt, options).encode()
+    after = rendered(outdated.transcript.named(), fmt, options).encode()
     if before == after:
         return None
     folder_fd = _open_folder(path.parent)

@@ -39,12 +39,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from whisper_transcriber.db.transcript import Transcript
+from whisper_transcriber.db.values import JobOptions
 from whisper_transcriber.worker.names import name_bytes, name_max, number_of, numbered, shown
 from whisper_transcriber.worker.outputs import (
     OutputNameError,
     check_name_lengths,
     output_paths,
     render,
+    rendered,
 )
 
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -297,6 +299,7 @@ def stage_outputs(
     *,
     name: str | None = None,
     companion: Path | None = None,
+    options: JobOptions | None = None,
 ) -> StagedOutputs:
     """Renders each format and writes it to a temporary file in its target folder.
 
@@ -305,8 +308,9 @@ def stage_outputs(
     name the file system cannot hold or one that would overwrite the source. Call ``publish``
     on the result to make the files visible. ours: paths earlier jobs of this source wrote;
     name: the file name outputs are named after, when not the source's (a link's); companion:
-    where the original goes once done. With a language tag (sidecars), a format whose name
-    another file holds is withheld: nothing is written for it."""
+    where the original goes once done; options: the job's, for its subtitle rules and words
+    (without them, each format as `render` makes it). With a language tag (sidecars), a format
+    whose name another file holds is withheld: nothing is written for it."""
     targets = output_paths(source, formats, output_dir, language_tag, name=name)
     folder = source.parent if output_dir is None else output_dir
     fd = open_planned_folder(folder, create=output_dir is not None)
@@ -329,7 +333,9 @@ def stage_outputs(
         for fmt in targets:
             if fmt in staged.withheld:
                 continue
-            text = render(transcript, fmt)
+            text = (
+                render(transcript, fmt) if options is None else rendered(transcript, fmt, options)
+            )
             temporary = temporary_name(source)
             # 0o666 less the umask, as a plain open() would make it.
             handle = os.open(temporary, _NEW_FILE_FLAGS, 0o666, dir_fd=fd)

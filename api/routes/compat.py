@@ -24,7 +24,7 @@ from whisper_transcriber.db.values import (
     speaker_count_problem,
 )
 from whisper_transcriber.worker.languages import Language
-from whisper_transcriber.worker.outputs import render
+from whisper_transcriber.worker.outputs import rendered
 from whisper_transcriber.worker.sidecars import language_name
 
 router = APIRouter(tags=["compatibility"])
@@ -109,7 +109,7 @@ async def asr(
     # Speakers as whisper-asr-webservice's WhisperX engine names them: SPEAKER_00, SPEAKER_01, ...
     whisperx = {label: f"SPEAKER_{n:02d}" for n, label in enumerate(transcript.speakers)}
     return Response(
-        render(transcript.with_speaker_names(whisperx), output),
+        rendered(transcript.with_speaker_names(whisperx), output, job.options),
         media_type=MEDIA_TYPES[output],
         headers={
             "Asr-Engine": "faster_whisper",

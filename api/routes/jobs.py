@@ -40,7 +40,7 @@ from whisper_transcriber.db.values import (
     inbox_origin,
 )
 from whisper_transcriber.watcher.originals import bring_back_original
-from whisper_transcriber.worker.outputs import render
+from whisper_transcriber.worker.outputs import rendered
 
 # Content types of the transcript formats.
 MEDIA_TYPES = {
@@ -292,10 +292,11 @@ def get_job(job_id: JobId, context: Context) -> JobOut:
     },
 )
 def get_transcript(job_id: JobId, context: Context, format: OutputFormat = "txt") -> Response:
-    """The job's transcript in one format, rendered from the database (not from the files),
-    with the names given to its speakers."""
+    """The job's transcript in one format, rendered from the database (not from the files) as
+    the job's files are (its subtitle rules), with the names given to its speakers."""
     transcript = _transcript(context, job_id)
-    return Response(render(transcript.named(), format), media_type=MEDIA_TYPES[format])
+    options = context.store.get(job_id).options
+    return Response(rendered(transcript.named(), format, options), media_type=MEDIA_TYPES[format])
 
 
 @router.get("/jobs/{job_id}/speakers", responses=NOT_FOUND)

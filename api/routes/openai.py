@@ -18,7 +18,7 @@ from whisper_transcriber.api.sync_jobs import multipart_body, receive, run_and_w
 from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import Task
 from whisper_transcriber.worker.languages import Language
-from whisper_transcriber.worker.outputs import render
+from whisper_transcriber.worker.outputs import rendered
 from whisper_transcriber.worker.sidecars import language_name
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -123,7 +123,10 @@ async def _run(request: Request, context: Context, task: Task) -> Response:
             "initial_prompt": form.prompt or None,
             "temperature": form.temperature,
             "word_timestamps": words,
-            "formats": ("json",),
+            # The subtitle formats are the job's own, so that its cues get word times.
+            "formats": (form.response_format,)
+            if form.response_format in ("srt", "vtt")
+            else ("json",),
             "output_dir": None,
             **speakers,
         }
@@ -141,7 +144,7 @@ async def _run(request: Request, context: Context, task: Task) -> Response:
         )
     if form.response_format in ("text", "srt", "vtt"):
         text = transcript.text + "\n" if form.response_format == "text" else None
-        body = text if text is not None else render(transcript, form.response_format)
+        body = text if text is not None else rendered(transcript, form.response_format, job.options)
         return Response(body, media_type="text/plain; charset=utf-8", headers=headers)
     if form.response_format == "json":
         payload: dict[str, Any] = {"text": transcript.text}

@@ -23,7 +23,7 @@ from whisper_transcriber.worker.confinement import Confinement
 from whisper_transcriber.worker.engine import Engine
 from whisper_transcriber.worker.job_runner import run_job
 from whisper_transcriber.worker.originals import move_original
-from whisper_transcriber.worker.outputs import render
+from whisper_transcriber.worker.outputs import render, rendered
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_transcript_in_every_format(
         response = client.get(f"/jobs/{job.id}/transcript", params={"format": fmt})
         assert response.status_code == 200
         assert response.headers["content-type"].startswith(media_type)
-        assert response.text == render(transcript, fmt)
+        assert response.text == rendered(transcript, fmt, job.options)  # its subtitle rules
     assert client.get(f"/jobs/{job.id}/transcript").text == render(transcript, "txt")
     assert client.get(f"/jobs/{job.id}/transcript?format=pdf").status_code == 422
     queued = queue(store, media, "later.wav")

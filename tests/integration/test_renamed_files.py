@@ -19,7 +19,7 @@ from whisper_transcriber.db.speaker_names import SpeakerNames
 from whisper_transcriber.db.transcript import Segment, Transcript, Word
 from whisper_transcriber.db.values import OUTPUT_FORMATS, JobOptions
 from whisper_transcriber.worker import renamed_files
-from whisper_transcriber.worker.outputs import render
+from whisper_transcriber.worker.outputs import rendered
 from whisper_transcriber.worker.renamed_files import RenamedFiles, rewrite_renamed
 from whisper_transcriber.worker.staging import TEMPORARY_PREFIX, stage_outputs
 
@@ -34,15 +34,21 @@ def labelled(n: int) -> Segment:
 
 
 TRANSCRIPT = Transcript("en", 1.0, 6.0, tuple(labelled(n) for n in range(6)))
+OPTIONS = JobOptions(diarize=True, formats=OUTPUT_FORMATS)  # with subtitle rules, words kept
+
+
+def render(transcript: Transcript, fmt: str) -> str:
+    """As the job's files are rendered."""
+    return rendered(transcript, fmt, OPTIONS)
 
 
 def published_job(store: JobStore, folder: Path) -> tuple[int, dict[str, Path]]:
     """A done job of three speakers whose five files were published as a worker publishes them."""
     source = Path(shutil.copy(FIXTURES / "speech_a.wav", folder))
-    job, _ = store.enqueue(source, JobOptions(diarize=True, formats=OUTPUT_FORMATS), "api")
+    job, _ = store.enqueue(source, OPTIONS, "api")
     claimed = store.claim("w")
     assert claimed is not None
-    staged = stage_outputs(TRANSCRIPT, source, OUTPUT_FORMATS, None)
+    staged = stage_outputs(TRANSCRIPT, source, OUTPUT_FORMATS, None, options=OPTIONS)
     done = store.complete(job.id, claimed.attempts, TRANSCRIPT, publish=staged.publish)
     return job.id, {Path(p).suffix[1:]: Path(p) for p in done.outputs}
 
@@ -211,12 +217,11 @@ def test_files_a_newer_job_of_the_source_published_are_its_own(
 ) -> None:
     job_id, files = published_job(store, tmp_path)
     SpeakerNames(store).rename(job_id, {"Speaker 1": "Ada"})
-    newer, _ = store.enqueue(files["txt"].with_suffix(".wav"), JobOptions(diarize=True), "api",
-                             force=True)  # fmt: skip
+    newer, _ = store.enqueue(files["txt"].with_suffix(".wav"), OPTIONS, "api", force=True)
     claimed = store.claim("w")
     assert claimed is not None and claimed.id == newer.id
     staged = stage_outputs(TRANSCRIPT, files["txt"].with_suffix(".wav"), OUTPUT_FORMATS, None,
-                           ours={str(p) for p in files.values()})  # fmt: skip
+                           ours={str(p) for p in files.values()}, options=OPTIONS)  # fmt: skip
     store.complete(newer.id, claimed.attempts, TRANSCRIPT, publish=staged.publish)
     assert set(store.get(newer.id).outputs) == {str(p) for p in files.values()}
 

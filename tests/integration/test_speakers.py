@@ -22,7 +22,7 @@ from whisper_transcriber.db.values import JobOptions
 from whisper_transcriber.worker.confinement import Confinement
 from whisper_transcriber.worker.engine import Engine
 from whisper_transcriber.worker.job_runner import run_job
-from whisper_transcriber.worker.outputs import render
+from whisper_transcriber.worker.outputs import render, rendered
 from whisper_transcriber.worker.renamed_files import rewrite_renamed
 from whisper_transcriber.worker.speakers import package
 
@@ -56,10 +56,11 @@ def agreement(transcript: Transcript) -> float:
 
 
 def test_a_conversation_is_labelled_as_its_voices_took_turns(engine: Engine) -> None:
-    transcript = engine.transcribe(str(CONVERSATION), JobOptions(diarize=True))
+    transcript = engine.transcribe(str(CONVERSATION), JobOptions(diarize=True, formats=("txt",)))
     assert transcript.speakers == ("Speaker 1", "Speaker 2", "Speaker 3")
     assert agreement(transcript) >= AGREEMENT, agreement(transcript)
-    assert all(segment.words is None for segment in transcript.segments)  # not asked for
+    # Not asked for (nor needed for subtitles): computed to split segments, then dropped.
+    assert all(segment.words is None for segment in transcript.segments)
     assert transcript.note is None
 
     given = engine.transcribe(
@@ -82,11 +83,13 @@ def test_a_missing_embedder_costs_the_labels_not_the_job(
 ) -> None:
     monkeypatch.setattr(package, "DISTRIBUTION", "no-such-speaker-package")
     monkeypatch.setattr(engine, "_diarizer", None)  # as in a worker that has not loaded it yet
-    transcript = engine.transcribe(str(FIXTURES / "speech_b.flac"), JobOptions(diarize=True))
+    txt = JobOptions(formats=("txt",))
+    diarized = txt.model_copy(update={"diarize": True})
+    transcript = engine.transcribe(str(FIXTURES / "speech_b.flac"), diarized)
     assert transcript.note is not None
     assert transcript.note.startswith("no speaker labels: speaker labels need the speakers extra")
     assert transcript.speakers == () and all(s.words is None for s in transcript.segments)
-    assert transcript.text == engine.transcribe(str(FIXTURES / "speech_b.flac"), JobOptions()).text
+    assert transcript.text == engine.transcribe(str(FIXTURES / "speech_b.flac"), txt).text
 
 
 def test_speakers_reach_the_database_search_and_files(
@@ -118,7 +121,9 @@ def test_speakers_reach_the_database_search_and_files(
     assert source.with_suffix(".txt").read_text().startswith("Ada: ")
     assert "<v Grace>" in source.with_suffix(".vtt").read_text()
     for fmt in ("txt", "vtt", "json"):
-        assert source.with_suffix(f".{fmt}").read_text() == render(named.named(), fmt)
+        assert source.with_suffix(f".{fmt}").read_text() == rendered(
+            named.named(), fmt, done.options
+        )
 
 
 def labelled_job(store: JobStore, tmp_path: Path) -> int:

@@ -34,6 +34,10 @@ def test_upload_runs_to_a_transcript_that_search_finds(
         expect(page.get_by_label(fmt, exact=True)).to_be_checked()
     expect(page.get_by_label("transcribe", exact=True)).to_be_checked()
     expect(page.get_by_label("Skip silence (VAD)")).not_to_be_checked()
+    # Subtitle rules at the service's, and this job's lines narrower.
+    expect(page.get_by_label("Cues made for reading (off: one cue per segment)")).to_be_checked()
+    expect(page.get_by_label("Lines a cue")).to_have_value("2")
+    page.get_by_label("Characters a line").fill("32")
     page.get_by_label("Upload a file").set_input_files(long_speech)
     page.get_by_role("button", name="Submit").click()
     expect(page.get_by_label("Upload progress")).to_have_attribute("value", "100")
@@ -61,6 +65,9 @@ def test_upload_runs_to_a_transcript_that_search_finds(
 
     row(page, job_id).get_by_role("link", name="long.wav").click()
     expect(page).to_have_url(re.compile(rf"#/job/{job_id}$"))
+    expect(page.locator(".details")).to_contain_text(
+        "at most 2 \N{MULTIPLICATION SIGN} 32 characters, 1\N{EN DASH}7 s on screen"
+    )
     segments = page.locator(".segment")
     expect(segments.first).to_contain_text("museum")
     audio = page.locator("audio")
@@ -90,7 +97,9 @@ def test_upload_runs_to_a_transcript_that_search_finds(
         page.locator('.downloads button[data-format="srt"]').click()
     download = caught.value
     assert download.suggested_filename == "long.srt"
-    assert "-->" in Path(download.path()).read_text()
+    srt = Path(download.path()).read_text()
+    assert "-->" in srt
+    assert max(len(line) for line in srt.splitlines() if "-->" not in line) <= 32
 
     page.get_by_role("link", name="Search").click()
     page.get_by_label("Find").fill("museum painting")

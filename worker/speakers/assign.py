@@ -35,8 +35,8 @@ def speech_of(transcript: Transcript) -> Speech:
 
 def with_speakers(transcript: Transcript, turns: Sequence[Turn], keep_words: bool) -> Transcript:
     """The transcript with speakers; without turns (no speech found, one short word) everything
-    is the first speaker. `keep_words`: the job asked for word timestamps (else the words, which
-    were computed to split segments, are dropped)."""
+    is the first speaker. `keep_words`: the job keeps its words (asked for, or for its
+    subtitles); else the words, which were computed to split segments, are dropped."""
     segments: list[Segment] = []
     first_id = transcript.segments[0].id if transcript.segments else 0  # faster-whisper's: 1
     for segment in transcript.segments:

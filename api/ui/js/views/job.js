@@ -40,6 +40,7 @@ export function render(main, { id, params }) {
       ["Finished", when(job.finished_at)],
       ["Error", job.error],
       ["Note", job.note],
+      ["Subtitles", subtitleRules(job.options)],
       ["Written", job.outputs.length ? job.outputs.join("\n") : null],
       ["Upload removed", job.source_removed_at ? removedNote(job) : null],
     ];
@@ -251,6 +252,15 @@ function namesForm(job, speakers, repaint) {
       + "(a file changed since keeps its labels)."),
     message);
   return form;
+}
+
+// The rules the job's srt and vtt cues follow (none without those formats).
+function subtitleRules(options) {
+  if (!options.formats.some((format) => format === "srt" || format === "vtt")) return null;
+  if (!options.subtitle_rules) return "one cue per segment of the model";
+  return `at most ${options.subtitle_lines} × ${options.subtitle_line_chars} characters, `
+    + `${options.subtitle_min_s}–${options.subtitle_max_s} s on screen, `
+    + `at most ${options.subtitle_cps} characters a second`;
 }
 
 // An upload's folder goes upload_retention_s after its job ended; the transcript stays.

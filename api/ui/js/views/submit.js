@@ -31,6 +31,19 @@ function build(form, { defaults, formats, tasks, languages, max_upload_bytes: ma
     checked: defaults.vad_filter });
   const words = h("input", { id: "submit-words", name: "word_timestamps", type: "checkbox",
     checked: defaults.word_timestamps });
+  // Subtitle rules: the checkbox and a number field per rule, preset to the service's.
+  const rulesOn = h("input", { id: "submit-subtitle-rules", name: "subtitle_rules",
+    type: "checkbox", checked: defaults.subtitle_rules });
+  const number = (name, label, step, min, max) => field(`submit-${name}`, label,
+    h("input", { id: `submit-${name}`, name, type: "number", step, min, max,
+      value: defaults[name], required: true }));
+  const rules = h("fieldset", { class: "subtitle-rules" }, h("legend", {}, "Subtitles (srt, vtt)"),
+    h("label", { class: "check" }, rulesOn, "Cues made for reading (off: one cue per segment)"),
+    number("subtitle_line_chars", "Characters a line", "1", 10, 200),
+    number("subtitle_lines", "Lines a cue", "1", 1, 4),
+    number("subtitle_min_s", "Shortest on screen (s)", "0.1", 0, 10),
+    number("subtitle_max_s", "Longest on screen (s)", "0.1", 0.1, 60),
+    number("subtitle_cps", "Characters a second at most", "0.5", 1, 100));
   const bar = h("progress", { max: "100", value: "0", hidden: true, "aria-label": "Upload progress" });
   const outcome = h("p", { class: "outcome", role: "status" });
   const send = h("button", { type: "submit" }, "Submit");
@@ -47,7 +60,7 @@ function build(form, { defaults, formats, tasks, languages, max_upload_bytes: ma
       task, formatBoxes,
       h("label", { class: "check" }, vad, "Skip silence (VAD)"),
       h("label", { class: "check" }, words, "Word timestamps")),
-    send, bar, outcome);
+    rules, send, bar, outcome);
 
   const chosen = () => ({
     language: language.value,
@@ -55,6 +68,9 @@ function build(form, { defaults, formats, tasks, languages, max_upload_bytes: ma
     formats: [...form.querySelectorAll("input[name=formats]:checked")].map((box) => box.value),
     vad_filter: vad.checked,
     word_timestamps: words.checked,
+    subtitle_rules: rulesOn.checked,
+    ...Object.fromEntries([...rules.querySelectorAll("input[type=number]")]
+      .map((input) => [input.name, Number(input.value)])),
   });
 
   form.addEventListener("submit", async (event) => {
