@@ -11,6 +11,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from whisper_transcriber.api.asgi_responses import send_error
+from whisper_transcriber.db.values import MAX_PROMPT_CHARS
 
 # A path (at most 4096 bytes on Linux) and the options, prompt included, escaped: 64 KiB is ample.
 MAX_JSON_BODY_BYTES = 64 * 1024
@@ -20,11 +21,6 @@ MAX_FORM_FIELD_BYTES = 16 * 1024
 MAX_FORM_PARTS = 32
 # A form's option fields and part headers together, and what a form adds around its file.
 FORM_OVERHEAD_BYTES = 256 * 1024
-# Whisper reads at most 223 tokens of a prompt (half its 448-token text window, less one) and
-# faster-whisper silently drops the beginning of a longer one. 223 tokens of English prose, the
-# language that packs the most characters into a token, are about 1,000 characters (4 to 4.7 a
-# token, checked in tests/faults/test_request_limits.py): 2,000 holds anything the model can use.
-MAX_PROMPT_CHARS = 2000
 
 
 class ContentTooLarge(Exception):

@@ -52,6 +52,9 @@ class OptionsIn(BaseModel):
     vad_filter: bool | None = None
     word_timestamps: bool | None = None
     initial_prompt: str | None = None
+    hotwords: str | None = Field(
+        default=None, description='Terms the model should expect: "Kubernetes, Siobhan Nguyen"'
+    )
     diarize: bool | None = Field(
         default=None, description="Label who speaks each segment: Speaker 1, Speaker 2, ..."
     )

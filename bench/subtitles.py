@@ -29,7 +29,7 @@ VOCABULARY = tuple(_COMMON_WORDS.split())
 def made_up_hour() -> Transcript:
     """Segments of 5 to 40 words, some ending a clause or a sentence, with pauses between."""
     rng = random.Random(SEED)
-    segments = []
+    segments: list[Segment] = []
     at = 0.0
     while at < HOUR_S:
         words = []

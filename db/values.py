@@ -40,6 +40,12 @@ DEFAULT_BEAM_SIZE = 5  # faster-whisper's own default
 # Speaker labels: the most speakers a job may ask for (a panel, a classroom; beyond, the voice
 # prints of one file no longer tell people apart).
 MAX_SPEAKERS = 20
+# Whisper reads at most 223 tokens of a prompt (half its 448-token text window, less one) and
+# faster-whisper silently drops the beginning of a longer one (of hotwords, the end). 223 tokens
+# of English prose, the language that packs the most characters into a token, are about 1,000
+# characters (4 to 4.7 a token, checked in tests/faults/test_request_limits.py): 2,000 holds
+# anything the model can use.
+MAX_PROMPT_CHARS = 2000
 RETRY_BASE_DELAY_S = 30.0
 RETRY_MAX_DELAY_S = 3600.0
 
@@ -121,7 +127,12 @@ SubtitleRulesOn = Annotated[
     ),
 ]
 SubtitleLineChars = Annotated[
-    int, Field(ge=10, le=200, description="Subtitles: the most characters on a line")
+    int,
+    Field(
+        ge=10,
+        le=200,
+        description="Subtitles: the most characters on a line (a Chinese or Japanese one counts two)",
+    ),
 ]
 SubtitleLines = Annotated[int, Field(ge=1, le=4, description="Subtitles: the most lines in a cue")]
 SubtitleMaxSeconds = Annotated[
@@ -137,7 +148,7 @@ SubtitleMinSeconds = Annotated[
 ]
 SubtitleCps = Annotated[
     float,
-    Field(gt=0, le=100, description="Subtitles: the fastest reading speed, characters a second"),
+    Field(ge=1, le=100, description="Subtitles: the fastest reading speed, characters a second"),
 ]
 
 
@@ -183,6 +194,11 @@ class JobOptions(BaseModel):
     vad_filter: bool = False
     word_timestamps: bool = False
     initial_prompt: str | None = None
+    hotwords: str | None = Field(
+        default=None,
+        description="Terms the model should expect (names, jargon), faster-whisper's hotwords: "
+        "they lead its prompt and make it spell them so",
+    )
     temperature: float | None = Field(
         default=None,
         ge=0,

@@ -68,7 +68,7 @@ DATABASE = ("config_file", "database_url")
 POOL = ("workers", "threads_per_worker", "model", "device", "compute_type", "job_timeout_s",
         "max_attempts")  # fmt: skip
 JOB_OPTIONS = ("output_dir", "formats", "language", "task", "vad_filter", "word_timestamps",
-               "beam_size", "initial_prompt", "diarize", "num_speakers", "min_speakers",
+               "beam_size", "initial_prompt", "hotwords", "diarize", "num_speakers", "min_speakers",
                "max_speakers", *SUBTITLE_RULES)  # fmt: skip
 LOGGING = ("log_level", "log_format")
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from whisper_transcriber.db.values import (
+    MAX_PROMPT_CHARS,
     SPEAKER_COUNTS,
     SUBTITLE_RULES,
     JobOptions,
@@ -22,6 +23,9 @@ from whisper_transcriber.service.settings import (
 from whisper_transcriber.watcher.filters import FileFilter
 from whisper_transcriber.watcher.spec import Inbox
 from whisper_transcriber.worker.confinement import Confinement
+
+# A vocabulary file past this is not one (a wrong path given): refused without reading it all.
+VOCABULARY_MAX_BYTES = 64 * 1024
 
 
 def ensure_inboxes(settings: Settings) -> None:
@@ -76,6 +80,34 @@ def inboxes_from_settings(settings: Settings) -> list[Inbox]:
     return inboxes
 
 
+def vocabulary(config: InboxSettings) -> list[str]:
+    """The terms of the inbox's vocabulary file, each once, in its order; SettingError for a file
+    that cannot be read, is not text, or holds more than the model reads."""
+    if config.vocabulary is None:
+        return []
+    path = config.vocabulary.expanduser()
+    try:
+        with path.open("rb") as file:
+            raw = file.read(VOCABULARY_MAX_BYTES + 1)
+        text = raw.decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingError("inboxes", f"inbox {config.path}: vocabulary {path}: {exc}") from exc
+    terms = [line.strip() for line in text.splitlines()]
+    kept = list(dict.fromkeys(t for t in terms if t and not t.startswith("#")))
+    for term in kept:
+        if any(ord(c) < 32 for c in term):
+            raise SettingError("inboxes", f"inbox {config.path}: vocabulary {path}: {term!r}")
+    joined = ", ".join(kept)
+    if len(raw) > VOCABULARY_MAX_BYTES or len(joined) > MAX_PROMPT_CHARS:
+        raise SettingError(
+            "inboxes",
+            f"inbox {config.path}: vocabulary {path} holds more than the model reads (at most "
+            f"{MAX_PROMPT_CHARS} characters of terms, about 223 tokens): keep this library's "
+            "names and jargon",
+        )
+    return kept
+
+
 def _inbox(config: InboxSettings, settings: Settings) -> Inbox:
     root = config.path.expanduser().resolve()
     defaults = settings.job_options()
@@ -84,6 +116,11 @@ def _inbox(config: InboxSettings, settings: Settings) -> Inbox:
         overrides["language"] = config.language
     if config.task is not None:
         overrides["task"] = config.task
+    if config.initial_prompt is not None:
+        overrides["initial_prompt"] = config.initial_prompt
+    hotwords = ", ".join(filter(None, [config.hotwords or defaults.hotwords, *vocabulary(config)]))
+    if hotwords:
+        overrides["hotwords"] = hotwords
     if config.formats is not None:
         overrides["formats"] = tuple(config.formats)
     elif config.media_library:

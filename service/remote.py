@@ -41,6 +41,7 @@ SENT_OPTIONS = (
     "vad_filter",
     "word_timestamps",
     "initial_prompt",
+    "hotwords",
     "diarize",
     "num_speakers",
     "min_speakers",

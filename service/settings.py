@@ -132,7 +132,7 @@ def flag_name(name: str) -> str:
 FLAGGED = frozenset(
     {
         "api_key", "beam_size", "compute_type", "config_file", "database_url", "device",
-        "diarize", "formats", "host", "inboxes", "initial_prompt", "instance_name",
+        "diarize", "formats", "host", "hotwords", "inboxes", "initial_prompt", "instance_name",
         "job_timeout_s", "language", "log_format", "max_speakers", "min_speakers", "num_speakers",
         "log_level", "max_attempts", "model", "output_dir", "port", "roles", "server_url", "task",
         "threads_per_worker", "vad_filter", "word_timestamps", "workers", *SUBTITLE_RULES,
@@ -236,6 +236,17 @@ class InboxSettings(BaseModel):
         default=False,
         description="Read-only: never move originals; write Movie.en.srt sidecars; skip videos "
         "that already have a subtitle in the language",
+    )
+    initial_prompt: str | None = Field(
+        default=None, description="Text that primes the model for this inbox's files"
+    )
+    hotwords: str | None = Field(
+        default=None, description="Terms this inbox's files use (with the vocabulary's)"
+    )
+    vocabulary: Path | None = Field(
+        default=None,
+        description="A text file of this library's names and jargon, one term a line (# starts "
+        "a comment), read at start: its terms join the hotwords",
     )
     diarize: bool | None = Field(default=None, description="Speaker labels for this inbox's files")
     num_speakers: int | None = Field(default=None, ge=1, le=MAX_SPEAKERS)
@@ -507,6 +518,11 @@ class Settings(BaseSettings):
     initial_prompt: str | None = Field(
         default=None, description="Text that primes the model (names, spelling, style)"
     )
+    hotwords: str | None = Field(
+        default=None,
+        description="Terms the model should expect, as faster-whisper's hotwords: "
+        '"Kubernetes, Siobhan Nguyen"',
+    )
     diarize: bool = Field(
         default=False,
         description="Speaker labels (Speaker 1, Speaker 2, ...) on every segment, made offline; "
@@ -731,6 +747,7 @@ class Settings(BaseSettings):
             vad_filter=self.vad_filter,
             word_timestamps=self.word_timestamps,
             initial_prompt=self.initial_prompt,
+            hotwords=self.hotwords,
             diarize=self.diarize,
             num_speakers=self.num_speakers,
             min_speakers=self.min_speakers,

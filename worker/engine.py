@@ -148,6 +148,7 @@ def transcribe_kwargs(options: JobOptions) -> dict[str, Any]:
         # Asked for, or for the subtitle rules: cues are cut and timed on the words.
         "word_timestamps": options.keeps_words,
         "initial_prompt": options.initial_prompt,
+        "hotwords": options.hotwords,
     }
     if options.temperature is not None:  # one temperature, no fallback: as the client asked
         kwargs["temperature"] = options.temperature

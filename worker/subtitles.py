@@ -9,12 +9,15 @@ long run-on is cut at its best places rather than wherever a line happens to fil
 text is then wrapped into balanced lines, and its time on screen stretched into the free time
 after it for a minimum duration and a readable speed, never over the next cue.
 
-Without word times (a transcript stored by an older version), a segment's time is shared among
-its words by their length. Pure Python: the API renders subtitles without the model stack.
+Lines are measured in columns: a Chinese or Japanese character (wide) takes two, a combining
+mark none. Times are whole milliseconds, as the files write them, and every cue stays at least a
+frame. Without word times (a transcript stored by an older version), a segment's time is shared
+among its words by their length. Pure Python: the API renders subtitles without the model stack.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import unicodedata
@@ -32,9 +35,10 @@ from whisper_transcriber.db.values import (
 )
 
 # Where a cue may end, best first: a change of speaker (it must), a sentence's end, a pause or
-# clause punctuation, anywhere between words. The cost of ending a cue at each.
-_FORCED, _SENTENCE, _CLAUSE, _WORD = 0, 1, 2, 3
-_BREAK_COST = {_FORCED: 0.0, _SENTENCE: 0.0, _CLAUSE: 2.0, _WORD: 6.0}
+# clause punctuation, anywhere between words, inside a word cut to fit a line. The cost of ending
+# a cue at each.
+_FORCED, _SENTENCE, _CLAUSE, _WORD, _INSIDE = 0, 1, 2, 3, 4
+_BREAK_COST = {_FORCED: 0.0, _SENTENCE: 0.0, _CLAUSE: 2.0, _WORD: 6.0, _INSIDE: 60.0}
 _CUE_COST = 1.0  # fewer, fuller cues
 _SLOW_COST = 12.0  # per reading speed's worth over the maximum
 _SHORT_COST = 8.0  # a cue that cannot stay the minimum time on screen
@@ -42,12 +46,33 @@ _SHORT_COST = 8.0  # a cue that cannot stay the minimum time on screen
 # starts ("..., because that") or the end of the last it finishes reads as a fragment.
 _FRAGMENT_COST = 4.0
 _PAUSE_S = 0.6  # silence that ends a thought as a comma does
+FRAME_MS = 40  # the shortest a cue is shown: a frame at 25 fps
 # Latin, CJK (ideographic full stop, full-width ! and ?), Arabic and Devanagari sentence ends.
 _SENTENCE_ENDS = frozenset(".!?\u2026\u3002\uff01\uff1f\u061f\u0964")
 # Commas, semicolons and colons (also CJK's), and the dashes.
 _CLAUSE_ENDS = frozenset(",;:\u2014\u2013\u3001\uff0c\uff1b\uff1a\u060c")
 # Quotes and brackets that may close after a sentence's end: "He left." or (Laughs.)
 _CLOSING = "\"')]\u201d\u2019\u00bb\uff09\u300d\u300f"
+# Dots that end a title or an abbreviation, not a sentence ("Mr. Smith").
+_ABBREVIATIONS = frozenset(
+    ("mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "sr.", "jr.", "vs.", "mt.", "e.g.", "i.e.")
+)
+
+
+def display_width(text: str) -> int:
+    """The columns a text takes on screen: a wide or full-width character (Chinese, Japanese,
+    Korean) two, a combining mark or a format character (a joiner) none, any other one."""
+    width = 0
+    for character in text:
+        if unicodedata.category(character) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(character) in ("W", "F") else 1
+    return width
+
+
+def _reading_chars(text: str) -> int:
+    """The characters a reader reads: marks and joiners are part of the one before."""
+    return sum(unicodedata.category(c) not in ("Mn", "Me", "Cf") for c in text)
 
 
 @dataclass(frozen=True)
@@ -85,7 +110,8 @@ class Cue:
 
     @property
     def chars(self) -> int:
-        return sum(map(len, self.lines))
+        """What reading it takes: its characters (a line break read as a space)."""
+        return sum(map(_reading_chars, self.lines)) + len(self.lines) - 1
 
 
 @dataclass(frozen=True)
@@ -96,13 +122,18 @@ class _Word:
     end: float
     speaker: str | None
     segment_end: bool = False  # the last word of a segment
+    continues: bool = False  # a piece of a word cut to fit a line, the next piece after it
+
+    @property
+    def width(self) -> int:
+        return display_width(self.text)
 
 
 def cues(transcript: Transcript, rules: SubtitleRules, *, labelled: bool = False) -> list[Cue]:
     """The transcript's words grouped into cues that obey the rules, in time order. labelled:
     each cue's first line starts with its speaker's name ("Ada: Hello."), counted in the line."""
     shown = _Shown(rules, labelled)
-    words = _words(transcript.segments, shown.longest_word)
+    words = _words(transcript.segments, shown)
     if not words:
         return []
     ends = _cue_ends(words, shown)
@@ -110,28 +141,27 @@ def cues(transcript: Transcript, rules: SubtitleRules, *, labelled: bool = False
     return _timed(grouped, shown)
 
 
-def _words(segments: Sequence[Segment], longest: int) -> list[_Word]:
+def _words(segments: Sequence[Segment], shown: _Shown) -> list[_Word]:
     words: list[_Word] = []
     for segment in segments:
         found = [
             _Word(w.word.strip(), w.word[:1].isspace(), w.start, w.end, segment.speaker)
             for w in segment.words or ()
-            if w.word.strip()
+            if w.word.strip() and math.isfinite(w.start) and math.isfinite(w.end)
         ]
         if not found:
             found = _estimated(segment)
         for word in found:
-            words.extend(_hard_split(word, longest))
+            words.extend(_hard_split(word, shown.longest_word(word.speaker)))
         if words and found:
-            last = words[-1]
-            words[-1] = _Word(last.text, last.spaced, last.start, last.end, last.speaker, True)
+            words[-1] = dataclasses.replace(words[-1], segment_end=True)
     return words
 
 
 def _estimated(segment: Segment) -> list[_Word]:
     """A segment's words without times of their own: its time shared by their length."""
     texts = segment.text.split()
-    if not texts:
+    if not texts or not (math.isfinite(segment.start) and math.isfinite(segment.end)):
         return []
     total = sum(map(len, texts))
     span = max(segment.end - segment.start, 0.0)
@@ -145,18 +175,26 @@ def _estimated(segment: Segment) -> list[_Word]:
 
 
 def _hard_split(word: _Word, limit: int) -> list[_Word]:
-    """A word longer than a line (a URL, a sentence of Chinese as one token) in line-long parts."""
-    if len(word.text) <= limit:
+    """A word wider than a line (a URL, a sentence of Chinese as one token) in pieces of at most
+    a line, a mark kept with the character it belongs to; time shared by their length."""
+    if word.width <= limit:
         return [word]
-    parts = [word.text[i : i + limit] for i in range(0, len(word.text), limit)]
+    parts: list[str] = [""]
+    for character in word.text:
+        if parts[-1] and display_width(parts[-1] + character) > limit:
+            parts.append("")
+        parts[-1] += character
     step = (word.end - word.start) / len(parts)
+    last = len(parts) - 1
     return [
-        _Word(
-            part,
-            word.spaced if n == 0 else False,
-            word.start + n * step,
-            word.start + (n + 1) * step,
-            word.speaker,
+        dataclasses.replace(
+            word,
+            text=part,
+            spaced=word.spaced if n == 0 else False,
+            start=word.start + n * step,
+            end=word.start + (n + 1) * step,
+            segment_end=word.segment_end and n == last,
+            continues=n < last,
         )
         for n, part in enumerate(parts)
     ]
@@ -165,12 +203,19 @@ def _hard_split(word: _Word, limit: int) -> list[_Word]:
 def _strength(words: Sequence[_Word], i: int) -> int:
     """How good a place the end of word i is to end a cue."""
     word = words[i]
-    if i + 1 < len(words) and words[i + 1].speaker != word.speaker:
+    following = words[i + 1] if i + 1 < len(words) else None
+    if following is not None and following.speaker != word.speaker:
         return _FORCED
+    if word.continues:
+        return _INSIDE
     last = word.text.rstrip(_CLOSING)[-1:]
     if last in _SENTENCE_ENDS and not _is_number_dot(word.text):
-        return _SENTENCE
-    pause = words[i + 1].start - word.end if i + 1 < len(words) else 0.0
+        if word.text.lower().rstrip(_CLOSING) in _ABBREVIATIONS:
+            return _WORD
+        if following is None or not following.text[:1].islower():
+            return _SENTENCE
+        return _CLAUSE  # '"Stop." and then': a dot that the sentence reads on after
+    pause = following.start - word.end if following is not None else 0.0
     if last in _CLAUSE_ENDS or pause >= _PAUSE_S or word.segment_end:
         return _CLAUSE
     return _WORD
@@ -198,31 +243,35 @@ class _Shown:
         """A speaker's name takes at most half a line: the words need the rest."""
         return self.rules.max_line_chars // 2
 
-    @property
-    def longest_word(self) -> int:
-        """Longer words are cut: they must fit a line, after the name when it shares the line."""
-        room = self.longest_label + 1 if self.labelled and self.rules.max_lines == 1 else 0
-        return max(self.rules.max_line_chars - room, 1)
+    def longest_word(self, speaker: str | None) -> int:
+        """Wider words are cut: they must fit a line, after the name when a cue of one line
+        starts with it."""
+        named = self.labelled and speaker is not None and self.rules.max_lines == 1
+        return max(self.rules.max_line_chars - (self.longest_label + 1 if named else 0), 2)
 
     def label(self, speaker: str) -> str:
+        """The speaker's name as a cue starts with it, "Ada:", cut to half a line."""
         name = " ".join(speaker.split())
-        if len(name) + 1 > self.longest_label:
-            name = name[: max(self.longest_label - 2, 0)] + "\u2026"
+        if display_width(name) + 1 > self.longest_label:
+            while name and display_width(name) + 2 > self.longest_label:
+                name = name[:-1]
+            name += "\u2026"
         return name + ":"
 
     def label_width(self, first: _Word) -> int:
-        """What the speaker's name adds to a cue starting with this word (0 without one)."""
+        """What the speaker's name and the space after it add to a cue starting with this word
+        (0 without one)."""
         if not self.labelled or first.speaker is None:
             return 0
-        return len(self.label(first.speaker)) + (1 if first.spaced else 0)
+        return display_width(self.label(first.speaker)) + 1
 
     def words(self, group: Sequence[_Word]) -> Sequence[_Word]:
         """What a cue of these words shows: the name first, when labelled and there is one."""
-        speaker = group[0].speaker
-        if not self.labelled or speaker is None:
-            return group
         first = group[0]
-        return [_Word(self.label(speaker), False, first.start, first.start, speaker), *group]
+        if not self.labelled or first.speaker is None:
+            return group
+        name = _Word(self.label(first.speaker), False, first.start, first.start, first.speaker)
+        return [name, dataclasses.replace(first, spaced=True), *group[1:]]
 
 
 def _cue_ends(words: list[_Word], shown: _Shown) -> list[int]:
@@ -231,24 +280,25 @@ def _cue_ends(words: list[_Word], shown: _Shown) -> list[int]:
     j - 1 down, the cue's width and lines kept as it grows to the left (linear in the words)."""
     n = len(words)
     strengths = [_strength(words, i) for i in range(n)]
+    widths = [word.width for word in words]
     cost = [0.0] + [math.inf] * n
     start_of = [0] * (n + 1)
     limit = shown.rules.max_line_chars
     for j in range(1, n + 1):
         last = words[j - 1]
-        width = len(last.text)
+        width = widths[j - 1]
         lines, first_line = 1, width  # filled from the right: the fewest lines, the first shortest
         inner_boundary = False
         for i in range(j - 1, -1, -1):
             if i < j - 1:
                 if strengths[i] == _FORCED:
                     break  # a cue never spans a change of speaker (after word i)
-                word, space = words[i], 1 if words[i + 1].spaced else 0
-                width += len(word.text) + space
-                if first_line + space + len(word.text) <= limit:
-                    first_line += space + len(word.text)
+                space = 1 if words[i + 1].spaced else 0
+                width += widths[i] + space
+                if first_line + space + widths[i] <= limit:
+                    first_line += space + widths[i]
                 else:
-                    lines, first_line = lines + 1, len(word.text)
+                    lines, first_line = lines + 1, widths[i]
                 inner_boundary = inner_boundary or strengths[i] in (_SENTENCE, _CLAUSE)
             label = shown.label_width(words[i])
             needed = lines + (1 if label and first_line + label > limit else 0)
@@ -257,7 +307,7 @@ def _cue_ends(words: list[_Word], shown: _Shown) -> list[int]:
             ):
                 break  # longer cues (smaller i) fit even less
             total = cost[i] + _cost(words, i, j, strengths, shown, width + label, inner_boundary)
-            if total < cost[j]:
+            if i == j - 1 or total < cost[j]:  # a word alone is always a way
                 cost[j], start_of[j] = total, i
     ends = []
     j = n
@@ -280,6 +330,8 @@ def _cost(
     how far it falls short of the time on screen and the reading speed."""
     rules = shown.rules
     total = _CUE_COST + (_BREAK_COST[strengths[j - 1]] if j < len(words) else 0.0)
+    if i > 0 and strengths[i - 1] == _INSIDE:
+        total += _BREAK_COST[_INSIDE]  # it starts with the rest of a word
     cut_between_words = (j < len(words) and strengths[j - 1] == _WORD) or (
         i > 0 and strengths[i - 1] == _WORD
     )
@@ -287,10 +339,11 @@ def _cost(
         total += _FRAGMENT_COST
     start = words[i].start
     free_until = words[j].start if j < len(words) else math.inf
-    on_screen = min(start + rules.max_cue_s, free_until) - start  # the longest it can stay
-    if on_screen < rules.min_cue_s:
+    # The longest it can stay (none when the next cue's words start before its own).
+    on_screen = max(min(start + rules.max_cue_s, free_until) - start, 0.0)
+    if rules.min_cue_s > 0 and on_screen < rules.min_cue_s:
         total += _SHORT_COST * (1 - on_screen / rules.min_cue_s)
-    speed = chars / max(on_screen, 1e-3)
+    speed = chars / max(on_screen, FRAME_MS / 1000)
     if speed > rules.max_cps:
         total += _SLOW_COST * (speed - rules.max_cps) / rules.max_cps
     return total
@@ -299,29 +352,30 @@ def _cost(
 def _wrap(group: Sequence[_Word], rules: SubtitleRules) -> tuple[str, ...] | None:
     """The words on the fewest lines of at most max_line_chars (at most max_lines), as even as
     can be: the longest line as short as possible. None when they do not fit."""
-    texts = [word.text for word in group]
     gaps = [0] + [1 if word.spaced else 0 for word in group[1:]]
-    ends = list(
-        itertools.accumulate(len(text) + gap for text, gap in zip(texts, gaps, strict=True))
-    )
+    ends = list(itertools.accumulate(w.width + gap for w, gap in zip(group, gaps, strict=True)))
 
     def width(a: int, b: int) -> int:  # words[a:b] on one line
         return ends[b - 1] - (ends[a - 1] if a else 0) - gaps[a]
 
     n = len(group)
+    limit = rules.max_line_chars
     for count in range(1, min(rules.max_lines, n) + 1):
         # longest[k][b]: the shortest longest line putting words[:b] on k lines; cut: where the
-        # last of them starts.
+        # last of them starts. A line is never wider than the limit, which bounds the search.
         longest = [[math.inf] * (n + 1) for _ in range(count + 1)]
         cut = [[0] * (n + 1) for _ in range(count + 1)]
         longest[0][0] = 0
         for k in range(1, count + 1):
             for b in range(k, n + 1):
-                for a in range(k - 1, b):
-                    candidate = max(longest[k - 1][a], width(a, b))
+                for a in range(b - 1, k - 2, -1):
+                    line = width(a, b)
+                    if line > limit:
+                        break
+                    candidate = max(longest[k - 1][a], line)
                     if candidate < longest[k][b]:
                         longest[k][b], cut[k][b] = candidate, a
-        if longest[count][n] <= rules.max_line_chars:
+        if longest[count][n] <= limit:
             lines: list[str] = []
             b = n
             for k in range(count, 0, -1):
@@ -333,55 +387,58 @@ def _wrap(group: Sequence[_Word], rules: SubtitleRules) -> tuple[str, ...] | Non
 
 
 def _timed(grouped: list[list[_Word]], shown: _Shown) -> list[Cue]:
-    """Each group as a cue on screen from its first word to its last, stretched into the free
-    time after it for the minimum time and a readable speed, never over the next cue."""
+    """Each group as a cue on screen from its first word to its last, in whole milliseconds,
+    stretched into the free time after it for the minimum time and a readable speed, never
+    over the next cue, and at least a frame (which moves the next one on, where words share a
+    moment)."""
     rules = shown.rules
     result: list[Cue] = []
+    previous_end = 0
     for n, group in enumerate(grouped):
         words = shown.words(group)
         lines = _wrap(words, rules) or (_joined(words),)
-        start = group[0].start
-        if result and start < result[-1].end:
-            start = result[-1].end  # word times of two segments may overlap a little
-        end = max(group[-1].end, start)
-        chars = sum(map(len, lines))
-        wanted = max(end, start + rules.min_cue_s, start + chars / rules.max_cps)
-        end = min(wanted, start + rules.max_cue_s)
+        start = max(_ms(group[0].start), previous_end)
+        chars = sum(map(_reading_chars, lines)) + len(lines) - 1
+        wanted = max(
+            _ms(group[-1].end),
+            start + _ms(rules.min_cue_s),
+            start + math.ceil(chars / rules.max_cps * 1000),
+        )
+        end = min(wanted, start + _ms(rules.max_cue_s))
         if n + 1 < len(grouped):
-            end = min(end, max(grouped[n + 1][0].start, start))
-        if end <= start:  # no time at all between two words: a frame's worth
-            end = start + 0.001
-        result.append(Cue(start, end, lines, group[0].speaker))
-    return _no_overlap(result)
+            end = min(end, _ms(grouped[n + 1][0].start))
+        end = max(end, start + FRAME_MS)
+        result.append(Cue(start / 1000, end / 1000, lines, group[0].speaker))
+        previous_end = end
+    return result
 
 
-def _no_overlap(result: list[Cue]) -> list[Cue]:
-    fixed: list[Cue] = []
-    for cue in result:
-        if fixed and cue.start < fixed[-1].end:
-            cue = Cue(fixed[-1].end, max(cue.end, fixed[-1].end + 0.001), cue.lines, cue.speaker)
-        fixed.append(cue)
-    return fixed
+def _ms(seconds: float) -> int:
+    return max(round(seconds * 1000), 0)
 
 
 def broken_rules(shown: Sequence[Cue], rules: SubtitleRules) -> list[str]:
     """Every rule a list of cues breaks, said per cue (for tests and checks over real files).
     The minimum time and the reading speed count as broken only where the cue could have
-    stayed longer: it ends before both the next cue and its maximum time."""
+    stayed longer: it ends before both the next cue and its maximum time. Every cue stays at
+    least a frame."""
     problems = []
     for n, cue in enumerate(shown):
         where = f"cue {n + 1} ({cue.start:.3f}-{cue.end:.3f} {cue.text!r})"
+        if not (math.isfinite(cue.start) and math.isfinite(cue.end)) or cue.start < 0:
+            problems.append(f"{where}: times that are not times")
+            continue
         if len(cue.lines) > rules.max_lines:
             problems.append(f"{where}: {len(cue.lines)} lines")
         for line in cue.lines:
-            if len(line) > rules.max_line_chars:
-                problems.append(f"{where}: a line of {len(line)} characters")
+            if display_width(line) > rules.max_line_chars:
+                problems.append(f"{where}: a line {display_width(line)} columns wide")
             if not line.strip() or any(unicodedata.category(c) == "Cc" for c in line):
                 problems.append(f"{where}: an empty line or a control character")
         duration = cue.end - cue.start
-        if duration <= 0:
-            problems.append(f"{where}: no time on screen")
-        if duration > rules.max_cue_s + 1e-6:
+        if duration + 1e-9 < FRAME_MS / 1000:
+            problems.append(f"{where}: on screen for less than a frame")
+        if duration > rules.max_cue_s + 1e-9:
             problems.append(f"{where}: {duration:.3f} s on screen")
         nxt = shown[n + 1].start if n + 1 < len(shown) else math.inf
         if cue.end > nxt + 1e-9:

@@ -108,8 +108,12 @@ async def asr(
     assert transcript is not None
     # Speakers as whisper-asr-webservice's WhisperX engine names them: SPEAKER_00, SPEAKER_01, ...
     whisperx = {label: f"SPEAKER_{n:02d}" for n, label in enumerate(transcript.speakers)}
+    # A long film's cues take a moment to make: not on the event loop.
+    body = await run_in_threadpool(
+        rendered, transcript.with_speaker_names(whisperx), output, job.options
+    )
     return Response(
-        rendered(transcript.with_speaker_names(whisperx), output, job.options),
+        body,
         media_type=MEDIA_TYPES[output],
         headers={
             "Asr-Engine": "faster_whisper",

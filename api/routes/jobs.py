@@ -148,6 +148,7 @@ async def _by_path(request: Request, context: Context) -> tuple[JobRecord, bool]
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from exc
     check_prompt(given.initial_prompt, "initial_prompt")
+    check_prompt(given.hotwords, "hotwords")
     try:
         path = resolve_allowed(given.path, context.allowed_roots)
     except PathNotAllowed as exc:
@@ -216,6 +217,7 @@ async def _uploaded(
     try:
         given = OptionsIn.from_form(upload.fields)
         check_prompt(given.initial_prompt, "initial_prompt")
+        check_prompt(given.hotwords, "hotwords")
         options = given.options(context.default_options)
     except ValidationError as exc:
         upload.discard()

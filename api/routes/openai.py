@@ -143,8 +143,10 @@ async def _run(request: Request, context: Context, task: Task) -> Response:
             headers=headers,
         )
     if form.response_format in ("text", "srt", "vtt"):
-        text = transcript.text + "\n" if form.response_format == "text" else None
-        body = text if text is not None else rendered(transcript, form.response_format, job.options)
+        if form.response_format == "text":
+            body = transcript.text + "\n"
+        else:  # a long file's cues take a moment to make: not on the event loop
+            body = await run_in_threadpool(rendered, transcript, form.response_format, job.options)
         return Response(body, media_type="text/plain; charset=utf-8", headers=headers)
     if form.response_format == "json":
         payload: dict[str, Any] = {"text": transcript.text}

@@ -21,8 +21,8 @@ from whisper_transcriber.api.limits import (
     MAX_FORM_FIELD_BYTES,
     MAX_FORM_PARTS,
     MAX_JSON_BODY_BYTES,
-    MAX_PROMPT_CHARS,
 )
+from whisper_transcriber.db.values import MAX_PROMPT_CHARS
 from whisper_transcriber.worker.engine import resolve_model
 
 MAX_UPLOAD_MB = 1
@@ -196,6 +196,10 @@ def test_a_prompt_longer_than_the_model_reads_is_refused(service: Service, folde
             files={"file": ("t.wav", audio)},
             data={"model": "whisper-1", "prompt": long},
         ),
+        service.client.post("/transcribe", json={"path": source, "hotwords": long}),
+        service.client.post(
+            "/transcribe", files={"file": ("t.wav", audio)}, data={"hotwords": long}
+        ),
     ]
     for response in refused:
         assert response.status_code == 413, response.text
@@ -212,6 +216,12 @@ def test_a_prompt_at_the_limit_is_taken(service: Service, folder: Path) -> None:
     response = service.client.post("/transcribe", json={"path": source, "initial_prompt": prompt})
     assert response.status_code == 202, response.text
     assert response.json()["options"]["initial_prompt"] == prompt
+    hotwords = "Kubernetes, Siobhan Nguyen"
+    again = service.client.post(
+        "/transcribe", json={"path": source, "hotwords": hotwords, "force": True}
+    )
+    assert again.status_code == 202 and again.json()["options"]["hotwords"] == hotwords
+    assert service.client.delete(f"/jobs/{again.json()['id']}").status_code == 200
     assert service.client.delete(f"/jobs/{response.json()['id']}").status_code == 200
 
 

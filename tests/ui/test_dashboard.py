@@ -38,6 +38,7 @@ def test_upload_runs_to_a_transcript_that_search_finds(
     expect(page.get_by_label("Cues made for reading (off: one cue per segment)")).to_be_checked()
     expect(page.get_by_label("Lines a cue")).to_have_value("2")
     page.get_by_label("Characters a line").fill("32")
+    page.get_by_label("Hotwords").fill("museum, painting")
     page.get_by_label("Upload a file").set_input_files(long_speech)
     page.get_by_role("button", name="Submit").click()
     expect(page.get_by_label("Upload progress")).to_have_attribute("value", "100")
@@ -68,6 +69,7 @@ def test_upload_runs_to_a_transcript_that_search_finds(
     expect(page.locator(".details")).to_contain_text(
         "at most 2 \N{MULTIPLICATION SIGN} 32 characters, 1\N{EN DASH}7 s on screen"
     )
+    expect(page.locator(".details")).to_contain_text("museum, painting")
     segments = page.locator(".segment")
     expect(segments.first).to_contain_text("museum")
     audio = page.locator("audio")

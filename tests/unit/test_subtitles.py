@@ -4,6 +4,7 @@ any transcript hypothesis makes up, every cue obeys every rule."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,13 @@ from pydantic import ValidationError
 from whisper_transcriber.db.transcript import Segment, Transcript, Word
 from whisper_transcriber.db.values import JobOptions, stored_options
 from whisper_transcriber.worker.outputs import render, rendered
-from whisper_transcriber.worker.subtitles import Cue, SubtitleRules, broken_rules, cues
+from whisper_transcriber.worker.subtitles import (
+    FRAME_MS,
+    Cue,
+    SubtitleRules,
+    broken_rules,
+    cues,
+)
 
 RULES = SubtitleRules()
 
@@ -115,12 +122,56 @@ def test_speakers_never_share_a_cue_and_their_names_count_in_the_line() -> None:
     assert all(len(line) <= RULES.max_line_chars for cue in found for line in cue.lines)
 
 
+def test_hostile_times_and_tiny_rules_never_crash_or_make_unreadable_cues() -> None:
+    """Found by review: a minimum of 0 with overlapping words divided by zero; words sharing one
+    moment made 0 ms cues; a reading speed near 0 made one cue of everything."""
+    ended = spoken("It ended. Yes.", start=8.0, per_char=0.1)
+    early = spoken("Next one.", start=ended.end - 0.5)
+    shown(ended, early, rules=SubtitleRules(min_cue_s=0.0))
+    same = Segment(0, 1.5, 1.5, " moon. sun. star. sky.",
+                   tuple(Word(0.0015, 0.0015, f" {w}.", 0.9) for w in ("moon", "sun", "star", "sky")))  # fmt: skip
+    found = shown(same, rules=SubtitleRules(max_line_chars=10, max_lines=1))
+    assert " ".join(texts(found)) == "moon. sun. star. sky." and len(found) > 1
+    assert all(round(c.end * 1000) - round(c.start * 1000) >= FRAME_MS for c in found)
+    many = Segment(0, 0.0, 0.0, "x", tuple(Word(0.0, 0.0, f" w{i}.", 0.9) for i in range(300)))
+    assert len(shown(many, rules=SubtitleRules(max_cps=1.0))) > 30
+    lost = Segment(0, 0.0, 1.0, " a b", (Word(math.nan, 1.0, " a", 0.9), Word(0.5, 1.0, " b", 0.9)))
+    assert texts(shown(lost)) == ["b"]
+    assert broken_rules([Cue(math.nan, 1.0, ("x",))], RULES)
+
+
+def test_a_long_word_is_cut_only_when_no_line_holds_it_and_names_keep_their_space() -> None:
+    german = "Der Kapitan der Donaudampfschifffahrtsgesellschaft sprach gestern lange."
+    one_line = SubtitleRules(max_lines=1)
+    assert "Donaudampfschifffahrtsgesellschaft" in " ".join(
+        texts(shown(spoken(german), labelled=True, rules=one_line))
+    )
+    url = "https://example.com/products/subtitles/index.html/and/more/of/it"
+    found = shown(spoken(f"Visit {url}", speaker="Speaker 1"), labelled=True, rules=one_line)
+    assert all(cue.lines[0].startswith("Speaker 1: ") for cue in found), texts(found)
+    # A word wider than a line is cut, and its pieces stay in one cue where two lines hold them,
+    # even where a piece happens to end in a dot.
+    long_url = "https://example.com/" + "subtitles/" * 2 + "a." + "b" * 20
+    assert long_url[41] == "."
+    words = "Please go to the page at " + long_url + " and read every part of it. Thank you all."
+    cut = shown(spoken(words))
+    assert any(long_url in cue.text.replace(" ", "") for cue in cut), texts(cut)
+
+
+def test_titles_and_quoted_dots_do_not_end_a_sentence() -> None:
+    text = "We finally met Mr. Smith and his wife at the station, and he said stop. and then left."
+    found = shown(spoken(text), rules=SubtitleRules(max_line_chars=30))
+    assert not any(cue.text.endswith("Mr.") for cue in found), texts(found)
+
+
 def test_chinese_without_spaces_is_cut_between_characters() -> None:
     comma = "\uff0c"  # the full-width comma
     text = f"我们今天讨论图书馆新的开放时间{comma}学生们放学后才来{comma}所以周四晚上应该开得更晚一些。"
     found = shown(spoken(text, spaced=False, per_char=0.2), rules=SubtitleRules(max_line_chars=16))
     assert "".join(texts(found)).replace(" ", "") == text
     assert all(" " not in line for cue in found for line in cue.lines)
+    # A Chinese character takes two columns: 8 of them fill a line of 16.
+    assert max(len(line) for cue in found for line in cue.lines) <= 8
     assert texts(found)[0].endswith(comma)  # at a clause
 
 
@@ -183,8 +234,8 @@ _WORDS = st.text(
     st.lists(
         st.tuples(
             st.lists(_WORDS, min_size=1, max_size=40),
-            st.floats(0.0, 3.0),  # silence before the segment
-            st.floats(0.005, 0.3),  # seconds per character
+            st.floats(-0.5, 3.0),  # silence before the segment (below 0: overlapping the last)
+            st.sampled_from([0.0, 0.005, 0.02, 0.06, 0.3]),  # seconds a character (0: no time)
             st.sampled_from([None, "Ada", "Grace Hopper"]),
         ),
         min_size=1,
@@ -195,6 +246,7 @@ _WORDS = st.text(
             RULES,
             SubtitleRules(max_line_chars=20, max_lines=1, max_cue_s=3.0, max_cps=12.0),
             SubtitleRules(max_line_chars=32, max_lines=3, min_cue_s=0.5),
+            SubtitleRules(max_line_chars=10, max_lines=4, min_cue_s=0.0, max_cps=1.0),
         ]
     ),
     st.booleans(),
@@ -207,7 +259,8 @@ def test_every_cue_obeys_every_rule(
     made = []
     at = 0.0
     for words, silence, per_char, speaker in segments:
-        segment = spoken(" ".join(words), start=at + silence, per_char=per_char, speaker=speaker)
+        start = max(at + silence, 0.0)
+        segment = spoken(" ".join(words), start=start, per_char=per_char, speaker=speaker)
         made.append(segment)
         at = segment.end
     found = shown(*made, labelled=labelled, rules=rules)

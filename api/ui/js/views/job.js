@@ -40,6 +40,8 @@ export function render(main, { id, params }) {
       ["Finished", when(job.finished_at)],
       ["Error", job.error],
       ["Note", job.note],
+      ["Hotwords", job.options.hotwords],
+      ["Initial prompt", job.options.initial_prompt],
       ["Subtitles", subtitleRules(job.options)],
       ["Written", job.outputs.length ? job.outputs.join("\n") : null],
       ["Upload removed", job.source_removed_at ? removedNote(job) : null],

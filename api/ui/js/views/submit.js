@@ -31,6 +31,12 @@ function build(form, { defaults, formats, tasks, languages, max_upload_bytes: ma
     checked: defaults.vad_filter });
   const words = h("input", { id: "submit-words", name: "word_timestamps", type: "checkbox",
     checked: defaults.word_timestamps });
+  // Vocabulary: names and jargon the model should spell as given.
+  const hotwords = h("input", { id: "submit-hotwords", name: "hotwords", type: "text",
+    value: defaults.hotwords ?? "", placeholder: "Kubernetes, Siobhan Nguyen", maxlength: 2000,
+    autocomplete: "off" });
+  const prompt = h("input", { id: "submit-prompt", name: "initial_prompt", type: "text",
+    value: defaults.initial_prompt ?? "", maxlength: 2000, autocomplete: "off" });
   // Subtitle rules: the checkbox and a number field per rule, preset to the service's.
   const rulesOn = h("input", { id: "submit-subtitle-rules", name: "subtitle_rules",
     type: "checkbox", checked: defaults.subtitle_rules });
@@ -41,9 +47,9 @@ function build(form, { defaults, formats, tasks, languages, max_upload_bytes: ma
     h("label", { class: "check" }, rulesOn, "Cues made for reading (off: one cue per segment)"),
     number("subtitle_line_chars", "Characters a line", "1", 10, 200),
     number("subtitle_lines", "Lines a cue", "1", 1, 4),
-    number("subtitle_min_s", "Shortest on screen (s)", "0.1", 0, 10),
-    number("subtitle_max_s", "Longest on screen (s)", "0.1", 0.1, 60),
-    number("subtitle_cps", "Characters a second at most", "0.5", 1, 100));
+    number("subtitle_min_s", "Shortest on screen (s)", "any", 0, 10),
+    number("subtitle_max_s", "Longest on screen (s)", "any", 0.1, 60),
+    number("subtitle_cps", "Characters a second at most", "any", 1, 100));
   const bar = h("progress", { max: "100", value: "0", hidden: true, "aria-label": "Upload progress" });
   const outcome = h("p", { class: "outcome", role: "status" });
   const send = h("button", { type: "submit" }, "Submit");
@@ -59,7 +65,9 @@ function build(form, { defaults, formats, tasks, languages, max_upload_bytes: ma
       field("submit-language", "Language", language),
       task, formatBoxes,
       h("label", { class: "check" }, vad, "Skip silence (VAD)"),
-      h("label", { class: "check" }, words, "Word timestamps")),
+      h("label", { class: "check" }, words, "Word timestamps"),
+      field("submit-hotwords", "Hotwords", hotwords, "Terms the model should expect, comma-separated."),
+      field("submit-prompt", "Initial prompt", prompt, "Text that primes the model (style, spelling).")),
     rules, send, bar, outcome);
 
   const chosen = () => ({
@@ -68,6 +76,8 @@ function build(form, { defaults, formats, tasks, languages, max_upload_bytes: ma
     formats: [...form.querySelectorAll("input[name=formats]:checked")].map((box) => box.value),
     vad_filter: vad.checked,
     word_timestamps: words.checked,
+    ...(hotwords.value.trim() ? { hotwords: hotwords.value.trim() } : {}),
+    ...(prompt.value.trim() ? { initial_prompt: prompt.value.trim() } : {}),
     subtitle_rules: rulesOn.checked,
     ...Object.fromEntries([...rules.querySelectorAll("input[type=number]")]
       .map((input) => [input.name, Number(input.value)])),
