@@ -752,12 +752,7 @@ class Settings(BaseSettings):
             num_speakers=self.num_speakers,
             min_speakers=self.min_speakers,
             max_speakers=self.max_speakers,
-            subtitle_rules=self.subtitle_rules,
-            subtitle_line_chars=self.subtitle_line_chars,
-            subtitle_lines=self.subtitle_lines,
-            subtitle_max_s=self.subtitle_max_s,
-            subtitle_min_s=self.subtitle_min_s,
-            subtitle_cps=self.subtitle_cps,
+            **{name: getattr(self, name) for name in SUBTITLE_RULES},
             formats=known_formats(self.formats),  # as the validator left them, typed as formats
             output_dir=str(self.output_dir.resolve()) if self.output_dir else None,
         )

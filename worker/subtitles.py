@@ -70,9 +70,11 @@ def display_width(text: str) -> int:
     return width
 
 
-def _reading_chars(text: str) -> int:
-    """The characters a reader reads: marks and joiners are part of the one before."""
-    return sum(unicodedata.category(c) not in ("Mn", "Me", "Cf") for c in text)
+def _reading_chars(lines: Sequence[str]) -> int:
+    """The characters a reader reads in these lines (marks and joiners are part of the one
+    before; a line break is read as a space)."""
+    marks = ("Mn", "Me", "Cf")
+    return sum(unicodedata.category(c) not in marks for c in "".join(lines)) + len(lines) - 1
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ class Cue:
     @property
     def chars(self) -> int:
         """What reading it takes: its characters (a line break read as a space)."""
-        return sum(map(_reading_chars, self.lines)) + len(self.lines) - 1
+        return _reading_chars(self.lines)
 
 
 @dataclass(frozen=True)
@@ -398,7 +400,7 @@ def _timed(grouped: list[list[_Word]], shown: _Shown) -> list[Cue]:
         words = shown.words(group)
         lines = _wrap(words, rules) or (_joined(words),)
         start = max(_ms(group[0].start), previous_end)
-        chars = sum(map(_reading_chars, lines)) + len(lines) - 1
+        chars = _reading_chars(lines)
         wanted = max(
             _ms(group[-1].end),
             start + _ms(rules.min_cue_s),
