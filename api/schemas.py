@@ -13,15 +13,23 @@ from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import (
     MAX_SPEAKERS,
     OUTPUT_FORMATS,
+    CompressionRatioThreshold,
     ExactSpeakers,
+    HallucinationSilenceThreshold,
     InboxScan,
     JobOptions,
     JobRecord,
+    LanguageDetectionSegments,
+    LanguageDetectionThreshold,
+    LogProbThreshold,
     MaxSpeakers,
     MinSpeakers,
+    NoRepeatNgramSize,
+    NoSpeechThreshold,
     ObserverKind,
     OutputFormat,
     QueueStats,
+    RepetitionPenalty,
     SubtitleCps,
     SubtitleLineChars,
     SubtitleLines,
@@ -30,11 +38,15 @@ from whisper_transcriber.db.values import (
     SubtitleRulesOn,
     Task,
     TranscriptSummary,
+    VadMinSilenceMs,
+    VadMinSpeechMs,
+    VadSpeechPadMs,
+    VadThreshold,
     origin_inbox,
     with_speaker_counts,
 )
 from whisper_transcriber.db.worker_registry import WorkerInfo, WorkerRole, WorkerState
-from whisper_transcriber.worker.languages import Language
+from whisper_transcriber.worker.languages import Language, Languages
 
 
 class OptionsIn(BaseModel):
@@ -67,6 +79,22 @@ class OptionsIn(BaseModel):
     subtitle_max_s: SubtitleMaxSeconds | None = None
     subtitle_min_s: SubtitleMinSeconds | None = None
     subtitle_cps: SubtitleCps | None = None
+    compression_ratio_threshold: CompressionRatioThreshold | None = None
+    log_prob_threshold: LogProbThreshold | None = None
+    no_speech_threshold: NoSpeechThreshold | None = None
+    hallucination_silence_threshold: HallucinationSilenceThreshold | None = None
+    repetition_penalty: RepetitionPenalty | None = None
+    no_repeat_ngram_size: NoRepeatNgramSize | None = None
+    vad_threshold: VadThreshold | None = None
+    vad_min_speech_ms: VadMinSpeechMs | None = None
+    vad_min_silence_ms: VadMinSilenceMs | None = None
+    vad_speech_pad_ms: VadSpeechPadMs | None = None
+    language_detection_segments: LanguageDetectionSegments | None = None
+    language_detection_threshold: LanguageDetectionThreshold | None = None
+    expected_languages: Languages = Field(
+        default=None,
+        description="Language detection chooses among these (GET /options lists the codes)",
+    )
     force: bool = Field(
         default=False,
         description="Queue a new job even if the same file with the same options has one",
@@ -78,14 +106,17 @@ class OptionsIn(BaseModel):
         given = self.model_dump(
             exclude={"path", "force", "expected_size", "expected_mtime_ns"}, exclude_none=True
         )
+        if "expected_languages" in given and "language" not in given:
+            given["language"] = None  # detected among these, not the service's language
         return JobOptions.model_validate(with_speaker_counts(defaults.model_dump(), given))
 
     @classmethod
     def from_form(cls, fields: dict[str, str]) -> OptionsIn:
         """Form fields are text: formats come as "srt,vtt"; ValidationError as for JSON."""
         values: dict[str, object] = {name: value for name, value in fields.items() if value != ""}
-        if "formats" in values:
-            values["formats"] = [f.strip() for f in fields["formats"].split(",") if f.strip()]
+        for listed in ("formats", "expected_languages"):
+            if listed in values:
+                values[listed] = [f.strip() for f in fields[listed].split(",") if f.strip()]
         return cls.model_validate(values)
 
 
@@ -135,6 +166,10 @@ class JobOut(BaseModel):
         "source_removed_at is set)"
     )
     language: str | None = Field(description="Detected or given language, once transcribed")
+    language_probability: float | None = Field(
+        description="How sure the detection was of the language, 0 to 1 (1 when it was given), "
+        "once transcribed"
+    )
     duration: float | None = Field(description="Seconds of audio, once transcribed")
     created_at: datetime
     started_at: datetime | None
@@ -170,6 +205,7 @@ class JobOut(BaseModel):
             note=job.note,
             outputs=list(job.outputs),
             language=summary.language if summary else None,
+            language_probability=summary.language_probability if summary else None,
             duration=summary.duration if summary else None,
             created_at=job.created_at,
             started_at=job.started_at,

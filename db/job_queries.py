@@ -149,16 +149,20 @@ class JobQueries(StoreBase):
         return Transcript.from_dict(dict(row._mapping))
 
     def transcript_summaries(self, job_ids: Sequence[int]) -> dict[int, TranscriptSummary]:
-        """Language and duration of the jobs' transcripts, for listings (no segments read)."""
+        """Language, its probability and duration of the jobs' transcripts, for listings (no
+        segments read)."""
         if not job_ids:
             return {}
-        query = select(TRANSCRIPTS.c.job_id, TRANSCRIPTS.c.language, TRANSCRIPTS.c.duration).where(
-            TRANSCRIPTS.c.job_id.in_(job_ids)
-        )
+        query = select(
+            TRANSCRIPTS.c.job_id,
+            TRANSCRIPTS.c.language,
+            TRANSCRIPTS.c.language_probability,
+            TRANSCRIPTS.c.duration,
+        ).where(TRANSCRIPTS.c.job_id.in_(job_ids))
         with self._read() as conn:
             return {
-                job_id: TranscriptSummary(language, duration)
-                for job_id, language, duration in conn.execute(query)
+                job_id: TranscriptSummary(language, duration, probability)
+                for job_id, language, probability, duration in conn.execute(query)
             }
 
     def search(self, query: str, limit: int = 20, offset: int = 0) -> list[SearchHit]:

@@ -152,6 +152,129 @@ SubtitleCps = Annotated[
 ]
 
 
+# Language detection (worker/language_detection.py): from up to LANGUAGE_DETECTION_SEGMENTS 30 s
+# windows of speech; a window whose best language is surer than LANGUAGE_DETECTION_THRESHOLD
+# decides. Chosen by bench/language_detection.py (docs/benchmarks.md, "Language detection").
+LANGUAGE_DETECTION_SEGMENTS = 1
+LANGUAGE_DETECTION_THRESHOLD = 0.5
+LANGUAGE_DETECTION = (
+    "language_detection_segments",
+    "language_detection_threshold",
+    "expected_languages",
+)
+LanguageDetectionSegments = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=10,
+        description="Language detection: the most 30 s windows of speech it listens to",
+    ),
+]
+LanguageDetectionThreshold = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=1,
+        description="Language detection: a window whose best language is surer than this decides; "
+        "otherwise the best over all windows",
+    ),
+]
+
+
+# Guards against hallucination: faster-whisper's own options, with its own defaults (1.2), so that
+# a job that sets none transcribes exactly as faster-whisper does. tests/unit/test_guards.py checks
+# the defaults against faster-whisper's signature.
+GUARDS = (
+    "compression_ratio_threshold",
+    "log_prob_threshold",
+    "no_speech_threshold",
+    "hallucination_silence_threshold",
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "vad_threshold",
+    "vad_min_speech_ms",
+    "vad_min_silence_ms",
+    "vad_speech_pad_ms",
+)
+GUARD_DEFAULTS: dict[str, Any] = {
+    "compression_ratio_threshold": 2.4,
+    "log_prob_threshold": -1.0,
+    "no_speech_threshold": 0.6,
+    "hallucination_silence_threshold": 0.0,
+    "repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "vad_threshold": 0.5,
+    "vad_min_speech_ms": 0,
+    "vad_min_silence_ms": 2000,
+    "vad_speech_pad_ms": 400,
+}
+# The VAD's parameters (with vad_filter), as faster-whisper's VadOptions names them.
+VAD_PARAMETERS = {
+    "vad_threshold": "threshold",
+    "vad_min_speech_ms": "min_speech_duration_ms",
+    "vad_min_silence_ms": "min_silence_duration_ms",
+    "vad_speech_pad_ms": "speech_pad_ms",
+}
+CompressionRatioThreshold = Annotated[
+    float,
+    Field(
+        gt=0,
+        le=100,
+        description="Guard: a window whose text compresses more than this (repeats itself) is "
+        "decoded again hotter",
+    ),
+]
+LogProbThreshold = Annotated[
+    float,
+    Field(
+        ge=-100,
+        le=0,
+        description="Guard: a window whose mean token log-probability is below this is decoded "
+        "again hotter (and, with no_speech_threshold, taken for silence)",
+    ),
+]
+NoSpeechThreshold = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=1,
+        description="Guard: a window more likely silence than this, and decoded unsure "
+        "(log_prob_threshold), is skipped",
+    ),
+]
+HallucinationSilenceThreshold = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=60,
+        description="Guard: skip silences longer than this many seconds around text that looks "
+        "made up (uses word times); 0: off",
+    ),
+]
+RepetitionPenalty = Annotated[
+    float,
+    # CTranslate2 takes it as a float32 and refuses 0 (what a tiny value rounds to)
+    Field(ge=0.01, le=10, description="Guard: above 1, tokens already said are less likely again"),
+]
+NoRepeatNgramSize = Annotated[
+    int, Field(ge=0, le=20, description="Guard: no run of this many tokens twice; 0: off")
+]
+VadThreshold = Annotated[
+    float,
+    Field(gt=0, lt=1, description="With vad_filter: how sure the VAD must be that it hears speech"),
+]
+VadMinSpeechMs = Annotated[
+    int, Field(ge=0, le=60_000, description="With vad_filter: shorter speech is dropped, ms")
+]
+VadMinSilenceMs = Annotated[
+    int,
+    Field(ge=0, le=600_000, description="With vad_filter: a silence this long splits speech, ms"),
+]
+VadSpeechPadMs = Annotated[
+    int, Field(ge=0, le=10_000, description="With vad_filter: kept around each speech, ms")
+]
+
+
 def subtitle_rules_problem(minimum: float | None, maximum: float | None) -> str | None:
     """What is wrong with these subtitle times (for job options, settings, inboxes); None: nothing."""
     if minimum is not None and maximum is not None and minimum > maximum:
@@ -229,6 +352,26 @@ class JobOptions(BaseModel):
     num_speakers: ExactSpeakers = None
     min_speakers: MinSpeakers = None
     max_speakers: MaxSpeakers = None
+    language_detection_segments: LanguageDetectionSegments = LANGUAGE_DETECTION_SEGMENTS
+    language_detection_threshold: LanguageDetectionThreshold = LANGUAGE_DETECTION_THRESHOLD
+    expected_languages: tuple[str, ...] = Field(
+        default=(),
+        description="Language detection chooses among these codes only; empty: any language",
+    )
+    compression_ratio_threshold: CompressionRatioThreshold = GUARD_DEFAULTS[
+        "compression_ratio_threshold"
+    ]
+    log_prob_threshold: LogProbThreshold = GUARD_DEFAULTS["log_prob_threshold"]
+    no_speech_threshold: NoSpeechThreshold = GUARD_DEFAULTS["no_speech_threshold"]
+    hallucination_silence_threshold: HallucinationSilenceThreshold = GUARD_DEFAULTS[
+        "hallucination_silence_threshold"
+    ]
+    repetition_penalty: RepetitionPenalty = GUARD_DEFAULTS["repetition_penalty"]
+    no_repeat_ngram_size: NoRepeatNgramSize = GUARD_DEFAULTS["no_repeat_ngram_size"]
+    vad_threshold: VadThreshold = GUARD_DEFAULTS["vad_threshold"]
+    vad_min_speech_ms: VadMinSpeechMs = GUARD_DEFAULTS["vad_min_speech_ms"]
+    vad_min_silence_ms: VadMinSilenceMs = GUARD_DEFAULTS["vad_min_silence_ms"]
+    vad_speech_pad_ms: VadSpeechPadMs = GUARD_DEFAULTS["vad_speech_pad_ms"]
     subtitle_rules: SubtitleRulesOn = True
     subtitle_line_chars: SubtitleLineChars = SUBTITLE_LINE_CHARS
     subtitle_lines: SubtitleLines = SUBTITLE_LINES
@@ -242,10 +385,30 @@ class JobOptions(BaseModel):
         return self.subtitle_rules and any(fmt in ("srt", "vtt") for fmt in self.formats)
 
     @property
+    def guard_kwargs(self) -> dict[str, Any]:
+        """The guards as WhisperModel.transcribe arguments (hallucination_silence_threshold 0 is
+        faster-whisper's None; the VAD's parameters only with vad_filter)."""
+        kwargs: dict[str, Any] = {
+            name: getattr(self, name) for name in GUARDS if name not in VAD_PARAMETERS
+        }
+        kwargs["hallucination_silence_threshold"] = self.hallucination_silence_threshold or None
+        if self.vad_filter:
+            kwargs["vad_parameters"] = {
+                theirs: getattr(self, ours) for ours, theirs in VAD_PARAMETERS.items()
+            }
+        return kwargs
+
+    @property
     def keeps_words(self) -> bool:
         """Whether the transcript keeps its words: asked for, or for the subtitles (the json
         output shows them only when asked for)."""
         return self.word_timestamps or self.subtitle_words
+
+    @field_validator("expected_languages")
+    @classmethod
+    def _one_order(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
+        # "de,en" and "en,de" are the same work (db/identity.py options_key)
+        return tuple(sorted(set(codes)))
 
     @field_validator("named_after")
     @classmethod
@@ -381,6 +544,7 @@ class JobQuery:
 class TranscriptSummary:
     language: str
     duration: float
+    language_probability: float = 1.0  # 1.0 when the language was given, not detected
 
 
 @dataclass(frozen=True)

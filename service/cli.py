@@ -22,7 +22,13 @@ from typer._click.exceptions import (
 
 from whisper_transcriber.db.errors import QueueError
 from whisper_transcriber.db.models import MAX_JOB_ID, JobStatus
-from whisper_transcriber.db.values import OUTPUT_FORMATS, SUBTITLE_RULES, OutputFormat
+from whisper_transcriber.db.values import (
+    GUARDS,
+    LANGUAGE_DETECTION,
+    OUTPUT_FORMATS,
+    SUBTITLE_RULES,
+    OutputFormat,
+)
 from whisper_transcriber.service.cli_flags import (
     PARAM_TO_SETTING,
     flag_given,
@@ -69,7 +75,7 @@ POOL = ("workers", "threads_per_worker", "model", "device", "compute_type", "job
         "max_attempts")  # fmt: skip
 JOB_OPTIONS = ("output_dir", "formats", "language", "task", "vad_filter", "word_timestamps",
                "beam_size", "initial_prompt", "hotwords", "diarize", "num_speakers", "min_speakers",
-               "max_speakers", *SUBTITLE_RULES)  # fmt: skip
+               "max_speakers", *SUBTITLE_RULES, *LANGUAGE_DETECTION, *GUARDS)  # fmt: skip
 LOGGING = ("log_level", "log_format")
 
 

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 from whisper_transcriber.db.values import (
+    GUARDS,
+    LANGUAGE_DETECTION,
     MAX_PROMPT_CHARS,
     SPEAKER_COUNTS,
     SUBTITLE_RULES,
@@ -125,7 +127,16 @@ def _inbox(config: InboxSettings, settings: Settings) -> Inbox:
         overrides["formats"] = tuple(config.formats)
     elif config.media_library:
         overrides["formats"] = ("srt",)  # what media servers show; more when asked
-    for name in ("diarize", *SPEAKER_COUNTS, *SUBTITLE_RULES):
+    if config.expected_languages is not None and config.language is None:
+        overrides["language"] = None  # detected among the inbox's languages, not the service's
+    for name in (
+        "diarize",
+        "vad_filter",
+        *SPEAKER_COUNTS,
+        *SUBTITLE_RULES,
+        *LANGUAGE_DETECTION,
+        *GUARDS,
+    ):
         if getattr(config, name) is not None:
             overrides[name] = getattr(config, name)
     merged = with_speaker_counts(defaults.model_dump(), overrides)

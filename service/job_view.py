@@ -50,7 +50,12 @@ def job_details(job: JobRecord, summary: TranscriptSummary | None) -> list[str]:
         ("options", _options(job.options.model_dump())),
     ]
     if summary is not None:
-        rows.append(("language", f"{summary.language}, {summary.duration:.1f} s of audio"))
+        how = (
+            "given"
+            if job.options.language
+            else f"detected, probability {summary.language_probability:.2f}"
+        )
+        rows.append(("language", f"{summary.language} ({how}), {summary.duration:.1f} s of audio"))
     if job.worker_id:
         rows.append(("worker", job.worker_id))
     rows.append(("outputs", list(job.outputs) or "none"))

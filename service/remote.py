@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from whisper_transcriber.db.errors import UnstorablePath, check_storable
-from whisper_transcriber.db.values import SUBTITLE_RULES
+from whisper_transcriber.db.values import GUARDS, LANGUAGE_DETECTION, SUBTITLE_RULES
 from whisper_transcriber.service.client import (
     UPLOAD_INSTEAD,
     Following,
@@ -47,6 +47,8 @@ SENT_OPTIONS = (
     "min_speakers",
     "max_speakers",
     *SUBTITLE_RULES,
+    *LANGUAGE_DETECTION,
+    *GUARDS,
 )
 
 

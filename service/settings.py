@@ -45,6 +45,11 @@ from whisper_transcriber.api.app_context import DEFAULT_MAX_UPLOAD_BYTES, DEFAUL
 from whisper_transcriber.db.job_store import DEFAULT_MAX_ATTEMPTS, LEASE_S
 from whisper_transcriber.db.values import (
     DEFAULT_BEAM_SIZE,
+    GUARD_DEFAULTS,
+    GUARDS,
+    LANGUAGE_DETECTION,
+    LANGUAGE_DETECTION_SEGMENTS,
+    LANGUAGE_DETECTION_THRESHOLD,
     MAX_SPEAKERS,
     OUTPUT_FORMATS,
     RETRY_BASE_DELAY_S,
@@ -56,11 +61,19 @@ from whisper_transcriber.db.values import (
     SUBTITLE_MAX_S,
     SUBTITLE_MIN_S,
     SUBTITLE_RULES,
+    CompressionRatioThreshold,
     ExactSpeakers,
+    HallucinationSilenceThreshold,
     JobOptions,
+    LanguageDetectionSegments,
+    LanguageDetectionThreshold,
+    LogProbThreshold,
     MaxSpeakers,
     MinSpeakers,
+    NoRepeatNgramSize,
+    NoSpeechThreshold,
     ObserverKind,
+    RepetitionPenalty,
     SubtitleCps,
     SubtitleLineChars,
     SubtitleLines,
@@ -68,6 +81,10 @@ from whisper_transcriber.db.values import (
     SubtitleMinSeconds,
     SubtitleRulesOn,
     Task,
+    VadMinSilenceMs,
+    VadMinSpeechMs,
+    VadSpeechPadMs,
+    VadThreshold,
     known_formats,
     speaker_count_problem,
     subtitle_rules_problem,
@@ -78,8 +95,13 @@ from whisper_transcriber.service.renamed_settings import RENAMED_KEY, RenamingSo
 from whisper_transcriber.watcher.filters import IGNORED_PATTERNS
 from whisper_transcriber.watcher.spec import DEFAULT_OBSERVER, POLL_INTERVAL_S
 from whisper_transcriber.watcher.stability import SETTLE_S
-from whisper_transcriber.worker.defaults import BUNDLED_MODEL, DEFAULT_ENGINE, STOP_GRACE_S
-from whisper_transcriber.worker.languages import known_language
+from whisper_transcriber.worker.defaults import (
+    BUNDLED_MODEL,
+    DEFAULT_ENGINE,
+    MODEL_CACHE_DIR,
+    STOP_GRACE_S,
+)
+from whisper_transcriber.worker.languages import Languages, known_language
 from whisper_transcriber.worker.media_types import MEDIA_EXTENSIONS
 
 ENV_PREFIX = "WHISPER_TRANSCRIBER_"
@@ -136,6 +158,7 @@ FLAGGED = frozenset(
         "job_timeout_s", "language", "log_format", "max_speakers", "min_speakers", "num_speakers",
         "log_level", "max_attempts", "model", "output_dir", "port", "roles", "server_url", "task",
         "threads_per_worker", "vad_filter", "word_timestamps", "workers", *SUBTITLE_RULES,
+        *LANGUAGE_DETECTION, *GUARDS,
     }
 )  # fmt: skip
 
@@ -252,6 +275,26 @@ class InboxSettings(BaseModel):
     num_speakers: int | None = Field(default=None, ge=1, le=MAX_SPEAKERS)
     min_speakers: int | None = Field(default=None, ge=1, le=MAX_SPEAKERS)
     max_speakers: int | None = Field(default=None, ge=1, le=MAX_SPEAKERS)
+    compression_ratio_threshold: CompressionRatioThreshold | None = None
+    log_prob_threshold: LogProbThreshold | None = None
+    no_speech_threshold: NoSpeechThreshold | None = None
+    hallucination_silence_threshold: HallucinationSilenceThreshold | None = None
+    repetition_penalty: RepetitionPenalty | None = None
+    no_repeat_ngram_size: NoRepeatNgramSize | None = None
+    vad_threshold: VadThreshold | None = None
+    vad_min_speech_ms: VadMinSpeechMs | None = None
+    vad_min_silence_ms: VadMinSilenceMs | None = None
+    vad_speech_pad_ms: VadSpeechPadMs | None = None
+    language_detection_segments: LanguageDetectionSegments | None = None
+    language_detection_threshold: LanguageDetectionThreshold | None = None
+    expected_languages: Languages = Field(
+        default=None,
+        description="The languages this inbox's files are in: detection chooses among them, "
+        "whatever language the service sets (expected_languages=de+en in a flag)",
+    )
+    vad_filter: bool | None = Field(
+        default=None, description="Skip what is not speech (Silero VAD) in this inbox's files"
+    )
     subtitle_rules: SubtitleRulesOn | None = None
     subtitle_line_chars: SubtitleLineChars | None = None
     subtitle_lines: SubtitleLines | None = None
@@ -272,7 +315,7 @@ class InboxSettings(BaseModel):
         path, _, query = value.rpartition("?")
         fields: dict[str, Any] = {"path": path}
         for key, item in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
-            fields[key] = item.split() if key == "formats" else item
+            fields[key] = item.split() if key in ("formats", "expected_languages") else item
         return fields
 
     @field_validator("formats")
@@ -396,10 +439,12 @@ class Settings(BaseSettings):
     )
     model: str = Field(
         default=BUNDLED_MODEL,
-        description="'bundled' (tiny.en, offline), a faster-whisper size name, or a CTranslate2 folder",
+        description="'bundled' (tiny.en, offline), 'bundled-base' (multilingual, offline, the "
+        "multilingual extra), a faster-whisper size name, or a CTranslate2 folder",
     )
     model_cache_dir: Path = Field(
-        default=Path("data/models"), description="Where faster-whisper size names are downloaded"
+        default=MODEL_CACHE_DIR,
+        description="Where faster-whisper size names are downloaded and bundled-base is joined",
     )
     engine: str = Field(
         default=DEFAULT_ENGINE,
@@ -531,6 +576,27 @@ class Settings(BaseSettings):
     num_speakers: ExactSpeakers = None
     min_speakers: MinSpeakers = None
     max_speakers: MaxSpeakers = None
+    compression_ratio_threshold: CompressionRatioThreshold = GUARD_DEFAULTS[
+        "compression_ratio_threshold"
+    ]
+    log_prob_threshold: LogProbThreshold = GUARD_DEFAULTS["log_prob_threshold"]
+    no_speech_threshold: NoSpeechThreshold = GUARD_DEFAULTS["no_speech_threshold"]
+    hallucination_silence_threshold: HallucinationSilenceThreshold = GUARD_DEFAULTS[
+        "hallucination_silence_threshold"
+    ]
+    repetition_penalty: RepetitionPenalty = GUARD_DEFAULTS["repetition_penalty"]
+    no_repeat_ngram_size: NoRepeatNgramSize = GUARD_DEFAULTS["no_repeat_ngram_size"]
+    vad_threshold: VadThreshold = GUARD_DEFAULTS["vad_threshold"]
+    vad_min_speech_ms: VadMinSpeechMs = GUARD_DEFAULTS["vad_min_speech_ms"]
+    vad_min_silence_ms: VadMinSilenceMs = GUARD_DEFAULTS["vad_min_silence_ms"]
+    vad_speech_pad_ms: VadSpeechPadMs = GUARD_DEFAULTS["vad_speech_pad_ms"]
+    language_detection_segments: LanguageDetectionSegments = LANGUAGE_DETECTION_SEGMENTS
+    language_detection_threshold: LanguageDetectionThreshold = LANGUAGE_DETECTION_THRESHOLD
+    expected_languages: Languages = Field(
+        default=None,
+        description="The languages the files are in (de,en): detection chooses among them; "
+        "unset: any",
+    )
     subtitle_rules: SubtitleRulesOn = True
     subtitle_line_chars: SubtitleLineChars = SUBTITLE_LINE_CHARS
     subtitle_lines: SubtitleLines = SUBTITLE_LINES
@@ -556,6 +622,11 @@ class Settings(BaseSettings):
     @classmethod
     def _split_items(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("expected_languages", mode="before")
+    @classmethod
+    def _split_languages(cls, value: Any) -> Any:
+        return _split_nested(value)  # --expected-languages de,en, repeated or not
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod
@@ -752,7 +823,10 @@ class Settings(BaseSettings):
             num_speakers=self.num_speakers,
             min_speakers=self.min_speakers,
             max_speakers=self.max_speakers,
-            **{name: getattr(self, name) for name in SUBTITLE_RULES},
+            **{name: getattr(self, name) for name in (*SUBTITLE_RULES, *GUARDS)},
+            language_detection_segments=self.language_detection_segments,
+            language_detection_threshold=self.language_detection_threshold,
+            expected_languages=tuple(self.expected_languages or ()),
             formats=known_formats(self.formats),  # as the validator left them, typed as formats
             output_dir=str(self.output_dir.resolve()) if self.output_dir else None,
         )

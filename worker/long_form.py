@@ -63,11 +63,10 @@ def transcribe_pieces(
     kwargs: dict[str, Any],
     total_samples: int,
     on_progress: Callable[[float], None] | None = None,
-    on_language: Callable[[str], None] | None = None,
 ) -> LongForm:
     """Each piece through model.transcribe (a WhisperModel), in order. The first piece detects
-    the language (when kwargs leave it open) and on_language hears it before any segment is
-    decoded; on_progress hears the fraction of the file done after each segment and piece."""
+    the language when kwargs leave it open (the engine gives it: worker/language_detection.py);
+    on_progress hears the fraction of the file done after each segment and piece."""
     kwargs = dict(kwargs)
     initial = kwargs.get("initial_prompt")
     context = Context(
@@ -86,8 +85,6 @@ def transcribe_pieces(
         raw_segments, info = model.transcribe(piece.samples, **kwargs)
         if first is None:
             first = info
-            if on_language is not None:
-                on_language(info.language)
         ids_before = len(segments)
         for raw in raw_segments:
             segments.append(_segment(raw, piece, ids_before))

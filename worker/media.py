@@ -143,6 +143,23 @@ def pieces_of(
         stream.close()  # the decoder's file now, not when the generator is collected
 
 
+def from_start(path: str, audio: ScannedAudio | None = None) -> Generator[Samples, None, None]:
+    """The file's audio from its start, a block at a time, for as long as it is read: the samples
+    the scan kept, or the file decoded again."""
+    import av.error
+
+    if audio is not None and audio.whole is not None:
+        yield audio.whole
+        return
+    stream = blocks(path)
+    try:
+        yield from stream
+    except av.error.FFmpegError as exc:  # it decoded a moment ago: the file changed since
+        raise MediaError(f"cannot decode {path}: {_ffmpeg_reason(exc)}") from exc
+    finally:
+        stream.close()
+
+
 def _checked_header(path: str, max_duration_s: float | None) -> float | None:
     """check_source and the declared duration, refused when it is above max_duration_s."""
     check_source(path)

@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from whisper_transcriber.worker.defaults import BUNDLED_MODEL
+from whisper_transcriber.worker.bundled_base import (
+    BundledModelMissing,
+    folder_in,
+    installed,
+    is_joined,
+    joined_folder,
+)
+from whisper_transcriber.worker.defaults import BUNDLED_MODEL, BUNDLED_MULTILINGUAL
 from whisper_transcriber.worker.engine import ModelNotFound, ModelSpec, resolve_model
 
 
@@ -25,6 +32,11 @@ def fetch(spec: ModelSpec) -> ModelSpec:
     """A local folder for the model: as it is, from the cache, or downloaded into the cache."""
     if spec.is_local:
         return spec
+    if spec.name_or_path == BUNDLED_MULTILINGUAL:
+        try:
+            return ModelSpec(str(joined_folder(Path(spec.download_root or "."))))
+        except (BundledModelMissing, OSError) as exc:
+            raise ModelNotFound(str(exc)) from exc
     from faster_whisper.utils import download_model
 
     try:
@@ -50,7 +62,8 @@ def list_models(cache_dir: Path) -> list[ModelEntry]:
     from faster_whisper.utils import available_models, download_model
 
     entries = [
-        ModelEntry(BUNDLED_MODEL, resolve_model(BUNDLED_MODEL).name_or_path, "tiny.en, offline")
+        ModelEntry(BUNDLED_MODEL, resolve_model(BUNDLED_MODEL).name_or_path, "tiny.en, offline"),
+        _bundled_base(cache_dir),
     ]
     for size in available_models():
         try:
@@ -60,3 +73,13 @@ def list_models(cache_dir: Path) -> list[ModelEntry]:
         else:
             entries.append(ModelEntry(size, folder, "cached"))
     return entries
+
+
+def _bundled_base(cache_dir: Path) -> ModelEntry:
+    """Listed without joining it (a listing writes nothing)."""
+    folder = folder_in(cache_dir)
+    if is_joined(folder):
+        return ModelEntry(BUNDLED_MULTILINGUAL, str(folder), "base, multilingual, offline")
+    if installed():
+        return ModelEntry(BUNDLED_MULTILINGUAL, "", "base, multilingual, joined on first use")
+    return ModelEntry(BUNDLED_MULTILINGUAL, "", "needs the multilingual extra")

@@ -127,8 +127,11 @@ async def asr(
 async def detect_language(
     request: Request, context: Context, encode: Encode = True
 ) -> DetectedLanguage:
-    """The spoken language of an uploaded audio_file (from its first 30 seconds)."""
-    options = JobOptions(detect_only=True, formats=("json",))
+    """The spoken language of an uploaded audio_file, detected from its speech as a job's is (the
+    service's detection settings and expected languages)."""
+    options = context.default_options.model_copy(
+        update={"detect_only": True, "formats": ("json",), "language": None}  # detected, always
+    )
     job = await _run_upload(request, context, encode, options)
     transcript = await run_in_threadpool(context.store.transcript, job.id)
     assert transcript is not None

@@ -184,7 +184,7 @@ def test_show_prints_one_job(tmp_path: Path, jobs_db: tuple[str, dict[str, int]]
     assert fields["from"] == "inbox podcasts"
     assert fields["attempts"] == "1 of 1"
     assert "language=en" in fields["options"] and "formats=txt" in fields["options"]
-    assert fields["language"] == "en, 4.5 s of audio"
+    assert fields["language"] == "en (given), 4.5 s of audio"
     assert fields["outputs"].endswith("media/Interview.txt")
     assert {"created", "started", "finished"} <= set(fields)
 

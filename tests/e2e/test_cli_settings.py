@@ -54,7 +54,7 @@ def test_model_folder_without_model_files(tmp_path: Path) -> None:
 
 
 # The list settings among the flagged ones: a repeatable flag each.
-REPEATABLE = {"inboxes", "roles", "formats"}
+REPEATABLE = {"inboxes", "roles", "formats", "expected_languages"}
 
 
 def _setting_params() -> list[tuple[str, Any]]:

@@ -138,9 +138,9 @@ def test_a_long_file_is_transcribed_piece_by_piece_as_one(
     sizes = [call["samples"] for call in spy.calls]
     assert len(sizes) >= 3 and sum(sizes) == round(whole.duration * SAMPLING_RATE)
     assert all(10 * SAMPLING_RATE <= size <= 20 * SAMPLING_RATE for size in sizes[:-1])
-    # The job's prompt opens the first piece; each later one gets the text before it, as tokens,
-    # and the language the first one found.
-    assert spy.calls[0]["initial_prompt"] == "A museum tour." and spy.calls[0]["language"] is None
+    # The job's prompt opens the first piece; each later one gets the text before it, as tokens.
+    # Every piece gets the language, known before the first (tiny.en knows English only).
+    assert spy.calls[0]["initial_prompt"] == "A museum tour." and spy.calls[0]["language"] == "en"
     ends = [sum(sizes[: n + 1]) / SAMPLING_RATE for n in range(len(sizes))]
     for n, call in enumerate(spy.calls[1:]):
         assert call["language"] == "en"

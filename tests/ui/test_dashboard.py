@@ -39,6 +39,14 @@ def test_upload_runs_to_a_transcript_that_search_finds(
     expect(page.get_by_label("Lines a cue")).to_have_value("2")
     page.get_by_label("Characters a line").fill("32")
     page.get_by_label("Hotwords").fill("museum, painting")
+    # Language detection and the guards, preset to the service's (faster-whisper's) defaults.
+    expect(page.get_by_label("Windows of speech (30 s each)")).to_have_value("1")
+    page.get_by_label("Expected languages").fill("en, de")
+    page.get_by_text("Guards against hallucination").click()
+    expect(page.get_by_label("Compression ratio above which a window is redone")).to_have_value(
+        "2.4"
+    )
+    page.get_by_label("Skip silences longer than this around made-up text (s, 0: off)").fill("2")
     page.get_by_label("Upload a file").set_input_files(long_speech)
     page.get_by_role("button", name="Submit").click()
     expect(page.get_by_label("Upload progress")).to_have_attribute("value", "100")
@@ -70,6 +78,10 @@ def test_upload_runs_to_a_transcript_that_search_finds(
         "at most 2 \N{MULTIPLICATION SIGN} 32 characters, 1\N{EN DASH}7 s on screen"
     )
     expect(page.locator(".details")).to_contain_text("museum, painting")
+    expect(page.locator(".details")).to_contain_text(
+        "en (detected, probability 1.00, among de, en)"
+    )
+    expect(page.locator(".details")).to_contain_text("hallucination_silence_threshold 2;")
     segments = page.locator(".segment")
     expect(segments.first).to_contain_text("museum")
     audio = page.locator("audio")

@@ -32,7 +32,7 @@ export function render(main, { id, params }) {
       ["File", job.source_path],
       ["Source", job.source],
       ["Attempts", `${job.attempts} of ${job.max_attempts}`],
-      ["Language", job.language],
+      ["Language", language(job)],
       ["Duration", job.duration === null ? null : clock(job.duration)],
       ["Speed", factor === null ? null : `${factor.toFixed(1)}× real time`],
       ["Queued", when(job.created_at)],
@@ -43,6 +43,8 @@ export function render(main, { id, params }) {
       ["Hotwords", job.options.hotwords],
       ["Initial prompt", job.options.initial_prompt],
       ["Subtitles", subtitleRules(job.options)],
+      ["Language detection", detection(job.options)],
+      ["Guards", guards(job.options)],
       ["Written", job.outputs.length ? job.outputs.join("\n") : null],
       ["Upload removed", job.source_removed_at ? removedNote(job) : null],
     ];
@@ -254,6 +256,39 @@ function namesForm(job, speakers, repaint) {
       + "(a file changed since keeps its labels)."),
     message);
   return form;
+}
+
+// The language, and whether it was given or detected (how sure, among which).
+function language(job) {
+  if (job.language === null) return null;
+  if (job.options.language) return `${job.language} (given)`;
+  const among = job.options.expected_languages.length
+    ? `, among ${job.options.expected_languages.join(", ")}` : "";
+  return `${job.language} (detected, probability ${job.language_probability.toFixed(2)}${among})`;
+}
+
+function detection(options) {
+  if (options.language) return null;
+  const windows = options.language_detection_segments;
+  return `from up to ${windows} window${windows === 1 ? "" : "s"} of speech (30 s each); `
+    + `a window surer than ${options.language_detection_threshold} decides`;
+}
+
+// The guards as faster-whisper takes them; the VAD's parameters only where it runs.
+function guards(options) {
+  const parts = [
+    `compression_ratio_threshold ${options.compression_ratio_threshold}`,
+    `log_prob_threshold ${options.log_prob_threshold}`,
+    `no_speech_threshold ${options.no_speech_threshold}`,
+    `hallucination_silence_threshold ${options.hallucination_silence_threshold || "off"}`,
+    `repetition_penalty ${options.repetition_penalty}`,
+    `no_repeat_ngram_size ${options.no_repeat_ngram_size || "off"}`,
+  ];
+  parts.push(options.vad_filter
+    ? `VAD (threshold ${options.vad_threshold}, speech ≥ ${options.vad_min_speech_ms} ms, `
+      + `silence ≥ ${options.vad_min_silence_ms} ms, padding ${options.vad_speech_pad_ms} ms)`
+    : "VAD off");
+  return parts.join("; ");
 }
 
 // The rules the job's srt and vtt cues follow (none without those formats).

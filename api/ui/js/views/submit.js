@@ -50,6 +50,29 @@ function build(form, { defaults, formats, tasks, languages, max_upload_bytes: ma
     number("subtitle_min_s", "Shortest on screen (s)", "any", 0, 10),
     number("subtitle_max_s", "Longest on screen (s)", "any", 0.1, 60),
     number("subtitle_cps", "Characters a second at most", "any", 1, 100));
+  // Language detection: the languages it may choose, and how long it listens.
+  const expected = h("input", { id: "submit-expected-languages", name: "expected_languages",
+    type: "text", value: (defaults.expected_languages ?? []).join(", "), placeholder: "de, en",
+    autocomplete: "off" });
+  const detection = h("fieldset", { class: "language-detection" },
+    h("legend", {}, "Language detection (when no language is chosen)"),
+    field("submit-expected-languages", "Expected languages", expected,
+      "Codes, comma-separated: detection chooses among them."),
+    number("language_detection_segments", "Windows of speech (30 s each)", "1", 1, 10),
+    number("language_detection_threshold", "A window this sure decides", "any", 0, 1));
+  // Guards against hallucination: faster-whisper's own options, preset to the service's.
+  const guards = h("details", { class: "guards" },
+    h("summary", {}, "Guards against hallucination"),
+    number("compression_ratio_threshold", "Compression ratio above which a window is redone", "any", 0, 100),
+    number("log_prob_threshold", "Mean log-probability below which a window is redone", "any", -100, 0),
+    number("no_speech_threshold", "Silence probability above which an unsure window is skipped", "any", 0, 1),
+    number("hallucination_silence_threshold", "Skip silences longer than this around made-up text (s, 0: off)", "any", 0, 60),
+    number("repetition_penalty", "Repetition penalty (1: none)", "any", 0.01, 10),
+    number("no_repeat_ngram_size", "No run of this many tokens twice (0: off)", "1", 0, 20),
+    number("vad_threshold", "VAD: how sure of speech", "any", 0, 1),
+    number("vad_min_speech_ms", "VAD: shortest speech kept (ms)", "1", 0, 60000),
+    number("vad_min_silence_ms", "VAD: silence that splits speech (ms)", "1", 0, 600000),
+    number("vad_speech_pad_ms", "VAD: kept around speech (ms)", "1", 0, 10000));
   const bar = h("progress", { max: "100", value: "0", hidden: true, "aria-label": "Upload progress" });
   const outcome = h("p", { class: "outcome", role: "status" });
   const send = h("button", { type: "submit" }, "Submit");
@@ -68,8 +91,9 @@ function build(form, { defaults, formats, tasks, languages, max_upload_bytes: ma
       h("label", { class: "check" }, words, "Word timestamps"),
       field("submit-hotwords", "Hotwords", hotwords, "Terms the model should expect, comma-separated."),
       field("submit-prompt", "Initial prompt", prompt, "Text that primes the model (style, spelling).")),
-    rules, send, bar, outcome);
+    rules, detection, guards, send, bar, outcome);
 
+  const expectedCodes = () => expected.value.split(",").map((code) => code.trim()).filter(Boolean);
   const chosen = () => ({
     language: language.value,
     task: form.querySelector("input[name=task]:checked")?.value ?? defaults.task,
@@ -79,7 +103,9 @@ function build(form, { defaults, formats, tasks, languages, max_upload_bytes: ma
     ...(hotwords.value.trim() ? { hotwords: hotwords.value.trim() } : {}),
     ...(prompt.value.trim() ? { initial_prompt: prompt.value.trim() } : {}),
     subtitle_rules: rulesOn.checked,
-    ...Object.fromEntries([...rules.querySelectorAll("input[type=number]")]
+    ...(expectedCodes().length ? { expected_languages: expectedCodes() } : {}),
+    ...Object.fromEntries([rules, detection, guards]
+      .flatMap((group) => [...group.querySelectorAll("input[type=number]")])
       .map((input) => [input.name, Number(input.value)])),
   });
 
