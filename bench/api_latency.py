@@ -7,6 +7,9 @@ that all workers stay busy). Last, M distinct files are submitted by path with P
 as fast as one client can, for the enqueue rate. Target: p99 under 25 ms while every worker is busy.
 
     .venv/bin/python bench/api_latency.py [--requests 500] [--enqueue 200] [--database-url URL]
+        [--niceness 0 10]
+
+--niceness measures each worker_niceness in turn (the workers at the API's priority, then below).
 """
 
 from __future__ import annotations
@@ -62,15 +65,10 @@ def summary(latencies: list[float]) -> str:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--enqueue", type=int, default=200)
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
-    args = parser.parse_args()
-    print(f"command: {' '.join(sys.argv)}; {usable_cores()} cores")
+def measure(args: argparse.Namespace, niceness: int) -> None:
     with tempfile.TemporaryDirectory() as workdir:
-        service = Service(Path(workdir), args.database_url, settings={"formats": "txt"})
+        settings = {"formats": "txt", "worker_niceness": str(niceness)}
+        service = Service(Path(workdir), args.database_url, settings=settings)
         try:
             first = shutil.copy(FIXTURE, service.media / "first.wav")
             job_id = service.client.post("/transcribe", json={"path": str(first)}).json()["id"]
@@ -99,13 +97,32 @@ def main() -> int:
             enqueue_s = time.perf_counter() - started
         finally:
             service.close()
-    print(f"GET /jobs/{{id}}, workers idle ({args.requests} requests): {summary(idle)}")
-    print(f"GET /jobs/{{id}}, all {workers} workers busy: {summary(busy)} "
+    print(f"worker_niceness {niceness}:")
+    print(f"  GET /jobs/{{id}}, workers idle ({args.requests} requests): {summary(idle)}")
+    print(f"  GET /jobs/{{id}}, all {workers} workers busy: {summary(busy)} "
           f"({still_busy} still busy at the end)")  # fmt: skip
     ratio = percentile(busy, 0.99) / percentile(idle, 0.99)
-    print(f"p99 busy / idle: {ratio:.2f}")
-    print(f"POST /transcribe by path, {args.enqueue} files, one client, workers busy: "
+    print(f"  p99 busy / idle: {ratio:.2f}")
+    print(f"  POST /transcribe by path, {args.enqueue} files, one client, workers busy: "
           f"{args.enqueue / enqueue_s:.0f} jobs/s ({1000 * enqueue_s / args.enqueue:.1f} ms each)")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--enqueue", type=int, default=200)
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--niceness",
+        type=int,
+        nargs="+",
+        default=[10],
+        help="worker_niceness values, each measured in turn (0: workers at the API's priority)",
+    )
+    args = parser.parse_args()
+    print(f"command: {' '.join(sys.argv)}; {usable_cores()} cores")
+    for niceness in args.niceness:
+        measure(args, niceness)
     return 0
 
 

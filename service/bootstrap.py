@@ -72,6 +72,7 @@ class Prepared:
                 ),
             ),
             max_audio_duration_s=self.settings.max_audio_duration_s,
+            niceness=self.settings.worker_niceness,
             engine=self.settings.engine,
             instance=instance_name(self.settings.instance_name),
             role=role,

@@ -100,6 +100,7 @@ from whisper_transcriber.worker.defaults import (
     DEFAULT_ENGINE,
     MODEL_CACHE_DIR,
     STOP_GRACE_S,
+    WORKER_NICENESS,
 )
 from whisper_transcriber.worker.languages import Languages, known_language
 from whisper_transcriber.worker.media_types import MEDIA_EXTENSIONS
@@ -514,6 +515,13 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(
         default=DEFAULT_MAX_ATTEMPTS, ge=1, description="Attempts before a job is failed"
+    )
+    worker_niceness: int = Field(
+        default=WORKER_NICENESS,
+        ge=0,
+        le=19,
+        description="Worker processes run this much lower in priority (nice) than the API and the "
+        "watcher, so requests stay quick while every worker transcribes; 0: the same",
     )
     worker_max_jobs: int | None = Field(
         default=500,

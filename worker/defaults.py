@@ -17,5 +17,8 @@ BUNDLED_MULTILINGUAL = "bundled-base"
 MODEL_CACHE_DIR = Path("data/models")
 # The engine class worker processes load (the `engine` setting names another, as module:Class).
 DEFAULT_ENGINE = "whisper_transcriber.worker.engine:Engine"
+# How much lower worker processes run in the scheduler's priority than the API and the watcher
+# (nice), so that requests stay quick while every worker transcribes.
+WORKER_NICENESS = 10
 # Seconds running jobs get to finish when the pool stops (SIGTERM) before they are handed back.
 STOP_GRACE_S = 30.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing.queues
 import multiprocessing.sharedctypes
@@ -81,6 +82,7 @@ class WorkerConfig:
     logging_setup: Callable[[], None] | None = None
     recycling: Recycling = Recycling()
     max_audio_duration_s: float | None = None  # longer files fail at once (worker/media.py)
+    niceness: int = 0  # added to the supervisor's nice value (0: the same priority)
     engine: str = DEFAULT_ENGINE  # module:Class, imported in the worker process (engine_class)
     instance: str = ""  # the instance's name in the worker registry
     role: WorkerRole = WorkerRole.SERVICE
@@ -160,6 +162,8 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
     # decides how workers stop, and kills them with SIGKILL when it must.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if config.niceness:  # below the API and the watcher, which share the machine's cores
+        os.nice(config.niceness)
     if config.logging_setup is not None:
         config.logging_setup()
     db_engine = make_engine(config.database_url)
@@ -184,6 +188,10 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
         link.errors.close()
         link.errors.join_thread()
         sys.exit(START_FAILED_EXIT)
+    # What was loaded (the service's modules, the model's objects) lives as long as the process:
+    # frozen out of the collector's sweeps, which otherwise walk all of it again and again.
+    gc.collect()
+    gc.freeze()
     me_process = psutil.Process()
     jobs_done = 0
     surprises: set[str] = set()  # unexpected claim errors already logged with their traceback

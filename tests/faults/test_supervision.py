@@ -218,6 +218,22 @@ def test_idle_worker_is_woken_by_an_enqueue_in_the_service(
         assert service.stop() == 0
 
 
+def test_workers_run_below_the_services_priority(database_url: str, tmp_path: Path) -> None:
+    """Worker processes are niced (worker_niceness) so that the API and the watcher, in the
+    service's own process, get the cores first while every worker transcribes."""
+    (tmp_path / "inbox").mkdir()
+    with running_service(
+        "--database-url", database_url, "--inbox", tmp_path / "inbox", "--workers", "2",
+        cwd=tmp_path, env=fake_engine_env(service_env(WORKER_NICENESS="7")),
+    ) as service:  # fmt: skip
+        service.wait_for_workers(2)
+        own = os.getpriority(os.PRIO_PROCESS, service.process.pid)
+        workers = worker_processes(service.process.pid)
+        assert len(workers) == 2
+        assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in workers] == [min(own + 7, 19)] * 2
+        assert service.stop() == 0
+
+
 def test_a_worker_killed_in_its_sleep_does_not_stop_wake_ups(
     database_url: str, tmp_path: Path
 ) -> None:
