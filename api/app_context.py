@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -45,6 +46,9 @@ class ApiContext:
     # Folders whose files GET /jobs/{id}/audio may serve (Settings.read_roots); None: the
     # allowed roots and the uploads folder.
     served_roots: list[Path] | None = None
+    # Speakers were renamed here: this instance's renamed-files pass, run now rather than at its
+    # next turn (service/runner.py). Other instances' passes find the names on their own.
+    on_renamed: Callable[[], None] = lambda: None
 
     @property
     def confinement(self) -> Confinement:

@@ -88,10 +88,17 @@ class JobQueries(StoreBase):
             return [job_record(row) for row in conn.execute(statement)]
 
     def changed_since(
-        self, moment: datetime, after_id: int | None = None, limit: int = 500
+        self,
+        moment: datetime,
+        after_id: int | None = None,
+        limit: int = 500,
+        *,
+        after_writers: bool = False,
     ) -> list[JobRecord]:
         """Jobs updated at or after a moment (with after_id: after that job at that moment),
-        oldest change first: the change feed's query, paged by (updated_at, id)."""
+        oldest change first: the change feed's query, paged by (updated_at, id). after_writers:
+        on SQLite, read under the write lock, so that a commit under way when the read begins
+        is waited for and seen (it changes nothing, so it writes nothing)."""
         if after_id is None:
             newer = JOBS.c.updated_at >= moment
         else:
@@ -99,7 +106,7 @@ class JobQueries(StoreBase):
                 (JOBS.c.updated_at == moment) & (JOBS.c.id > after_id)
             )
         query = select(JOBS).where(newer).order_by(JOBS.c.updated_at, JOBS.c.id).limit(limit)
-        with self._read() as conn:
+        with self._write() if after_writers else self._read() as conn:
             return [job_record(row) for row in conn.execute(query)]
 
     def is_current(self, job_id: int, attempt: int) -> bool:

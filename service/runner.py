@@ -8,6 +8,7 @@ that is one UPDATE, safe to run anywhere, and a batch survives whichever machine
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import logging
@@ -21,12 +22,14 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from whisper_transcriber.api.app import create_app
 from whisper_transcriber.api.app_context import ApiContext
 from whisper_transcriber.api.browser_guard import BrowserPolicy
-from whisper_transcriber.db.announcements import JobAnnouncements, listens
+from whisper_transcriber.db.announcements import NOTIFY_CHANNEL, ChannelListener, listens
+from whisper_transcriber.db.changes import JobChanges
 from whisper_transcriber.db.errors import QueueError
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
@@ -38,6 +41,7 @@ from whisper_transcriber.service.http_protocol import (
     ConnectionLimits,
     guarded_protocol,
 )
+from whisper_transcriber.service.http_server import QuietServer
 from whisper_transcriber.service.inboxes import confinement, file_filter, inboxes_from_settings
 from whisper_transcriber.service.retention import sweep as retention_sweep
 from whisper_transcriber.service.retention import sweep_interval_s
@@ -53,7 +57,10 @@ from whisper_transcriber.worker.supervisor import WorkerPool
 
 REGISTRY_TIDY_S = 300.0
 # How soon a rename of speakers shows in the files already written (a cheap indexed query).
-RENAMED_FILES_S = 3.0
+# Renamed speakers are written into the files at once by the instance that was told (the API
+# runs the pass now); this is how soon the other instances' passes find them.
+RENAMED_FILES_S = 15.0
+RENAMED_FILES_JOB = "renamed-files"
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +70,12 @@ class _Stop:
 
     def __init__(self) -> None:
         self.requested = threading.Event()
-        self.server: uvicorn.Server | None = None
+        self.server: QuietServer | None = None
 
     def __call__(self) -> None:
         self.requested.set()
         if self.server is not None:
-            self.server.should_exit = True
+            self.server.exit()
 
 
 def serve(prepared: Prepared, sockets: list[socket.socket] | None = None) -> None:
@@ -93,15 +100,17 @@ def serve(prepared: Prepared, sockets: list[socket.socket] | None = None) -> Non
         store.add_wake_listener(pool.wake)
     if "work" in roles:
         _warn_without_speakers(settings)
-    if roles != {"api", "watch", "work"} and not listens(settings.database_url):
-        log.warning(
-            "roles are split on SQLite: a work-only instance learns of new jobs by polling "
-            "(every %g s); PostgreSQL tells it at once",
-            settings.poll_interval_s,
-        )
     announcements = (
-        JobAnnouncements(settings.database_url, pool.wake)
+        ChannelListener(settings.database_url, NOTIFY_CHANNEL, pool.wake, purpose="new jobs")
         if pool is not None and listens(settings.database_url)
+        else None
+    )
+    # SQLite has no channel for new jobs: another process's (a `transcribe` command, a separate
+    # api or watch instance) reach idle workers through a change feed, which watches the file.
+    # With the API here, its own feed does it (_api_server).
+    job_changes = (
+        JobChanges(store, functools.partial(_wake_for_queued, pool))
+        if pool is not None and announcements is None and "api" not in roles
         else None
     )
     watcher = (
@@ -117,9 +126,15 @@ def serve(prepared: Prepared, sockets: list[socket.socket] | None = None) -> Non
         if "watch" in roles
         else None
     )
-    if "api" in roles:
-        stop.server = _api_server(settings, store, pool, prepared.registry)
     scheduler = _scheduler(settings, store, watcher, prepared.registry)
+    if "api" in roles:
+        stop.server = _api_server(
+            settings,
+            store,
+            pool,
+            prepared.registry,
+            on_renamed=functools.partial(_run_now, scheduler, RENAMED_FILES_JOB),
+        )
 
     _install_stop_handlers(stop, pool)
     if pool is not None:
@@ -127,6 +142,8 @@ def serve(prepared: Prepared, sockets: list[socket.socket] | None = None) -> Non
     try:
         if announcements is not None:
             announcements.start()
+        if job_changes is not None:
+            job_changes.start()
         if watcher is not None:
             watcher.start()
         scheduler.start()
@@ -145,6 +162,8 @@ def serve(prepared: Prepared, sockets: list[socket.socket] | None = None) -> Non
             watcher.stop()
         if announcements is not None:
             announcements.stop()
+        if job_changes is not None:
+            job_changes.stop()
         if pool is not None:
             pool.stop(settings.shutdown_grace_s)
         prepared.db.dispose()
@@ -153,8 +172,13 @@ def serve(prepared: Prepared, sockets: list[socket.socket] | None = None) -> Non
 
 
 def _api_server(
-    settings: Settings, store: JobStore, pool: WorkerPool | None, registry: WorkerRegistry
-) -> uvicorn.Server:
+    settings: Settings,
+    store: JobStore,
+    pool: WorkerPool | None,
+    registry: WorkerRegistry,
+    *,
+    on_renamed: Callable[[], None],
+) -> QuietServer:
     app = create_app(
         ApiContext(
             store=store,
@@ -169,6 +193,7 @@ def _api_server(
             browser_policy=BrowserPolicy.of(
                 settings.allowed_hosts, settings.allowed_origins, bound=settings.host
             ),
+            on_renamed=on_renamed,
         )
     )
     if pool is not None and not listens(settings.database_url):
@@ -187,7 +212,7 @@ def _api_server(
         body_idle_timeout_s=settings.http_body_idle_timeout_s,
         max_connections=settings.http_max_connections,
     )
-    return uvicorn.Server(
+    return QuietServer(
         uvicorn.Config(
             app,
             host=settings.host,
@@ -266,7 +291,7 @@ def _scheduler(
             _while_reachable(RenamedFiles(store).rewrite_renamed_files),
             "interval",
             seconds=RENAMED_FILES_S,
-            id="renamed-files",
+            id=RENAMED_FILES_JOB,
             next_run_time=datetime.now(UTC),
         )
     # Uploads live on the instances that receive them (api); the history is pruned where inboxes
@@ -284,6 +309,13 @@ def _scheduler(
             next_run_time=datetime.now(UTC),
         )
     return scheduler
+
+
+def _run_now(scheduler: BackgroundScheduler, job_id: str) -> None:
+    """The scheduler's job, now rather than at its next turn; nothing where it has none (this
+    instance's roles do not run it)."""
+    with contextlib.suppress(JobLookupError):
+        scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
 
 
 def recover_leases(store: JobStore) -> None:

@@ -543,9 +543,10 @@ class Settings(BaseSettings):
         default=LEASE_S, gt=0, description="Seconds a claim lasts without a heartbeat"
     )
     poll_interval_s: float = Field(
-        default=5.0,
+        default=30.0,
         gt=0,
-        description="Fallback: seconds an idle worker waits before looking at the queue unprompted",
+        description="Fallback: seconds an idle worker waits before looking at the queue unprompted "
+        "(a queued job wakes it at once)",
     )
     shutdown_grace_s: float = Field(
         default=STOP_GRACE_S, ge=0, description="Seconds running jobs get to finish on SIGTERM"

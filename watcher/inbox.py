@@ -7,6 +7,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from whisper_transcriber.watcher.intake import Intake
 from whisper_transcriber.watcher.spec import Inbox
 from whisper_transcriber.watcher.stability import SETTLE_S, StabilityTracker
 
-SETTLE_CHECK_INTERVAL_S = 0.25
+SETTLE_CHECK_INTERVAL_S = 0.25  # while some file is settling; with none, the loop sleeps
 # Events that say nothing about a file's content.
 _QUIET_EVENTS = frozenset({"opened", "closed_no_write"})
 
@@ -31,10 +32,17 @@ log = logging.getLogger(__name__)
 class _RecordEvents(FileSystemEventHandler):
     """Runs on the observer thread: only notes which path changed, never touches disk or database."""
 
-    def __init__(self, intake: Intake, tracker: StabilityTracker, folders: queue.Queue[Path]):
+    def __init__(
+        self,
+        intake: Intake,
+        tracker: StabilityTracker,
+        folders: queue.Queue[Path],
+        wake: Callable[[], None],
+    ):
         self.intake = intake
         self.tracker = tracker
         self.folders = folders
+        self.wake = wake  # the settle loop, after a folder was queued
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in _QUIET_EVENTS:
@@ -45,6 +53,7 @@ class _RecordEvents(FileSystemEventHandler):
             # A folder moved or copied in brings no events for the files already inside it.
             if event.event_type in ("created", "moved"):
                 self.folders.put(paths[-1])
+                self.wake()
             return
         for path in paths:
             if self.intake.wants(path):
@@ -52,6 +61,7 @@ class _RecordEvents(FileSystemEventHandler):
             elif event.event_type in ("created", "moved"):
                 # Maybe a link to a folder (inotify calls a link a file): the settle thread looks.
                 self.folders.put(path)
+                self.wake()
 
 
 class InboxWatcher:
@@ -60,7 +70,8 @@ class InboxWatcher:
 
     def __init__(self, intake: Intake, *, settle_s: float = SETTLE_S) -> None:
         self.intake = intake
-        self.tracker = StabilityTracker(settle_s)
+        self._activity = threading.Event()  # a file marked or a folder queued: the loop wakes
+        self.tracker = StabilityTracker(settle_s, on_mark=self._activity.set)
         self.last_scan: dict[str, datetime] = {}
         # By inbox name: how its changes are really seen (polling after inotify failed, too).
         self.observers_used: dict[str, ObserverKind] = {}
@@ -74,7 +85,7 @@ class InboxWatcher:
         )
 
     def start(self) -> None:
-        handler = _RecordEvents(self.intake, self.tracker, self._folders)
+        handler = _RecordEvents(self.intake, self.tracker, self._folders, self._activity.set)
         for inbox in self.intake.inboxes:
             observer = self._observe(inbox, handler)
             self._observers.append(observer)
@@ -116,6 +127,7 @@ class InboxWatcher:
 
     def stop(self) -> None:
         self._stop.set()
+        self._activity.set()
         for observer in self._observers:
             observer.stop()
         for observer in self._observers:
@@ -155,7 +167,15 @@ class InboxWatcher:
             log.warning("could not record the scan of %s: %s", inbox.name, exc)
 
     def _settle_loop(self) -> None:
-        while not self._stop.wait(SETTLE_CHECK_INTERVAL_S):
+        while not self._stop.is_set():
+            if self.tracker.pending() or not self._folders.empty():
+                self._stop.wait(SETTLE_CHECK_INTERVAL_S)
+            else:  # nothing settling: asleep until an event, a scan or stop() marks something
+                self._activity.wait()
+            # What marked it is already visible to the checks below and the next round's.
+            self._activity.clear()
+            if self._stop.is_set():
+                return
             self._mark_arrived_folders()
             for path in self.tracker.stable(time.monotonic()):
                 try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +20,11 @@ class _Seen:
 class StabilityTracker:
     """Thread-safe: the observer thread marks paths, the settle loop asks which are stable."""
 
-    def __init__(self, settle_s: float = SETTLE_S) -> None:
+    def __init__(
+        self, settle_s: float = SETTLE_S, on_mark: Callable[[], None] = lambda: None
+    ) -> None:
         self.settle_s = settle_s
+        self.on_mark = on_mark  # after each mark: whoever asks `stable` may have slept
         self._lock = threading.Lock()
         self._pending: dict[Path, _Seen | None] = {}
 
@@ -28,6 +32,7 @@ class StabilityTracker:
         """Something happened to this path; look at it again."""
         with self._lock:
             self._pending.setdefault(path, None)
+        self.on_mark()
 
     def seen_size(self, path: Path) -> int | None:
         """The size the last look at a pending path found (None: not looked at, or not pending)."""

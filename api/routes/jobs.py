@@ -327,6 +327,7 @@ def rename_speakers(job_id: JobId, names: SpeakerNamesIn, context: Context) -> S
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except SpeakerNameError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    context.on_renamed()
     return _speakers(context, job_id)
 
 

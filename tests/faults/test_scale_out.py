@@ -114,18 +114,24 @@ def test_two_instances_share_a_batch_and_survive_losing_one(
     store.engine.dispose()
 
 
-def test_roles_split_across_instances(postgres_url: str, tmp_path: Path) -> None:
-    """An api+watch instance without workers, and a work-only instance without HTTP."""
+@pytest.mark.parametrize("database", ["postgres", "sqlite"])
+def test_roles_split_across_instances(
+    database: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """An api+watch instance without workers, and a work-only instance without HTTP. Its idle
+    worker polls once in 600 s here: the job reaches it through PostgreSQL's channel, or on
+    SQLite through the database file, which its change feed watches."""
+    database_url: str = request.getfixturevalue(f"{database}_url")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     env = service_env(SETTLE_S="0.5")
     with (
         running_service(
-            "--database-url", postgres_url, "--inbox", inbox, "--role", "api,watch",
+            "--database-url", database_url, "--inbox", inbox, "--role", "api,watch",
             cwd=tmp_path, env=env, log_name="front.log",
         ) as front,
         running_service(
-            "--database-url", postgres_url, "--role", "work", "--workers", "1",
+            "--database-url", database_url, "--role", "work", "--workers", "1",
             cwd=tmp_path, env=env, log_name="worker.log", wait_healthy=False,
         ) as back,
     ):  # fmt: skip
