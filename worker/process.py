@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import multiprocessing.queues
@@ -101,13 +102,19 @@ class WorkerLink:
     # one worker killed in its sleep (the OOM killer, kill -9) would hang every later wake-up.
     wake: multiprocessing.connection.Connection
     errors: multiprocessing.queues.Queue  # type: ignore[type-arg]
-    ready: multiprocessing.synchronize.Event
+    # 1 once the model is loaded: a shared byte, read and written without a lock. (An Event's
+    # is_set takes a lock that the worker holds while setting it; a worker killed just then
+    # would hang every later reader: the supervisor, and the API's /ready and /metrics.)
+    ready: ctypes.c_byte
     # The job in hand (0 when idle), for the supervisor's timeout and crash handling.
     job_id: multiprocessing.sharedctypes.Synchronized  # type: ignore[type-arg]
     attempt: multiprocessing.sharedctypes.Synchronized  # type: ignore[type-arg]
     job_started: multiprocessing.sharedctypes.Synchronized  # type: ignore[type-arg]
     # (job id, attempt) the supervisor found lost (cancelled, taken over): it stops at once.
     abandoned: multiprocessing.sharedctypes.SynchronizedArray  # type: ignore[type-arg]
+
+    def is_ready(self) -> bool:
+        return bool(self.ready.value)
 
     def report_job(self, job_id: int, attempt: int) -> None:
         with self.job_id.get_lock():
@@ -139,7 +146,7 @@ class WorkerLink:
 
     def doing(self) -> tuple[WorkerState, int | None]:
         """What the worker does now, for its heartbeat."""
-        if not self.ready.is_set():
+        if not self.is_ready():
             return WorkerState.STARTING, None
         job_id = self.job_id.value
         return (WorkerState.BUSY, job_id) if job_id else (WorkerState.IDLE, None)
@@ -195,7 +202,7 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
     me_process = psutil.Process()
     jobs_done = 0
     surprises: set[str] = set()  # unexpected claim errors already logged with their traceback
-    link.ready.set()
+    link.ready.value = 1
     log.info(
         "worker %s ready: %s on %s/%s",
         me,

@@ -76,6 +76,11 @@ class _Slot:
     def name(self) -> str:
         return f"worker-{self.index + 1}"
 
+    def holds_a_job(self) -> bool:
+        """Read without the lock the worker shares: a request never waits on a worker, even one
+        killed while it held that lock. (A read torn by a change in flight is still a count.)"""
+        return bool(self.link.job_id.get_obj().value)
+
     def running_job(self) -> tuple[int, int, float] | None:
         """(job id, attempt, monotonic start) of the job in hand, as the worker last reported it."""
         with self.link.job_id.get_lock():
@@ -138,12 +143,12 @@ class WorkerPool:
             slot.wake_up()
 
     def busy(self) -> int:
-        return sum(1 for slot in self._shared.slots if slot.running_job() is not None)
+        return sum(1 for slot in self._shared.slots if slot.holds_a_job())
 
     def ready(self) -> int:
         """Workers alive with their model loaded."""
         return sum(
-            1 for slot in self._shared.slots if slot.process.is_alive() and slot.link.ready.is_set()
+            1 for slot in self._shared.slots if slot.process.is_alive() and slot.link.is_ready()
         )
 
     def alive(self) -> int:
@@ -207,7 +212,7 @@ class WorkerPool:
             stop=self._shared.stop,
             wake=wake_reader,
             errors=self._shared.errors,
-            ready=self._context.Event(),
+            ready=self._context.RawValue("b", 0),
             job_id=self._context.Value("q", 0),
             attempt=self._context.Value("q", 0),
             job_started=self._context.Value("d", 0.0),
@@ -285,7 +290,7 @@ class WorkerPool:
             )
             self._replace(slot, 0, restart=False)
             return
-        if not slot.link.ready.is_set():
+        if not slot.link.is_ready():
             start_failures = slot.start_failures + 1
             reason = self._start_error() or f"exit code {code}"
             log.error(

@@ -268,3 +268,41 @@ def test_the_change_feed_survives_an_unexpected_error(
             changes.stop()
     assert [change.id for change in seen] == [job.id] and seen[0].status is JobStatus.QUEUED
     assert any("reading job changes failed" in r.getMessage() for r in caplog.records)
+
+
+def test_the_pool_counts_busy_workers_without_waiting_on_their_lock(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """/metrics and /status count busy workers while a worker holds the lock it shares with the
+    supervisor (as one killed in the middle of reporting its job would, for ever): the count
+    reads past it, so that no request waits on a worker."""
+    engine = make_engine(sqlite_url)
+    store = JobStore(engine)
+    source = plan(tmp_path / "media" / "long.wav", until=tmp_path / "never")
+    job, _ = store.enqueue(source, OPTIONS, "api")
+    config = WorkerConfig(
+        database_url=sqlite_url,
+        model=resolve_model("bundled"),
+        device="cpu",
+        compute_type="int8",
+        threads=1,
+        lease_s=60,
+        poll_interval_s=1,
+        retry_policy=RetryPolicy(base_delay_s=0),
+        confinement=Confinement.of([tmp_path]),
+        engine=FAKE_ENGINE,
+    )
+    pool = WorkerPool(config, 1, store, job_timeout_s=600)
+    pool.start()
+    try:
+        wait_until(lambda: store.get(job.id).progress > 0, JOB_DEADLINE_S, "the job to run")
+        counted: list[int] = []
+        lock = pool._shared.slots[0].link.job_id.get_lock()
+        with lock:  # held here as the worker would hold it
+            counter = threading.Thread(target=lambda: counted.append(pool.busy()), daemon=True)
+            counter.start()
+            counter.join(30)
+            assert counted == [1], "counting busy workers waited on a worker's lock"
+    finally:
+        pool.stop(0)
+        engine.dispose()
