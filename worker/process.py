@@ -41,6 +41,7 @@ START_FAILED_EXIT = 3
 # Exit status of a worker that stopped to be replaced by a fresh one (see Recycling).
 RECYCLE_EXIT = 4
 # After an unexpected error while claiming: the pause before the next try.
+DATABASE_AWAY_PAUSE_S = 5.0  # after a failed claim, before the next try
 CLAIM_SURPRISE_PAUSE_S = 1.0
 
 log = logging.getLogger(__name__)
@@ -224,9 +225,10 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
             try:
                 job = store.claim(me)
                 next_due = None if job else store.next_due()
-            except QueueError as exc:
+            except QueueError as exc:  # the database is away or busy: nothing will wake us for it
                 log.warning("worker %s: cannot claim: %s", me, exc)
-                job, next_due = None, None
+                link.wait_for_work(min(DATABASE_AWAY_PAUSE_S, config.poll_interval_s))
+                continue
             except Exception as exc:  # a bug, a row that cannot be read: the loop goes on
                 surprise = f"{type(exc).__name__}: {exc}"
                 log.error(  # the traceback once, then a line each time

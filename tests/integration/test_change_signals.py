@@ -8,10 +8,13 @@ import sys
 import threading
 from pathlib import Path
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import text, update
 
 from tests.helpers.waiting import wait_until
+from whisper_transcriber.db.announcements import CHANGES_CHANNEL, ChannelListener
 from whisper_transcriber.db.changes import JobChanges
+from whisper_transcriber.db.engine import make_engine
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.store_base import JOBS
@@ -95,3 +98,42 @@ def test_a_hand_made_update_is_heard(database_url: str, store: JobStore, tmp_pat
         wait_until(lambda: "cancelled" in seen.statuses(), WAIT_S, "the update to be heard")
     finally:
         feed.stop()
+
+
+@pytest.mark.postgres
+def test_a_listener_that_loses_its_connection_says_so_and_listens_again(
+    postgres_url: str,
+) -> None:
+    """The feed must look at once and poll fast while nobody listens: the listener calls it
+    when its connection goes, not only when a notification comes; then it reconnects."""
+    calls: list[bool] = []  # whether it was connected when it called
+
+    def called() -> None:
+        calls.append(listener.connected.is_set())
+
+    listener = ChannelListener(postgres_url, CHANGES_CHANNEL, called, purpose="the test")
+    listener.start()
+    try:
+        wait_until(listener.connected.is_set, WAIT_S, "the listener to connect")
+        before = len(calls)
+        engine = make_engine(postgres_url)
+        try:
+            with engine.begin() as conn:
+                killed = (
+                    conn.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+        finally:
+            engine.dispose()
+        assert killed == [True]
+        wait_until(lambda: False in calls[before:], WAIT_S, "the listener to say it lost its line")
+        wait_until(listener.connected.is_set, WAIT_S, "the listener to connect again")
+    finally:
+        listener.stop()
+        listener.stop()  # a second stop does nothing (the pipe is closed once)
