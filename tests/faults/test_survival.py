@@ -201,6 +201,22 @@ class _Surprising(JobStore):
         return super().__getattribute__(name)
 
 
+def fake_engine_config(database_url: str, media: Path) -> WorkerConfig:
+    """One worker's settings on the fake engine, whose job works until the pool stops."""
+    return WorkerConfig(
+        database_url=database_url,
+        model=resolve_model("bundled"),
+        device="cpu",
+        compute_type="int8",
+        threads=1,
+        lease_s=60,
+        poll_interval_s=1,
+        retry_policy=RetryPolicy(base_delay_s=0),
+        confinement=Confinement.of([media]),
+        engine=FAKE_ENGINE,
+    )
+
+
 def test_the_supervisor_survives_an_unexpected_error(
     sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -211,19 +227,7 @@ def test_the_supervisor_survives_an_unexpected_error(
     store = _Surprising(engine, "")
     source = plan(tmp_path / "media" / "long.wav", until=tmp_path / "never")
     job, _ = store.enqueue(source, OPTIONS, "api")
-    config = WorkerConfig(
-        database_url=sqlite_url,
-        model=resolve_model("bundled"),
-        device="cpu",
-        compute_type="int8",
-        threads=1,
-        lease_s=60,
-        poll_interval_s=1,
-        retry_policy=RetryPolicy(base_delay_s=0),
-        confinement=Confinement.of([tmp_path]),
-        engine=FAKE_ENGINE,
-    )
-    pool = WorkerPool(config, 1, store, job_timeout_s=600)
+    pool = WorkerPool(fake_engine_config(sqlite_url, tmp_path), 1, store, job_timeout_s=600)
     pool.start()
     try:
 
@@ -280,19 +284,7 @@ def test_the_pool_counts_busy_workers_without_waiting_on_their_lock(
     store = JobStore(engine)
     source = plan(tmp_path / "media" / "long.wav", until=tmp_path / "never")
     job, _ = store.enqueue(source, OPTIONS, "api")
-    config = WorkerConfig(
-        database_url=sqlite_url,
-        model=resolve_model("bundled"),
-        device="cpu",
-        compute_type="int8",
-        threads=1,
-        lease_s=60,
-        poll_interval_s=1,
-        retry_policy=RetryPolicy(base_delay_s=0),
-        confinement=Confinement.of([tmp_path]),
-        engine=FAKE_ENGINE,
-    )
-    pool = WorkerPool(config, 1, store, job_timeout_s=600)
+    pool = WorkerPool(fake_engine_config(sqlite_url, tmp_path), 1, store, job_timeout_s=600)
     pool.start()
     try:
         wait_until(lambda: store.get(job.id).progress > 0, JOB_DEADLINE_S, "the job to run")
