@@ -21,6 +21,7 @@ from whisper_transcriber.api.routes import (
     health,
     jobs,
     media,
+    models,
     openai,
     operations,
     options,
@@ -70,6 +71,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(media.router)
     app.include_router(options.router)
+    app.include_router(models.router)
     app.include_router(transcripts.router)
     app.include_router(events.router)
     app.include_router(compat.router)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -30,6 +30,14 @@ class WorkerStatus(Protocol):
 
 
 @dataclass(frozen=True)
+class ConfiguredModel:
+    """A model jobs may name, as the settings give it (its weights, how it runs)."""
+
+    model: str
+    compute_type: str = "auto"
+
+
+@dataclass(frozen=True)
 class ApiContext:
     store: JobStore
     default_options: JobOptions
@@ -49,6 +57,9 @@ class ApiContext:
     # Speakers were renamed here: this instance's renamed-files pass, run now rather than at its
     # next turn (service/runner.py). Other instances' passes find the names on their own.
     on_renamed: Callable[[], None] = lambda: None
+    # The model setting's model (named "default") and the models setting's, by name.
+    default_model: ConfiguredModel = ConfiguredModel("bundled")
+    models: Mapping[str, ConfiguredModel] = field(default_factory=dict)
 
     @property
     def confinement(self) -> Confinement:

@@ -58,6 +58,11 @@ class OptionsIn(BaseModel):
         default=None,
         description="Whisper's code (en, de, yue; GET /options lists them); unset detects it",
     )
+    model: str | None = Field(
+        default=None,
+        max_length=100,
+        description="A name GET /models lists; unset: the default model",
+    )
     task: Task | None = None
     formats: list[OutputFormat] | None = None
     beam_size: int | None = Field(default=None, ge=1, le=20)
@@ -222,6 +227,14 @@ class JobPage(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str = Field(description="What went wrong, in words")
+
+
+class ModelOut(BaseModel):
+    name: str = Field(description="What a job, an inbox or a request names it by")
+    model: str = Field(description="Its weights: bundled, a size name or a folder")
+    compute_type: str
+    default: bool = Field(description="The model jobs get when they name none")
+    loaded_by: int = Field(description="Live workers that hold it loaded now (every instance)")
 
 
 class SearchHitOut(BaseModel):
@@ -416,6 +429,7 @@ class OptionsOut(BaseModel):
     formats: list[OutputFormat]
     tasks: list[Task]
     languages: dict[str, str] = Field(description="Whisper's language codes and their names")
+    models: list[str] = Field(description="The models a job may name, default first")
     max_upload_bytes: int = Field(description="The largest upload POST /transcribe takes")
 
 

@@ -94,6 +94,8 @@ class WorkerConfig:
     threads: int
     audio_path: str
     beam_size: int
+    # What the service computes by default for its reading subtitles (worker/subtitles.py).
+    word_timestamps: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,9 @@ def wait_for_quiet() -> float:
 
 def _transcribe_digest(model: Any, config: WorkerConfig) -> str:
     """Transcribe the audio once, consuming every segment; return a digest of the text."""
-    segments, _info = model.transcribe(config.audio_path, beam_size=config.beam_size)
+    segments, _info = model.transcribe(
+        config.audio_path, beam_size=config.beam_size, word_timestamps=config.word_timestamps
+    )
     text = "".join(segment.text for segment in segments)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -270,6 +274,7 @@ def run_layout(
         threads=layout.threads,
         audio_path=base.audio_path,
         beam_size=base.beam_size,
+        word_timestamps=base.word_timestamps,
     )
     barrier = ctx.Barrier(layout.processes + 1)
     tasks: Queue[int | None] = ctx.Queue()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from whisper_transcriber.db.change_signals import change_signal
-from whisper_transcriber.db.errors import QueueError
+from whisper_transcriber.db.errors import QueueError, WritersBusy
 from whisper_transcriber.db.job_queries import JobQueries
 from whisper_transcriber.db.values import JobRecord
 
@@ -127,7 +127,12 @@ class JobChanges:
 
     def _read_all(self, moment: datetime, *, after_writers: bool) -> list[JobRecord]:
         """Every change since the moment, page after page (a burst may change thousands)."""
-        changed = self.store.changed_since(moment, limit=PAGE, after_writers=after_writers)
+        try:
+            changed = self.store.changed_since(moment, limit=PAGE, after_writers=after_writers)
+        except WritersBusy:  # a long write under way: what is readable now, and a look after it
+            with self._lock:
+                self._schedule.signalled(time.monotonic(), early=True)
+            changed = self.store.changed_since(moment, limit=PAGE)
         page = changed
         while len(page) == PAGE:
             last = page[-1]

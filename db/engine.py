@@ -18,6 +18,9 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_S = 5
 # The connection option that makes a SQLite transaction start with BEGIN IMMEDIATE (see _on_begin).
 SQLITE_BEGIN_OPTION = "sqlite_begin"
+# The connection option that gives that BEGIN a busy timeout of its own (milliseconds), shorter
+# than SQLITE_BUSY_TIMEOUT_MS: for a reader that would rather not wait behind a long writer.
+SQLITE_BEGIN_WAIT_OPTION = "sqlite_begin_wait_ms"
 
 
 def normalize_url(url: str) -> URL:
@@ -91,8 +94,19 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        options = conn.get_execution_options()
+        mode = options.get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        wait_ms = options.get(SQLITE_BEGIN_WAIT_OPTION)
+        if wait_ms is None:
+            conn.exec_driver_sql(f"BEGIN {mode}")
+            return
+        # On the driver's connection: through SQLAlchemy the PRAGMA would begin a transaction.
+        raw = conn.connection.dbapi_connection
+        raw.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
+        try:
+            conn.exec_driver_sql(f"BEGIN {mode}")
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 class _SqliteFile:

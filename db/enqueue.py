@@ -88,6 +88,7 @@ class Work:
             "dedupe_key": self.key,
             "origin": origin,
             "options": self.options.model_dump(mode="json"),
+            "model": self.options.model,
             "status": JobStatus.QUEUED.value,
             "attempts": 0,
             "max_attempts": max_attempts,

@@ -10,6 +10,11 @@ class DatabaseUnavailable(QueueError):
     writes: the same statement may work later, so callers wait and try again."""
 
 
+class WritersBusy(DatabaseUnavailable):
+    """A read that waits for the writers (SQLite's write lock) found it held for longer than it
+    waits: a long write is under way (a migration, a retention batch, a sqlite3 shell)."""
+
+
 class DatabaseReadOnly(DatabaseUnavailable):
     """The database answers but takes no writes (a read-only file, a standby, a full disk)."""
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select, text
 
 from whisper_transcriber.db.engine import check_writable
-from whisper_transcriber.db.errors import JobNotFound
+from whisper_transcriber.db.errors import DatabaseUnavailable, JobNotFound, WritersBusy
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.store_base import JOBS, TRANSCRIPTS, StoreBase, job_record
 from whisper_transcriber.db.transcript import Transcript
@@ -20,6 +20,9 @@ from whisper_transcriber.db.values import (
     SearchHit,
     TranscriptSummary,
 )
+
+# How long the change feed's read waits for the write lock: a commit takes milliseconds.
+WRITERS_WAIT_MS = 100
 
 
 class JobQueries(StoreBase):
@@ -98,7 +101,8 @@ class JobQueries(StoreBase):
         """Jobs updated at or after a moment (with after_id: after that job at that moment),
         oldest change first: the change feed's query, paged by (updated_at, id). after_writers:
         on SQLite, read under the write lock, so that a commit under way when the read begins
-        is waited for and seen (it changes nothing, so it writes nothing)."""
+        is waited for and seen (it changes nothing, so it writes nothing); WritersBusy when the
+        lock is not had within WRITERS_WAIT_MS (a long write, not a commit, is under way)."""
         if after_id is None:
             newer = JOBS.c.updated_at >= moment
         else:
@@ -106,8 +110,14 @@ class JobQueries(StoreBase):
                 (JOBS.c.updated_at == moment) & (JOBS.c.id > after_id)
             )
         query = select(JOBS).where(newer).order_by(JOBS.c.updated_at, JOBS.c.id).limit(limit)
-        with self._write() if after_writers else self._read() as conn:
-            return [job_record(row) for row in conn.execute(query)]
+        if not after_writers:
+            with self._read() as conn:
+                return [job_record(row) for row in conn.execute(query)]
+        try:
+            with self._write(lock_wait_ms=WRITERS_WAIT_MS) as conn:
+                return [job_record(row) for row in conn.execute(query)]
+        except DatabaseUnavailable as exc:
+            raise WritersBusy(str(exc)) from exc
 
     def is_current(self, job_id: int, attempt: int) -> bool:
         """Whether this attempt still holds the job (not cancelled, not taken over)."""

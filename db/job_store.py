@@ -8,11 +8,21 @@ every transition of a job in one class, so that they are read and reviewed side 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Select,
+    delete,
+    insert,
+    select,
+    update,
+)
 
 from whisper_transcriber.db.announcements import announce
 from whisper_transcriber.db.clock import utcnow
@@ -26,6 +36,8 @@ from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import JobOptions, JobRecord, RetryPolicy
 
 LEASE_S = 60.0
+# A job due this long is claimed in turn whatever model it needs (see claim).
+MODEL_PREFERENCE_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 3
 # An upload sent again after its job failed or was cancelled asks for another try.
 _ASKS_FOR_ANOTHER_TRY = (JobStatus.FAILED.value, JobStatus.CANCELLED.value)
@@ -155,35 +167,61 @@ class JobStore(JobQueries):
 
     # -- the worker's side --------------------------------------------------------------------
 
-    def claim(self, worker_id: str) -> JobRecord | None:
-        """Take the oldest due job with a lease, or None. The attempt number is its fencing token."""
+    def claim(
+        self,
+        worker_id: str,
+        held: Collection[str | None] | None = None,
+        known: Collection[str | None] | None = None,
+        prefer_held_s: float = MODEL_PREFERENCE_S,
+    ) -> JobRecord | None:
+        """Take the oldest due job with a lease, or None. The attempt number is its fencing token.
+
+        held: the models the worker has loaded (None: the default model). It takes the oldest
+        due job for one of them before an older job for another model, unless that one has been
+        due for prefer_held_s (0: strictly the oldest first): a mixed queue does not make a worker load models back and
+        forth, and no job waits long for a model nobody holds. known: the models it can load;
+        jobs for others are left to workers configured with them (None: any job)."""
         now = self.clock()
-        due = (
-            select(JOBS.c.id)
-            .where(JOBS.c.status == JobStatus.QUEUED.value, JOBS.c.run_after <= now)
-            .order_by(JOBS.c.run_after, JOBS.c.id)
-            .limit(1)
-            # PostgreSQL: concurrent claimers skip each other's rows. SQLite renders no FOR UPDATE;
-            # there BEGIN IMMEDIATE (see _write) serialises claimers instead.
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        claim = (
-            update(JOBS)
-            .where(JOBS.c.id == due, JOBS.c.status == JobStatus.QUEUED.value)
-            .values(
-                status=JobStatus.RUNNING.value,
-                attempts=JOBS.c.attempts + 1,
-                worker_id=worker_id,
-                lease_expires_at=now + self.lease,
-                progress=0.0,
-                started_at=now,
-                finished_at=None,
-                updated_at=now,
+        due = (JOBS.c.status == JobStatus.QUEUED.value) & (JOBS.c.run_after <= now)
+        if known is not None:
+            due = due & _of_models(known)
+
+        def oldest(where: ColumnElement[bool]) -> Select[tuple[int, str | None, datetime]]:
+            return (
+                select(JOBS.c.id, JOBS.c.model, JOBS.c.run_after)
+                .where(where)
+                .order_by(JOBS.c.run_after, JOBS.c.id)
+                .limit(1)
+                # PostgreSQL: concurrent claimers skip each other's rows. SQLite renders no FOR
+                # UPDATE; there BEGIN IMMEDIATE (see _write) serialises claimers instead.
+                .with_for_update(skip_locked=True)
             )
-            .returning(*JOBS.c)
-        )
+
         with self._write() as conn:
+            first = conn.execute(oldest(due)).first()
+            if first is None:
+                return None
+            chosen = first.id
+            overdue = first.run_after <= now - timedelta(seconds=prefer_held_s)
+            if held is not None and first.model not in held and not overdue:
+                preferred = conn.execute(oldest(due & _of_models(held))).first()
+                if preferred is not None:
+                    chosen = preferred.id
+            claim = (
+                update(JOBS)
+                .where(JOBS.c.id == chosen, JOBS.c.status == JobStatus.QUEUED.value)
+                .values(
+                    status=JobStatus.RUNNING.value,
+                    attempts=JOBS.c.attempts + 1,
+                    worker_id=worker_id,
+                    lease_expires_at=now + self.lease,
+                    progress=0.0,
+                    started_at=now,
+                    finished_at=None,
+                    updated_at=now,
+                )
+                .returning(*JOBS.c)
+            )
             row = conn.execute(claim).first()
         return job_record(row) if row is not None else None
 
@@ -469,3 +507,11 @@ class JobStore(JobQueries):
         """Remember the try (updated_at), so that moves that keep failing do not block others."""
         with self._write() as conn:
             conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(updated_at=self.clock()))
+
+
+def _of_models(names: Collection[str | None]) -> ColumnElement[bool]:
+    """Jobs for one of these models (None: the default model)."""
+    of_models: ColumnElement[bool] = JOBS.c.model.in_([name for name in names if name is not None])
+    if None in names:
+        of_models = of_models | JOBS.c.model.is_(None)
+    return of_models

@@ -87,8 +87,9 @@ class Job(Base):
         UniqueConstraint("dedupe_key", name="uq_jobs_dedupe_key"),
         Index("ix_jobs_source_path", "source_path"),
         Index("ix_jobs_source_fingerprint", "source_fingerprint"),
-        # The claim's search: queued jobs that are due, oldest first.
+        # The claim's search: queued jobs that are due, oldest first; and those of a model.
         Index("ix_jobs_claim", "status", "run_after", "id"),
+        Index("ix_jobs_claim_model", "status", "model", "run_after", "id"),
         Index("ix_jobs_lease", "status", "lease_expires_at"),
         Index("ix_jobs_created_at", "created_at"),
         # The change feed: what changed since a moment.
@@ -109,6 +110,9 @@ class Job(Base):
     # Where the job came from: "inbox:NAME", "api", "upload" or "cli" (db/values.py).
     origin: Mapped[str] = mapped_column(String(200))
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The options' model, a name from the models setting (null: the default model), where the
+    # claim can see it: a worker prefers jobs for a model it holds.
+    model: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value)
     # The attempt number is also the fencing token: only the current attempt may finish the job.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -214,6 +218,8 @@ class WorkerRow(Base):
     pid_started: Mapped[float] = mapped_column(Float)
     state: Mapped[str] = mapped_column(String(16))
     job_id: Mapped[int | None] = mapped_column(ID_TYPE)
+    # The models it holds loaded, by name ("default" for the default model), as of its heartbeat.
+    models: Mapped[list[str] | None] = mapped_column(JSON)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from whisper_transcriber.db.clock import DatabaseClock, utcnow
 from whisper_transcriber.db.driver_errors import is_unique_violation, translated
-from whisper_transcriber.db.engine import SQLITE_BEGIN_OPTION
+from whisper_transcriber.db.engine import SQLITE_BEGIN_OPTION, SQLITE_BEGIN_WAIT_OPTION
 from whisper_transcriber.db.models import Job, TranscriptRow, TranscriptSegmentRow
 from whisper_transcriber.db.values import JobRecord
 
@@ -61,11 +61,14 @@ class StoreBase:
             self.clock = DatabaseClock(engine, clock)
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE)."""
+    def _write(self, *, lock_wait_ms: int | None = None) -> Iterator[Connection]:
+        """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE),
+        waiting for it lock_wait_ms when given, else the engine's busy timeout."""
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+                if lock_wait_ms is not None:
+                    conn.execution_options(**{SQLITE_BEGIN_WAIT_OPTION: lock_wait_ms})
                 with conn.begin():
                     yield conn
         except IntegrityError as exc:

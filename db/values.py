@@ -37,6 +37,12 @@ UPLOAD_ORIGIN = "upload"
 CLI_ORIGIN = "cli"
 INBOX_ORIGIN_PREFIX = "inbox:"
 DEFAULT_BEAM_SIZE = 5  # faster-whisper's own default
+# The name of the model the service is configured with (the model setting); a job's options
+# name it as None, so that naming it or not is the same work.
+DEFAULT_MODEL_NAME = "default"
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+# Names that mean the default model: "whisper-1" is what OpenAI's clients send.
+RESERVED_MODEL_NAMES = (DEFAULT_MODEL_NAME, "whisper-1")
 # Speaker labels: the most speakers a job may ask for (a panel, a classroom; beyond, the voice
 # prints of one file no longer tell people apart).
 MAX_SPEAKERS = 20
@@ -306,12 +312,25 @@ def speaker_count_problem(
     return None
 
 
+def unknown_model(name: str | None, configured: Iterable[str]) -> str | None:
+    """Why a job cannot name this model (None: it can); the message lists the names there are."""
+    names = list(configured)
+    if name is None or name in RESERVED_MODEL_NAMES or name in names:
+        return None
+    return f"unknown model {name!r}; the models are: {', '.join([DEFAULT_MODEL_NAME, *names])}"
+
+
 class JobOptions(BaseModel):
     """How one file is transcribed and where its transcripts go; stored with the job as JSON."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     language: str | None = Field(default=None, description="ISO code; None detects the language")
+    model: str | None = Field(
+        default=None,
+        pattern=MODEL_NAME_PATTERN,
+        description="A name from the service's models setting (GET /models); None: the default",
+    )
     task: Task = "transcribe"
     beam_size: int = Field(default=DEFAULT_BEAM_SIZE, ge=1, le=20)
     vad_filter: bool = False
@@ -403,6 +422,11 @@ class JobOptions(BaseModel):
         """Whether the transcript keeps its words: asked for, or for the subtitles (the json
         output shows them only when asked for)."""
         return self.word_timestamps or self.subtitle_words
+
+    @field_validator("model")
+    @classmethod
+    def _default_is_none(cls, name: str | None) -> str | None:
+        return None if name in RESERVED_MODEL_NAMES else name
 
     @field_validator("expected_languages")
     @classmethod
@@ -524,6 +548,7 @@ class JobRecord:
         values["options"] = stored_options(values["options"])
         values["status"] = JobStatus(values["status"])
         values["outputs"] = tuple(values["outputs"] or ())
+        values.pop("model", None)  # the options' own, copied for the claim to read
         return cls(**values)
 
 

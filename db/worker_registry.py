@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import os
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -79,6 +79,7 @@ class WorkerInfo:
     stopped_at: datetime | None
     stale: bool
     heartbeat_age_s: float
+    models: tuple[str, ...] = ()  # the models it holds loaded, by name, as of its heartbeat
 
     @property
     def live(self) -> bool:
@@ -142,17 +143,25 @@ class WorkerRegistry:
                 )
             )
 
-    def beat(self, worker_id: str, state: WorkerState, job_id: int | None) -> bool:
-        """A heartbeat with what the worker does now; False when its row is gone (forgotten
-        after a long silence): it registers again."""
+    def beat(
+        self,
+        worker_id: str,
+        state: WorkerState,
+        job_id: int | None,
+        models: Sequence[str] | None = None,
+    ) -> bool:
+        """A heartbeat with what the worker does now (and the models it holds, when given);
+        False when its row is gone (forgotten after a long silence): it registers again."""
+        values: dict[str, Any] = {
+            "heartbeat_at": self.clock(),
+            "state": state.value,
+            "job_id": job_id,
+            "stopped_at": None,
+        }
+        if models is not None:
+            values["models"] = list(models)
         with self._connection() as conn:
-            result = conn.execute(
-                update(WORKERS)
-                .where(WORKERS.c.id == worker_id)
-                .values(
-                    heartbeat_at=self.clock(), state=state.value, job_id=job_id, stopped_at=None
-                )
-            )
+            result = conn.execute(update(WORKERS).where(WORKERS.c.id == worker_id).values(values))
         return bool(result.rowcount)
 
     def stopped(self, worker_id: str) -> None:
@@ -163,7 +172,9 @@ class WorkerRegistry:
         conn.execute(
             update(WORKERS)
             .where(WORKERS.c.id.in_(list(worker_ids)), WORKERS.c.stopped_at.is_(None))
-            .values(stopped_at=self.clock(), state=WorkerState.STOPPED.value, job_id=None)
+            .values(
+                stopped_at=self.clock(), state=WorkerState.STOPPED.value, job_id=None, models=None
+            )
         )
 
     # -- everybody's rows ---------------------------------------------------------------------
@@ -199,6 +210,7 @@ class WorkerRegistry:
             stopped_at=row["stopped_at"],
             stale=row["stopped_at"] is None and age > self.stale_after.total_seconds(),
             heartbeat_age_s=age,
+            models=tuple(row["models"] or ()),
         )
 
     def gone(self, worker_ids: Collection[str]) -> set[str]:

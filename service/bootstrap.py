@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine as DbEngine
 
@@ -30,6 +30,7 @@ from whisper_transcriber.worker.engine import (
     unsupported,
 )
 from whisper_transcriber.worker.layout import Layout, default_layout
+from whisper_transcriber.worker.model_cache import NamedModel
 from whisper_transcriber.worker.models import fetch
 from whisper_transcriber.worker.process import Recycling, WorkerConfig
 from whisper_transcriber.worker.supervisor import WorkerPool
@@ -46,6 +47,7 @@ class Prepared:
     device: str
     compute_type: str
     layout: Layout
+    models: dict[str, NamedModel] = field(default_factory=dict)  # the models setting, resolved
 
     @property
     def registry(self) -> WorkerRegistry:
@@ -76,6 +78,14 @@ class Prepared:
             engine=self.settings.engine,
             instance=instance_name(self.settings.instance_name),
             role=role,
+            models=self.models,
+            model_memory_bytes=(
+                int(self.settings.model_memory_mb * 2**20)
+                if self.settings.model_memory_mb
+                else None
+            ),
+            model_idle_s=self.settings.model_idle_s,
+            prefer_held_s=self.settings.model_switch_after_s,
         )
 
     def worker_pool(
@@ -111,6 +121,10 @@ def prepare(settings: Settings, db: DbEngine | None = None) -> Prepared:
     problem = unsupported(device, compute_type)
     if problem is not None:
         raise SettingError(*problem)
+    models = {
+        name: _named_model(f"models.{name}", entry.model, entry.compute_type, device, settings)
+        for name, entry in settings.models.items()
+    }
     db = db if db is not None else open_database(settings)
     layout = default_layout(device, usable_cores(), settings.workers, settings.threads_per_worker)
     if settings.device == "auto":
@@ -129,4 +143,22 @@ def prepare(settings: Settings, db: DbEngine | None = None) -> Prepared:
         device=device,
         compute_type=compute_type,
         layout=layout,
+        models=models,
     )
+
+
+def _named_model(
+    setting: str, model: str, compute_type: str, device: str, settings: Settings
+) -> NamedModel:
+    """One entry of the models setting, checked as the model setting is (SettingError)."""
+    try:
+        spec = resolve_model(model, settings.model_cache_dir)
+        if "work" in settings.roles:
+            spec = fetch(spec)
+    except ModelNotFound as exc:
+        raise SettingError(setting, str(exc)) from exc
+    resolved = resolve_compute_type(compute_type, device)
+    problem = unsupported(device, resolved)
+    if problem is not None:
+        raise SettingError(setting, problem[1])
+    return NamedModel(spec, resolved)

@@ -118,6 +118,8 @@ def _inbox(config: InboxSettings, settings: Settings) -> Inbox:
         overrides["language"] = config.language
     if config.task is not None:
         overrides["task"] = config.task
+    if config.model is not None:
+        overrides["model"] = config.model
     if config.initial_prompt is not None:
         overrides["initial_prompt"] = config.initial_prompt
     hotwords = ", ".join(filter(None, [config.hotwords or defaults.hotwords, *vocabulary(config)]))

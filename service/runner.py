@@ -26,7 +26,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from whisper_transcriber.api.app import create_app
-from whisper_transcriber.api.app_context import ApiContext
+from whisper_transcriber.api.app_context import ApiContext, ConfiguredModel
 from whisper_transcriber.api.browser_guard import BrowserPolicy
 from whisper_transcriber.db.announcements import NOTIFY_CHANNEL, ChannelListener, listens
 from whisper_transcriber.db.changes import JobChanges
@@ -45,6 +45,7 @@ from whisper_transcriber.service.http_server import QuietServer
 from whisper_transcriber.service.inboxes import confinement, file_filter, inboxes_from_settings
 from whisper_transcriber.service.retention import sweep as retention_sweep
 from whisper_transcriber.service.retention import sweep_interval_s
+from whisper_transcriber.service.run_again import RunAgain
 from whisper_transcriber.service.settings import Settings
 from whisper_transcriber.watcher.inbox import InboxWatcher
 from whisper_transcriber.watcher.intake import Intake
@@ -126,14 +127,15 @@ def serve(prepared: Prepared, sockets: list[socket.socket] | None = None) -> Non
         if "watch" in roles
         else None
     )
-    scheduler = _scheduler(settings, store, watcher, prepared.registry)
+    renamed_files = RunAgain(_while_reachable(RenamedFiles(store).rewrite_renamed_files))
+    scheduler = _scheduler(settings, store, watcher, prepared.registry, renamed_files)
     if "api" in roles:
         stop.server = _api_server(
             settings,
             store,
             pool,
             prepared.registry,
-            on_renamed=functools.partial(_run_now, scheduler, RENAMED_FILES_JOB),
+            on_renamed=functools.partial(_run_soon, scheduler, RENAMED_FILES_JOB, renamed_files),
         )
 
     _install_stop_handlers(stop, pool)
@@ -194,6 +196,11 @@ def _api_server(
                 settings.allowed_hosts, settings.allowed_origins, bound=settings.host
             ),
             on_renamed=on_renamed,
+            default_model=ConfiguredModel(settings.model, settings.compute_type),
+            models={
+                name: ConfiguredModel(entry.model, entry.compute_type)
+                for name, entry in settings.models.items()
+            },
         )
     )
     if pool is not None and not listens(settings.database_url):
@@ -250,6 +257,7 @@ def _scheduler(
     store: JobStore,
     watcher: InboxWatcher | None,
     registry: WorkerRegistry,
+    renamed_files: RunAgain,
 ) -> BackgroundScheduler:
     scheduler = BackgroundScheduler()
     scheduler.add_job(
@@ -288,7 +296,7 @@ def _scheduler(
     # inboxes' files (watch) or wherever the workers write (work).
     if {"watch", "work"} & set(settings.roles):
         scheduler.add_job(
-            _while_reachable(RenamedFiles(store).rewrite_renamed_files),
+            renamed_files,
             "interval",
             seconds=RENAMED_FILES_S,
             id=RENAMED_FILES_JOB,
@@ -309,6 +317,13 @@ def _scheduler(
             next_run_time=datetime.now(UTC),
         )
     return scheduler
+
+
+def _run_soon(scheduler: BackgroundScheduler, job_id: str, task: RunAgain) -> None:
+    """The scheduler's job now, or once more right after the run under way (whose look may
+    have come before what asks for it)."""
+    if not task.again_if_running():
+        _run_now(scheduler, job_id)
 
 
 def _run_now(scheduler: BackgroundScheduler, job_id: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -42,7 +43,7 @@ from pydantic_settings import (
 )
 
 from whisper_transcriber.api.app_context import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_UPLOADS_DIR
-from whisper_transcriber.db.job_store import DEFAULT_MAX_ATTEMPTS, LEASE_S
+from whisper_transcriber.db.job_store import DEFAULT_MAX_ATTEMPTS, LEASE_S, MODEL_PREFERENCE_S
 from whisper_transcriber.db.values import (
     DEFAULT_BEAM_SIZE,
     GUARD_DEFAULTS,
@@ -51,7 +52,9 @@ from whisper_transcriber.db.values import (
     LANGUAGE_DETECTION_SEGMENTS,
     LANGUAGE_DETECTION_THRESHOLD,
     MAX_SPEAKERS,
+    MODEL_NAME_PATTERN,
     OUTPUT_FORMATS,
+    RESERVED_MODEL_NAMES,
     RETRY_BASE_DELAY_S,
     RETRY_MAX_DELAY_S,
     SPEAKER_COUNTS,
@@ -88,6 +91,7 @@ from whisper_transcriber.db.values import (
     known_formats,
     speaker_count_problem,
     subtitle_rules_problem,
+    unknown_model,
 )
 from whisper_transcriber.db.worker_registry import WORKER_HEARTBEAT_S, WORKER_STALE_AFTER_S
 from whisper_transcriber.service.logs import LogFormat
@@ -225,6 +229,18 @@ def _finite_seconds(seconds: float | None) -> float | None:
     return seconds
 
 
+class NamedModelSetting(BaseModel):
+    """One more model jobs may name (the models setting): its weights and how to run them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(
+        description="As the model setting: 'bundled', 'bundled-base', a faster-whisper size "
+        "name or a CTranslate2 folder"
+    )
+    compute_type: ComputeType = Field(default="auto", description="As the compute_type setting")
+
+
 class InboxSettings(BaseModel):
     """One watched folder and its own options; what it leaves unset comes from the service's."""
 
@@ -241,6 +257,9 @@ class InboxSettings(BaseModel):
         default=POLL_INTERVAL_S, gt=0, description="Seconds between two looks at a polling inbox"
     )
     language: str | None = Field(default=None, description="Language code for this inbox's files")
+    model: str | None = Field(
+        default=None, description="A name from the models setting for this inbox's files"
+    )
     task: Task | None = Field(default=None, description="transcribe, or translate into English")
     formats: list[str] | None = Field(
         default=None, description="Transcript formats for this inbox (formats=srt+vtt in a flag)"
@@ -442,6 +461,34 @@ class Settings(BaseSettings):
         default=BUNDLED_MODEL,
         description="'bundled' (tiny.en, offline), 'bundled-base' (multilingual, offline, the "
         "multilingual extra), a faster-whisper size name, or a CTranslate2 folder",
+    )
+    models: dict[str, NamedModelSetting] = Field(
+        default={},
+        description="More models that jobs, inboxes and requests may name (GET /models), each "
+        "loaded by a worker when a job asks for it: {name: {model, compute_type}}, e.g. "
+        '{"accurate": {"model": "small", "compute_type": "int8"}}; the model setting is the one '
+        "named default",
+    )
+    model_memory_mb: float | None = Field(
+        default=None,
+        gt=0,
+        description="Memory each worker may give the models of the models setting (the default "
+        "model is always kept): the least recently used are dropped to load another; unset: "
+        "no limit",
+    )
+    model_idle_s: float | None = Field(
+        default=600.0,
+        gt=0,
+        description="A model of the models setting that no job of a worker has used for this "
+        "long is dropped from it (the default model is kept); unset: kept",
+    )
+    model_switch_after_s: float = Field(
+        default=MODEL_PREFERENCE_S,
+        ge=0,
+        le=86400,
+        description="Workers take jobs for the models they hold before older jobs for other "
+        "models, until those have waited this long; 0: strictly the oldest job first (a mixed "
+        "queue then makes workers load models back and forth)",
     )
     model_cache_dir: Path = Field(
         default=MODEL_CACHE_DIR,
@@ -707,6 +754,26 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"{url!r} is not a service URL: {exc}") from None
         return url.strip().rstrip("/")
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, models: dict[str, NamedModelSetting]) -> dict[str, NamedModelSetting]:
+        for name in models:
+            if name in RESERVED_MODEL_NAMES:
+                raise ValueError(f"{name!r} names the model setting's model; choose another name")
+            if not re.fullmatch(MODEL_NAME_PATTERN, name):
+                raise ValueError(
+                    f"model name {name!r}: letters, digits, '.', '_' and '-', at most 100"
+                )
+        return models
+
+    @model_validator(mode="after")
+    def _inbox_models_exist(self) -> Settings:
+        for inbox in self.inboxes:
+            problem = unknown_model(inbox.model, self.models)
+            if problem is not None:
+                raise ValueError(f"inbox {inbox.path}: {problem}")
+        return self
 
     @field_validator("roles", mode="before")
     @classmethod

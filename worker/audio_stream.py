@@ -50,19 +50,27 @@ def blocks(path: str) -> Generator[Samples, None, None]:
     collector after each file, which costs long pauses in a big process."""
     import av
 
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLING_RATE)
     with av.open(path, mode="r", metadata_errors="ignore") as container:
-        groups = _grouped(_valid_frames(container.decode(audio=0)))
-        for group in itertools.chain(groups, [None]):  # None flushes the resampler
-            for frame in resampler.resample(group):
-                yield _floats(frame)
+        yield from decoded(container)
 
 
-def head(path: str, samples: int) -> Samples:
-    """The first `samples` samples of the file (fewer if it is shorter), decoding no further."""
+def decoded(container: Any) -> Generator[Samples, None, None]:
+    """As blocks(), from a container the caller has opened (and closes)."""
+    import av
+
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLING_RATE)
+    groups = _grouped(_valid_frames(container.decode(audio=0)))
+    for group in itertools.chain(groups, [None]):  # None flushes the resampler
+        for frame in resampler.resample(group):
+            yield _floats(frame)
+
+
+def head(path: str, samples: int, container: Any = None) -> Samples:
+    """The first `samples` samples of the file (fewer if it is shorter), decoding no further;
+    from `container` when the caller has the file open already."""
     taken: list[Samples] = []
     count = 0
-    stream = blocks(path)
+    stream = blocks(path) if container is None else decoded(container)
     try:
         for block in stream:
             taken.append(block[: samples - count])

@@ -21,10 +21,11 @@ from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import JobRecord
 from whisper_transcriber.worker.confinement import Confinement, SourceRefused, opened_source
-from whisper_transcriber.worker.engine import Engine
+from whisper_transcriber.worker.engine import Engine, ModelNotFound
 from whisper_transcriber.worker.heartbeat import Heartbeat
 from whisper_transcriber.worker.job_in_hand import about_job
 from whisper_transcriber.worker.media import MediaError
+from whisper_transcriber.worker.model_cache import UnknownModel
 from whisper_transcriber.worker.names import name_max
 from whisper_transcriber.worker.originals import move_original
 from whisper_transcriber.worker.outputs import OutputNameError, check_name_lengths, output_paths
@@ -43,6 +44,8 @@ FIRST_RETRY_S = 0.5
 LAST_RETRY_S = 10.0
 
 T = TypeVar("T")
+# The engine, or what gives it once the attempt has begun (a model loaded on demand).
+EngineOrLoader = Engine | Callable[[], Engine]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ def _never() -> bool:
 
 def run_job(
     store: JobStore,
-    engine: Engine,
+    engine: EngineOrLoader,
     job: JobRecord,
     confinement: Confinement,
     abandoned: Callable[[], bool] = _never,
@@ -115,7 +118,7 @@ def run_job(
 
 def _attempt(
     store: JobStore,
-    engine: Engine,
+    engine: EngineOrLoader,
     job: JobRecord,
     confinement: Confinement,
     abandoned: Callable[[], bool],
@@ -228,7 +231,7 @@ def _attempt(
         log.info("job %s: attempt %s was cancelled or taken over; stopped mid-way", job.id, attempt)
     except LeaseLost:
         log.info("job %s: attempt %s is no longer current; dropped its work", job.id, attempt)
-    except (MediaError, SourceRefused, OutputNameError) as exc:
+    except (MediaError, SourceRefused, OutputNameError, ModelNotFound, UnknownModel) as exc:
         log.warning("job %s: failed: %s", job.id, exc)
         return _fail(store, job, str(exc), retryable=False)
     except DatabaseRefused as exc:  # the same result would be refused again: no retry
@@ -258,17 +261,19 @@ def _write_error(folder: Path, exc: OSError) -> str:
 
 
 def _transcribe(
-    engine: Engine,
+    engine: EngineOrLoader,
     job: JobRecord,
     confinement: Confinement,
     on_progress: Callable[[float], None],
     on_language: Callable[[str], None] | None,
 ) -> Transcript:
-    """Open the source, judge the open file, and have the model read that very file."""
+    """Open the source, judge the open file, and have the model read that very file (loading
+    the job's model first when it must: the heartbeat holds the lease meanwhile)."""
     with opened_source(job, confinement) as (readable, stat):
         verify_source(job, stat)
+        model = engine() if callable(engine) else engine
         try:
-            return engine.transcribe(readable, job.options, on_progress, on_language)
+            return model.transcribe(readable, job.options, on_progress, on_language)
         except MediaError as exc:  # name the file as people know it, not its descriptor
             raise type(exc)(str(exc).replace(readable, job.source_path)) from exc
 

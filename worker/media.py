@@ -10,6 +10,7 @@ import os
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from whisper_transcriber.worker.audio_stream import (
     Piece,
     Samples,
     blocks,
+    decoded,
     head,
     pieces,
 )
@@ -71,29 +73,36 @@ def scan(path: str, *, keep: int = 0, max_duration_s: float | None = None) -> Sc
     """Decode the first audio track once, counting samples and the peak; MediaError when there is
     no audio, it is cut short, or longer than max_duration_s. The samples are kept (`whole`) only
     when there are at most `keep` of them, so memory stays bounded whatever the file holds."""
+    import av
     import av.error
 
-    declared = _checked_header(path, max_duration_s)
+    check_source(path)
     count, peak = 0, 0.0
     kept: list[Samples] | None = []
-    stream = blocks(path)
     try:
-        for block in stream:
-            count += block.shape[0]
-            if max_duration_s is not None and count > max_duration_s * SAMPLING_RATE:
-                # the header did not say, or said less
-                raise MediaError(_too_long(path, f"over {max_duration_s:g} s", max_duration_s))
-            if block.shape[0]:
-                # max and min, not abs: no copy of the block
-                peak = max(peak, float(block.max()), -float(block.min()))
-            if kept is not None and count <= keep:
-                kept.append(block)
-            else:
-                kept = None
+        # Opened once for the header and the samples: opening probes the format again each time.
+        with av.open(path, metadata_errors="ignore") as container:
+            declared = _checked_duration(container, path, max_duration_s)
+            stream = decoded(container)
+            try:
+                for block in stream:
+                    count += block.shape[0]
+                    if max_duration_s is not None and count > max_duration_s * SAMPLING_RATE:
+                        # the header did not say, or said less
+                        raise MediaError(
+                            _too_long(path, f"over {max_duration_s:g} s", max_duration_s)
+                        )
+                    if block.shape[0]:
+                        # max and min, not abs: no copy of the block
+                        peak = max(peak, float(block.max()), -float(block.min()))
+                    if kept is not None and count <= keep:
+                        kept.append(block)
+                    else:
+                        kept = None
+            finally:
+                stream.close()
     except av.error.FFmpegError as exc:
         raise MediaError(f"cannot decode {path}: {_ffmpeg_reason(exc)}") from exc
-    finally:
-        stream.close()
     audio = ScannedAudio(count, peak, np.concatenate(kept) if kept else None)
     if count == 0:
         raise MediaError(f"no audio in {path}: the file has no samples")
@@ -112,11 +121,14 @@ def scan_start(
 ) -> tuple[Samples, float]:
     """The first `samples` samples, decoding no further, and the file's duration: as its header
     states it, else as far as was decoded. Checked as scan() checks, but for truncation."""
+    import av
     import av.error
 
-    declared = _checked_header(path, max_duration_s)
+    check_source(path)
     try:
-        start = head(path, samples)
+        with av.open(path, metadata_errors="ignore") as container:
+            declared = _checked_duration(container, path, max_duration_s)
+            start = head(path, samples, container)
     except av.error.FFmpegError as exc:
         raise MediaError(f"cannot decode {path}: {_ffmpeg_reason(exc)}") from exc
     if start.shape[0] == 0:
@@ -160,10 +172,9 @@ def from_start(path: str, audio: ScannedAudio | None = None) -> Generator[Sample
         stream.close()
 
 
-def _checked_header(path: str, max_duration_s: float | None) -> float | None:
-    """check_source and the declared duration, refused when it is above max_duration_s."""
-    check_source(path)
-    declared = declared_duration(path)
+def _checked_duration(container: Any, path: str, max_duration_s: float | None) -> float | None:
+    """The declared duration, refused when it is above max_duration_s."""
+    declared = stated_duration(container, path)
     if max_duration_s is not None and declared is not None and declared > max_duration_s:
         raise MediaError(_too_long(path, f"{declared:.0f} s", max_duration_s))
     return declared
@@ -185,18 +196,23 @@ def declared_duration(path: str) -> float | None:
 
     try:
         with av.open(path, metadata_errors="ignore") as container:
-            if not container.streams.audio:
-                raise MediaError(f"no audio track in {path}")
-            stream = container.streams.audio[0]
-            if container.format.name == "wav":  # libav trims the stated length to the file
-                return _wav_stated_duration(path)
-            if not stream.duration or stream.time_base is None:
-                return None
-            if container.format.name == "mp3" and not _mp3_states_length(path):
-                return None
-            return float(stream.duration * stream.time_base)
+            return stated_duration(container, path)
     except av.error.FFmpegError as exc:
         raise MediaError(f"cannot decode {path}: {_ffmpeg_reason(exc)}") from exc
+
+
+def stated_duration(container: Any, path: str) -> float | None:
+    """declared_duration of a file the caller has opened (`container`, from av.open)."""
+    if not container.streams.audio:
+        raise MediaError(f"no audio track in {path}")
+    stream = container.streams.audio[0]
+    if container.format.name == "wav":  # libav trims the stated length to the file
+        return _wav_stated_duration(path)
+    if not stream.duration or stream.time_base is None:
+        return None
+    if container.format.name == "mp3" and not _mp3_states_length(path):
+        return None
+    return float(stream.duration * stream.time_base)
 
 
 def _mp3_states_length(path: str) -> bool:

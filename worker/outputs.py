@@ -56,7 +56,13 @@ def _said_by(segment: Segment) -> str:
 
 def _voice(segment: Segment) -> str:
     """The cue's text in a WebVTT voice span when it has a speaker: "<v Speaker 1>Hello."."""
-    return _voiced(segment.speaker, _cue_text(segment))
+    return _voiced(segment.speaker, _vtt_text(_cue_text(segment)))
+
+
+def _vtt_text(text: str) -> str:
+    """Cue text as WebVTT reads it back: & starts an escape and < a tag ("AT&T", "x < y" would
+    lose characters in a player), so they are written &amp; and &lt;."""
+    return text.replace("&", "&amp;").replace("<", "&lt;")
 
 
 def _voiced(speaker: str | None, text: str) -> str:
@@ -165,7 +171,7 @@ def _render_srt_cues(transcript: Transcript, rules: SubtitleRules) -> str:
 def _render_vtt_cues(transcript: Transcript, rules: SubtitleRules) -> str:
     return "WEBVTT\n\n" + "".join(
         f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n"
-        f"{_voiced(c.speaker, _cue_lines(c))}\n\n"
+        f"{_voiced(c.speaker, _vtt_text(_cue_lines(c)))}\n\n"
         for c in cues(transcript, rules)
     )
 

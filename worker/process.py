@@ -12,8 +12,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
@@ -21,7 +21,7 @@ import psutil
 
 from whisper_transcriber.db.engine import make_engine
 from whisper_transcriber.db.errors import QueueError
-from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.job_store import MODEL_PREFERENCE_S, JobStore
 from whisper_transcriber.db.values import RetryPolicy
 from whisper_transcriber.db.worker_registry import (
     WorkerRegistry,
@@ -31,8 +31,9 @@ from whisper_transcriber.db.worker_registry import (
 )
 from whisper_transcriber.worker.confinement import Confinement
 from whisper_transcriber.worker.defaults import DEFAULT_ENGINE
-from whisper_transcriber.worker.engine import ModelSpec, engine_class
+from whisper_transcriber.worker.engine import Engine, ModelSpec, engine_class
 from whisper_transcriber.worker.job_runner import run_job
+from whisper_transcriber.worker.model_cache import ModelCache, NamedModel
 from whisper_transcriber.worker.registration import Registration
 
 ORPHAN_CHECK_S = 1.0
@@ -88,6 +89,11 @@ class WorkerConfig:
     engine: str = DEFAULT_ENGINE  # module:Class, imported in the worker process (engine_class)
     instance: str = ""  # the instance's name in the worker registry
     role: WorkerRole = WorkerRole.SERVICE
+    # The other models jobs may name (the models setting), loaded on demand (worker/model_cache.py).
+    models: Mapping[str, NamedModel] = field(default_factory=dict)
+    model_memory_bytes: int | None = None  # the others' budget; None: no limit
+    model_idle_s: float | None = None  # an other model unused this long is dropped; None: kept
+    prefer_held_s: float = MODEL_PREFERENCE_S  # see JobStore.claim
 
 
 @dataclass(frozen=True)
@@ -135,14 +141,16 @@ class WorkerLink:
             if not os.read(fd, 4096):
                 return  # the supervisor's end is closed: the parent is going
 
-    def wait_for_work(self, timeout_s: float) -> None:
+    def wait_for_work(self, timeout_s: float, until: Callable[[], bool] | None = None) -> None:
         """Sleep until woken or stopped or timeout_s passes (returns at once if a wake-up came
-        since forget_wake_ups). Looks every ORPHAN_CHECK_S for a dead parent, without touching
-        the database."""
+        since forget_wake_ups), or until `until` says so. Looks every ORPHAN_CHECK_S for a dead
+        parent (and at `until`), without touching the database."""
         deadline = time.monotonic() + timeout_s
         while not self.orphaned() and not self.stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.wake.poll(min(remaining, ORPHAN_CHECK_S)):
+                return
+            if until is not None and until():
                 return
 
     def doing(self) -> tuple[WorkerState, int | None]:
@@ -164,6 +172,16 @@ def idle_wait_s(next_due: datetime | None, poll_interval_s: float, now: datetime
     return min(max((next_due - now).total_seconds(), 0.0), poll_interval_s)
 
 
+def _load_engine(config: WorkerConfig, choice: NamedModel) -> Engine:
+    return engine_class(config.engine)(
+        choice.spec,
+        config.device,
+        choice.compute_type,
+        config.threads,
+        max_audio_duration_s=config.max_audio_duration_s,
+    )
+
+
 def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
     """Entry point of a spawned worker process; it exits when told to stop or its parent is gone."""
     # Ctrl-C (and systemd's SIGTERM to the whole group) reach every process; the supervisor
@@ -177,17 +195,25 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
     db_engine = make_engine(config.database_url)
     store = JobStore(db_engine, lease_s=config.lease_s, retry_policy=config.retry_policy)
     me = worker_id_for(link.token, os.getpid())
+    models: ModelCache | None = None
     registration = Registration(
-        WorkerRegistry(db_engine, clock=store.clock), me, config.instance, config.role, link.doing
+        WorkerRegistry(db_engine, clock=store.clock),
+        me,
+        config.instance,
+        config.role,
+        link.doing,
+        holding=lambda: models.names if models is not None else (),
     )
     try:
         registration.start()  # DatabaseRefused: it could never claim (worker/registration.py)
-        engine = engine_class(config.engine)(
-            config.model,
-            config.device,
-            config.compute_type,
-            config.threads,
-            max_audio_duration_s=config.max_audio_duration_s,
+        load = partial(_load_engine, config)
+        engine = load(NamedModel(config.model, config.compute_type))
+        models = ModelCache(
+            engine,
+            config.models,
+            load,
+            budget_bytes=config.model_memory_bytes,
+            idle_s=config.model_idle_s,
         )
     except Exception as exc:
         registration.close()
@@ -219,11 +245,18 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
             link.forget_wake_ups()
             if not registration.registered.is_set():
                 # A job is claimed only under a registered id, so that if this pool is killed
-                # its next start knows the job's holder is gone (the heartbeat keeps trying).
-                link.wait_for_work(config.poll_interval_s)
+                # its next start knows the job's holder is gone (the heartbeat keeps trying);
+                # registered, it looks at the queue at once, not at the next fallback poll.
+                link.wait_for_work(config.poll_interval_s, until=registration.registered.is_set)
                 continue
+            next_drop = models.drop_idle()
             try:
-                job = store.claim(me)
+                job = store.claim(
+                    me,
+                    held=models.held(),
+                    known=models.known(),
+                    prefer_held_s=config.prefer_held_s,
+                )
                 next_due = None if job else store.next_due()
             except QueueError as exc:  # the database is away or busy: nothing will wake us for it
                 log.warning("worker %s: cannot claim: %s", me, exc)
@@ -242,13 +275,14 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
                 link.wait_for_work(min(CLAIM_SURPRISE_PAUSE_S, config.poll_interval_s))
                 continue
             if job is None:
-                link.wait_for_work(idle_wait_s(next_due, config.poll_interval_s, store.clock()))
+                wait_s = idle_wait_s(next_due, config.poll_interval_s, store.clock())
+                link.wait_for_work(wait_s if next_drop is None else min(wait_s, next_drop))
                 continue
             link.report_job(job.id, job.attempts)
             try:
                 run_job(
                     store,
-                    engine,
+                    partial(models.engine_for, job.options.model),
                     job,
                     config.confinement,
                     partial(link.abandons, job.id, job.attempts),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from whisper_transcriber.db.errors import DatabaseRefused, QueueError
 from whisper_transcriber.db.worker_registry import (
@@ -33,13 +33,16 @@ class Registration:
         role: WorkerRole,
         doing: Callable[[], tuple[WorkerState, int | None]],
         interval_s: float = WORKER_HEARTBEAT_S,
+        holding: Callable[[], Sequence[str]] | None = None,
     ) -> None:
+        """holding: the names of the models the worker has loaded, said with each beat."""
         self.registry = registry
         self.worker_id = worker_id
         self.instance = instance
         self.role = role
         self.doing = doing
         self.interval_s = interval_s
+        self.holding = holding
         self.registered = threading.Event()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
@@ -74,7 +77,8 @@ class Registration:
         try:
             if self.registered.is_set():
                 state, job_id = self.doing()
-                if self.registry.beat(self.worker_id, state, job_id):
+                models = self.holding() if self.holding is not None else None
+                if self.registry.beat(self.worker_id, state, job_id, models):
                     self._complaint = None
                     return
                 self.registered.clear()  # forgotten after a long silence: register again

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from whisper_transcriber.api.deps import Context, JobId, Moment
 from whisper_transcriber.api.limits import ContentTooLarge, check_prompt
 from whisper_transcriber.api.paths import PathNotAllowed, resolve_allowed
+from whisper_transcriber.api.routes.models import require_known_model
 from whisper_transcriber.api.schemas import (
     ErrorOut,
     JobOut,
@@ -165,6 +166,7 @@ async def _by_path(request: Request, context: Context) -> tuple[JobRecord, bool]
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such file: {given.path}")
     if given.expected_size is not None or given.expected_mtime_ns is not None:
         await _check_expected(path, given)
+    require_known_model(context, given.model)
     try:
         options = given.options(context.default_options)
     except ValidationError as exc:
@@ -218,11 +220,12 @@ async def _uploaded(
         given = OptionsIn.from_form(upload.fields)
         check_prompt(given.initial_prompt, "initial_prompt")
         check_prompt(given.hotwords, "hotwords")
+        require_known_model(context, given.model)
         options = given.options(context.default_options)
     except ValidationError as exc:
         upload.discard()
         raise RequestValidationError(exc.errors(include_url=False)) from exc
-    except ContentTooLarge:
+    except (ContentTooLarge, HTTPException):
         upload.discard()
         raise
     return await enqueue_upload(context, upload, options, force=given.force)

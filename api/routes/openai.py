@@ -13,10 +13,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from whisper_transcriber.api.deps import Context
 from whisper_transcriber.api.limits import ContentTooLarge, check_prompt
+from whisper_transcriber.api.routes.models import require_known_model
 from whisper_transcriber.api.schemas import ErrorOut
 from whisper_transcriber.api.sync_jobs import multipart_body, receive, run_and_wait
 from whisper_transcriber.db.transcript import Transcript
-from whisper_transcriber.db.values import Task
+from whisper_transcriber.db.values import RESERVED_MODEL_NAMES, Task
 from whisper_transcriber.worker.languages import Language
 from whisper_transcriber.worker.outputs import rendered
 from whisper_transcriber.worker.sidecars import language_name
@@ -30,7 +31,10 @@ ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt", "diarized
 class OpenAIForm(BaseModel):
     """The form fields OpenAI's clients send with the file."""
 
-    model: str = Field(description="Any name: the service's configured model answers")
+    model: str = Field(
+        description="whisper-1 (what OpenAI's clients send) or default: the service's model; "
+        "or a name GET /v1/models lists"
+    )
     language: Language = None
     prompt: str | None = None
     response_format: ResponseFormat = "json"
@@ -51,7 +55,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "diarized_json: segments with a speaker (A, B, ... as they first speak); text, srt and "
         "vtt as plain text",
     },
-    400: {"model": ErrorOut, "description": "No file, or a malformed body"},
+    400: {"model": ErrorOut, "description": "No file, a malformed body, or an unknown model"},
     413: {
         "model": ErrorOut,
         "description": "The upload, a field or the prompt is larger than its limit",
@@ -80,12 +84,14 @@ async def translations(request: Request, context: Context) -> Response:
 
 
 @router.get("/models")
-def models() -> dict[str, Any]:
-    """The model name OpenAI clients may ask for; whatever they name, the configured model runs."""
+def models(context: Context) -> dict[str, Any]:
+    """The model names OpenAI clients may ask for: whisper-1 (the service's default model) and
+    the models setting's."""
     return {
         "object": "list",
         "data": [
-            {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "whisper-transcriber"}
+            {"id": name, "object": "model", "created": 0, "owned_by": "whisper-transcriber"}
+            for name in (MODEL_ID, *context.models)
         ],
     }
 
@@ -107,6 +113,11 @@ async def _run(request: Request, context: Context, task: Task) -> Response:
     except ContentTooLarge:
         upload.discard()
         raise
+    try:
+        require_known_model(context, form.model)
+    except HTTPException:
+        upload.discard()
+        raise
     diarized = form.response_format == "diarized_json"
     if diarized and task != "transcribe":
         upload.discard()
@@ -119,6 +130,7 @@ async def _run(request: Request, context: Context, task: Task) -> Response:
     options = context.default_options.model_copy(
         update={
             "task": task,
+            "model": None if form.model in RESERVED_MODEL_NAMES else form.model,
             "language": form.language or None,
             "initial_prompt": form.prompt or None,
             "temperature": form.temperature,

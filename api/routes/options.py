@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from whisper_transcriber.api.deps import Context
 from whisper_transcriber.api.schemas import OptionsOut
-from whisper_transcriber.db.values import OUTPUT_FORMATS, TASKS
+from whisper_transcriber.db.values import DEFAULT_MODEL_NAME, OUTPUT_FORMATS, TASKS
 from whisper_transcriber.worker.languages import LANGUAGE_CODES
 from whisper_transcriber.worker.sidecars import language_name
 
@@ -22,6 +22,7 @@ def options(context: Context) -> OptionsOut:
         formats=list(OUTPUT_FORMATS),
         tasks=list(TASKS),
         languages=_languages(),
+        models=[DEFAULT_MODEL_NAME, *context.models],
         max_upload_bytes=context.max_upload_bytes,
     )
 

@@ -243,6 +243,7 @@ def test_options_are_what_the_submit_form_offers(store: JobStore, tmp_path: Path
     assert body == {
         "formats": list(OUTPUT_FORMATS),
         "tasks": ["transcribe", "translate"],
+        "models": ["default"],
         "max_upload_bytes": 1234,
     }
     assert (languages["en"], languages["de"], languages["jw"]) == ("english", "german", "javanese")

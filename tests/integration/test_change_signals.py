@@ -14,7 +14,7 @@ from sqlalchemy import text, update
 from tests.helpers.waiting import wait_until
 from whisper_transcriber.db.announcements import CHANGES_CHANNEL, ChannelListener
 from whisper_transcriber.db.changes import JobChanges
-from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.engine import SQLITE_BEGIN_OPTION, make_engine
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.store_base import JOBS
@@ -23,10 +23,12 @@ from whisper_transcriber.db.values import JobOptions, JobRecord
 # Far longer than the test waits: a change seen in time was heard, not polled for.
 QUIET_POLL_S = 3600.0
 WAIT_S = 30.0
+# Less than SQLite's busy timeout (30 s), which a read waiting behind the writer would take.
+LONG_WRITER_WAIT_S = 15.0
 
 OTHER_PROCESS = """
 import sys
-from whisper_transcriber.db.engine import make_engine
+from whisper_transcriber.db.engine import SQLITE_BEGIN_OPTION, make_engine
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.store_base import JOBS
@@ -137,3 +139,33 @@ def test_a_listener_that_loses_its_connection_says_so_and_listens_again(
     finally:
         listener.stop()
         listener.stop()  # a second stop does nothing (the pipe is closed once)
+
+
+def test_a_long_writer_does_not_hold_back_what_is_already_committed(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """SQLite's feed reads under the write lock after a file signal (to see a commit under way);
+    a writer that then keeps the lock (a migration, a sqlite3 shell) must not hold back a change
+    committed before it for the busy timeout (30 s): the feed reads what is there."""
+    store = JobStore(make_engine(sqlite_url))
+    source = tmp_path / "before-the-writer.wav"
+    source.write_bytes(b"audio")
+    job, _ = store.enqueue(source, JobOptions(), "api")
+    seen = Seen()
+    feed = listening_feed(store, seen)
+    writer = make_engine(sqlite_url).connect()  # not through the store: no in-process wake-up
+    try:
+        writer.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        with writer.begin():
+            writer.execute(
+                update(JOBS)
+                .where(JOBS.c.id == job.id)
+                .values(status=JobStatus.CANCELLED.value, updated_at=store.clock())
+            )
+        long_write = writer.begin()  # the lock again at once, before the feed reads (20 ms on)
+        wait_until(lambda: "cancelled" in seen.statuses(), LONG_WRITER_WAIT_S, "the change")
+        long_write.rollback()
+    finally:
+        writer.close()
+        feed.stop()
+        store.engine.dispose()

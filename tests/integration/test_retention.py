@@ -28,6 +28,7 @@ from whisper_transcriber.service.retention import (
     sweep,
     sweep_interval_s,
 )
+from whisper_transcriber.service.run_again import RunAgain
 from whisper_transcriber.service.runner import _scheduler
 from whisper_transcriber.service.settings import Role, Settings
 
@@ -372,7 +373,7 @@ def test_the_sweep_runs_where_its_files_and_history_are_looked_after(
 ) -> None:
     settings = Settings(roles=roles, job_retention_s=3600.0)
     registry = WorkerRegistry(store.engine, clock=store.clock)
-    job = _scheduler(settings, store, None, registry).get_job("retention")
+    job = _scheduler(settings, store, None, registry, RunAgain(lambda: None)).get_job("retention")
     if expected is None:
         assert job is None
         return

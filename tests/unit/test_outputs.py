@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -9,7 +10,7 @@ import pytest
 
 from whisper_transcriber.db.transcript import Segment, Transcript, Word
 from whisper_transcriber.db.values import OUTPUT_FORMATS, JobOptions, known_formats
-from whisper_transcriber.worker.outputs import output_paths, render
+from whisper_transcriber.worker.outputs import output_paths, render, rendered
 from whisper_transcriber.worker.staging import remove_stale_temporaries, stage_outputs
 
 TRANSCRIPT = Transcript(
@@ -195,6 +196,25 @@ def test_cue_text_cannot_fake_a_timing_line() -> None:
     assert render(transcript, "srt").splitlines()[2] == "go -> there"
     assert render(transcript, "vtt").splitlines()[3] == "go -> there"
     assert render(transcript, "txt") == "go --> there\n"
+
+
+def test_vtt_escapes_what_would_start_a_tag_or_an_escape() -> None:
+    """A player reads "<" as a tag and "&" as an escape in WebVTT: the text comes back whole only
+    if they are written &lt; and &amp;. srt and txt keep them as they are."""
+    text = " AT&T: x < y > z &amp; "
+    transcript = one_segment(0.0, 1.0, text)
+    assert render(transcript, "vtt").splitlines()[3] == "AT&amp;T: x &lt; y > z &amp;amp;"
+    assert render(transcript, "srt").splitlines()[2] == text.strip()
+    cued = rendered(transcript, "vtt", JobOptions())
+    assert cued.splitlines()[3] == "AT&amp;T: x &lt; y > z &amp;amp;"
+    spoken = dataclasses.replace(
+        transcript,
+        segments=(dataclasses.replace(transcript.segments[0], speaker="Tom & <Jerry>"),),
+    )
+    assert (
+        render(spoken, "vtt").splitlines()[3]
+        == "<v Tom &amp; Jerry>AT&amp;T: x &lt; y > z &amp;amp;"
+    )
 
 
 def test_output_paths_beside_source() -> None:

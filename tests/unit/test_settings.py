@@ -365,3 +365,23 @@ def test_check_names_a_bad_database_url_and_creates_no_database(tmp_path: Path) 
     (tmp_path / "empty.db").touch()
     verdict = check_instance(load_settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}"))
     assert not verdict.healthy and "has no worker registry" in verdict.lines[0]
+
+
+def test_more_models_are_named_and_inboxes_name_only_those(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "WHISPER_TRANSCRIBER_MODELS",
+        '{"accurate": {"model": "small", "compute_type": "int8"}, "f32": {"model": "bundled"}}',
+    )
+    settings = load_settings(inboxes=["/tmp/talks?model=accurate"])
+    assert settings.models["accurate"].compute_type == "int8"
+    assert settings.models["f32"].compute_type == "auto"
+    assert settings.inboxes[0].model == "accurate"
+    with pytest.raises(SettingError, match=r"unknown model 'large'; the models are: default, acc"):
+        load_settings(inboxes=["/tmp/talks?model=large"])
+    for reserved in ("default", "whisper-1"):
+        with pytest.raises(SettingError, match="names the model setting's model"):
+            load_settings(models={reserved: {"model": "small"}})
+    with pytest.raises(SettingError, match="setting models"):
+        load_settings(models={"../x": {"model": "small"}})
