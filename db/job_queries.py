@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select, text
@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from whisper_transcriber.db.engine import check_writable
 from whisper_transcriber.db.errors import DatabaseUnavailable, JobNotFound, WritersBusy
 from whisper_transcriber.db.models import JobStatus
-from whisper_transcriber.db.store_base import JOBS, TRANSCRIPTS, StoreBase, job_record
+from whisper_transcriber.db.store_base import JOBS, TRANSCRIPTS, StoreBase, job_record, of_models
 from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.transcript_search import search_segments
 from whisper_transcriber.db.values import (
@@ -46,14 +46,14 @@ class JobQueries(StoreBase):
         with self._read() as conn:
             return [job_record(row) for row in conn.execute(query)]
 
-    def next_due(self) -> datetime | None:
-        """When the earliest queued job becomes due (now or later); None when none is queued."""
-        query = (
-            select(JOBS.c.run_after)
-            .where(JOBS.c.status == JobStatus.QUEUED.value)
-            .order_by(JOBS.c.run_after)
-            .limit(1)
-        )
+    def next_due(self, models: Collection[str | None] | None = None) -> datetime | None:
+        """When the earliest queued job becomes due (now or later); None when none is queued.
+        models: of jobs for these models only (None: the default model), as a worker that can
+        load only those claims them; None: of any job."""
+        queued = JOBS.c.status == JobStatus.QUEUED.value
+        if models is not None:
+            queued = queued & of_models(models)
+        query = select(JOBS.c.run_after).where(queued).order_by(JOBS.c.run_after).limit(1)
         with self._read() as conn:
             due: datetime | None = conn.execute(query).scalar()
         return due

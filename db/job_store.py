@@ -31,7 +31,7 @@ from whisper_transcriber.db.errors import InvalidTransition, JobNotFound, LeaseL
 from whisper_transcriber.db.identity import CONTENT
 from whisper_transcriber.db.job_queries import JobQueries
 from whisper_transcriber.db.models import JobStatus
-from whisper_transcriber.db.store_base import JOBS, SEGMENTS, TRANSCRIPTS, job_record
+from whisper_transcriber.db.store_base import JOBS, SEGMENTS, TRANSCRIPTS, job_record, of_models
 from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import JobOptions, JobRecord, RetryPolicy
 
@@ -184,7 +184,7 @@ class JobStore(JobQueries):
         now = self.clock()
         due = (JOBS.c.status == JobStatus.QUEUED.value) & (JOBS.c.run_after <= now)
         if known is not None:
-            due = due & _of_models(known)
+            due = due & of_models(known)
 
         def oldest(where: ColumnElement[bool]) -> Select[tuple[int, str | None, datetime]]:
             return (
@@ -204,7 +204,7 @@ class JobStore(JobQueries):
             chosen = first.id
             overdue = first.run_after <= now - timedelta(seconds=prefer_held_s)
             if held is not None and first.model not in held and not overdue:
-                preferred = conn.execute(oldest(due & _of_models(held))).first()
+                preferred = conn.execute(oldest(due & of_models(held))).first()
                 if preferred is not None:
                     chosen = preferred.id
             claim = (
@@ -507,11 +507,3 @@ class JobStore(JobQueries):
         """Remember the try (updated_at), so that moves that keep failing do not block others."""
         with self._write() as conn:
             conn.execute(update(JOBS).where(JOBS.c.id == job_id).values(updated_at=self.clock()))
-
-
-def _of_models(names: Collection[str | None]) -> ColumnElement[bool]:
-    """Jobs for one of these models (None: the default model)."""
-    of_models: ColumnElement[bool] = JOBS.c.model.in_([name for name in names if name is not None])
-    if None in names:
-        of_models = of_models | JOBS.c.model.is_(None)
-    return of_models

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
@@ -87,3 +87,11 @@ class StoreBase:
                 yield conn
         except SQLAlchemyError as exc:
             raise translated(exc) from exc
+
+
+def of_models(names: Collection[str | None]) -> ColumnElement[bool]:
+    """Jobs for one of these models (None: the default model)."""
+    of_names: ColumnElement[bool] = JOBS.c.model.in_([name for name in names if name is not None])
+    if None in names:
+        of_names = of_names | JOBS.c.model.is_(None)
+    return of_names

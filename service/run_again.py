@@ -30,13 +30,15 @@ class RunAgain:
         with self._lock:
             self._running = True
             self._again = False
-        try:
-            while True:
+        while True:
+            try:
                 self.task(*args)
+            except BaseException:
                 with self._lock:
-                    if not self._again:
-                        return
-                    self._again = False
-        finally:
-            with self._lock:
-                self._running = False
+                    self._running = False
+                raise
+            with self._lock:  # deciding to stop and saying so at once: no request falls between
+                if not self._again:
+                    self._running = False
+                    return
+                self._again = False

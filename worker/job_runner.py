@@ -21,11 +21,11 @@ from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import JobRecord
 from whisper_transcriber.worker.confinement import Confinement, SourceRefused, opened_source
-from whisper_transcriber.worker.engine import Engine, ModelNotFound
+from whisper_transcriber.worker.engine import Engine
 from whisper_transcriber.worker.heartbeat import Heartbeat
 from whisper_transcriber.worker.job_in_hand import about_job
 from whisper_transcriber.worker.media import MediaError
-from whisper_transcriber.worker.model_cache import UnknownModel
+from whisper_transcriber.worker.model_cache import ModelLoadFailed, UnknownModel
 from whisper_transcriber.worker.names import name_max
 from whisper_transcriber.worker.originals import move_original
 from whisper_transcriber.worker.outputs import OutputNameError, check_name_lengths, output_paths
@@ -231,9 +231,12 @@ def _attempt(
         log.info("job %s: attempt %s was cancelled or taken over; stopped mid-way", job.id, attempt)
     except LeaseLost:
         log.info("job %s: attempt %s is no longer current; dropped its work", job.id, attempt)
-    except (MediaError, SourceRefused, OutputNameError, ModelNotFound, UnknownModel) as exc:
+    except (MediaError, SourceRefused, OutputNameError, UnknownModel) as exc:
         log.warning("job %s: failed: %s", job.id, exc)
         return _fail(store, job, str(exc), retryable=False)
+    except ModelLoadFailed as exc:  # out of memory now, say: worth another attempt
+        log.warning("job %s: %s", job.id, exc)
+        return _fail(store, job, str(exc), retryable=True)
     except DatabaseRefused as exc:  # the same result would be refused again: no retry
         log.error("job %s: the database refused its result: %s", job.id, exc)
         return _fail(store, job, f"the database refused the result: {exc}", retryable=False)

@@ -36,6 +36,11 @@ class UnknownModel(Exception):
     """A job names a model this worker is not configured with (claim() keeps such jobs away)."""
 
 
+class ModelLoadFailed(Exception):
+    """A configured model could not be loaded now (memory, a file being replaced): the attempt
+    fails and the job is tried again, as for any other failure that may pass."""
+
+
 @dataclass
 class _Loaded:
     engine: Engine
@@ -78,6 +83,7 @@ class ModelCache:
         self._loaded: dict[str, _Loaded] = {}
         self._sizes: dict[str, int] = {}  # as measured at each model's last load
         self.loads = 0  # models loaded after the start (for the benchmarks and the logs)
+        self._freeze_pending = False
         # Read by the heartbeat thread: replaced whole, never changed in place.
         self.names: tuple[str, ...] = (DEFAULT_MODEL_NAME,)
 
@@ -97,6 +103,16 @@ class ModelCache:
             loaded = self._load_named(name)
         loaded.last_used = self._clock()
         return loaded.engine
+
+    def used(self, name: str | None) -> None:
+        """A job for the model has just ended: it is idle from now."""
+        loaded = self._loaded.get(name) if name is not None else None
+        if loaded is not None:
+            loaded.last_used = self._clock()
+        if self._freeze_pending:  # what the load made, now that the job's own objects are gone
+            self._freeze_pending = False
+            gc.collect()
+            gc.freeze()
 
     def drop_idle(self) -> float | None:
         """Drops the models idle past the time-to-live; seconds until the next one would be."""
@@ -121,7 +137,10 @@ class ModelCache:
         self._make_room(expected)
         before = self._measure()
         started = time.monotonic()
-        engine = self._load(choice)
+        try:
+            engine = self._load(choice)
+        except Exception as exc:  # the engine says why (ModelNotFound: "cannot load model ...")
+            raise ModelLoadFailed(str(exc)) from exc
         size = max(self._measure() - before, files_size(choice.spec))
         self._sizes[name] = size
         loaded = _Loaded(engine, size, self._clock())
@@ -129,8 +148,9 @@ class ModelCache:
         self._loaded[name] = loaded
         self.loads += 1
         self.names = (DEFAULT_MODEL_NAME, *self._loaded)
-        gc.collect()  # what loading left behind; then, as at the start, out of later sweeps
-        gc.freeze()
+        # Out of the collector's later sweeps, as at the start; after the job (used()), so that
+        # none of the job's own objects is frozen with the model.
+        self._freeze_pending = True
         log.info(
             "model %s loaded (%s) in %.1f s, %.0f MiB",
             name,

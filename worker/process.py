@@ -257,7 +257,7 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
                     known=models.known(),
                     prefer_held_s=config.prefer_held_s,
                 )
-                next_due = None if job else store.next_due()
+                next_due = None if job else store.next_due(models.known())
             except QueueError as exc:  # the database is away or busy: nothing will wake us for it
                 log.warning("worker %s: cannot claim: %s", me, exc)
                 link.wait_for_work(min(DATABASE_AWAY_PAUSE_S, config.poll_interval_s))
@@ -289,6 +289,7 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
                 )
             finally:
                 link.report_job(0, 0)
+                models.used(job.options.model)  # idle from the job's end, not its start
             jobs_done += 1
             recycle = config.recycling.reason(jobs_done, me_process.memory_info().rss)
             if recycle is not None:

@@ -369,7 +369,9 @@ def cancel_job(job_id: JobId, context: Context) -> JobOut:
 def retry_job(job_id: JobId, context: Context) -> JobOut:
     """Queue a failed or cancelled job again, with a fresh allowance of attempts."""
     try:
-        bring_back_original(context.store.get(job_id))  # from failed/, as the inbox's rules want
+        job = context.store.get(job_id)
+        require_known_model(context, job.options.model, status.HTTP_409_CONFLICT)
+        bring_back_original(job)  # from failed/, as the inbox's rules want
         return JobOut.from_record(context.store.retry(job_id))
     except JobNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
@@ -386,6 +388,9 @@ def run_job_again(job_id: JobId, context: Context, response: Response) -> JobOut
     """A new job of an ended job's file with the same options, even if nothing changed (done
     jobs included): the answer is the new job."""
     try:
+        require_known_model(
+            context, context.store.get(job_id).options.model, status.HTTP_409_CONFLICT
+        )
         job = context.store.run_again(job_id)
     except JobNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc

@@ -37,8 +37,12 @@ def models(context: Context) -> list[ModelOut]:
     ]
 
 
-def require_known_model(context: ApiContext, name: str | None) -> None:
-    """400 for a model the settings do not name, listing those they do."""
+def require_known_model(
+    context: ApiContext, name: str | None, refusal: int = status.HTTP_400_BAD_REQUEST
+) -> None:
+    """An HTTP error (400: the request named it; 409: a job to run again that names a model the
+    settings no longer have) for a model the settings do not name, listing those they do: no
+    worker would take such a job."""
     problem = unknown_model(name, context.models)
     if problem is not None:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, problem)
+        raise HTTPException(refusal, problem)

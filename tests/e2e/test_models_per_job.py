@@ -78,6 +78,8 @@ def test_a_model_that_cannot_be_loaded_fails_its_jobs_with_the_reason(
     env = clean_env(
         WHISPER_TRANSCRIBER_MODELS=json.dumps(models),
         WHISPER_TRANSCRIBER_ALLOWED_ROOTS=str(audio.parent),
+        WHISPER_TRANSCRIBER_MAX_ATTEMPTS="2",
+        WHISPER_TRANSCRIBER_RETRY_DELAY_S="0",
     )
     with running_service(
         "--database-url", sqlite_url, "--inbox", tmp_path / "inbox", cwd=tmp_path, env=env
@@ -85,7 +87,7 @@ def test_a_model_that_cannot_be_loaded_fails_its_jobs_with_the_reason(
         (folder / "model.bin").write_bytes(b"not a model any more")  # after the start's checks
         job = service.wait_status(service.submit(audio, model="copied"), "failed")
         assert job["error"].startswith(f"cannot load model {folder}")
-        assert job["attempts"] == 1  # it would fail again: not retried
+        assert job["attempts"] == 2  # a load may fail for now (memory): tried again
         plain = service.wait_status(service.submit(audio), "done")  # the service goes on
         assert plain["options"]["model"] is None
         assert service.stop() == 0

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from tests.helpers.apps import app_for
 from whisper_transcriber.api.app_context import ConfiguredModel
 from whisper_transcriber.db.job_store import JobStore
-from whisper_transcriber.db.values import JobQuery
+from whisper_transcriber.db.values import JobOptions, JobQuery
 from whisper_transcriber.db.worker_registry import WorkerRegistry, WorkerRole, WorkerState
 
 MODELS = {"accurate": ConfiguredModel("small", "int8")}
@@ -88,3 +88,18 @@ def test_an_upload_or_an_openai_request_for_an_unknown_model_leaves_nothing(
         assert NAMES in openai.json()["detail"]
     assert store.list_jobs(JobQuery(), 10) == []
     assert not any(path.is_file() for path in (tmp_path / "uploads").rglob("*"))
+
+
+def test_a_job_whose_model_is_gone_is_not_run_again(store: JobStore, tmp_path: Path) -> None:
+    """Its model was removed from the settings: no worker would take it again (409 says why)."""
+    audio = tmp_path / "talk.wav"
+    audio.write_bytes(b"audio")
+    job, _ = store.enqueue(audio, JobOptions(model="retired"), "api")
+    store.cancel(job.id)
+    with client(store, tmp_path) as api:
+        for action in ("retry", "run-again"):
+            refused = api.post(f"/jobs/{job.id}/{action}")
+            assert refused.status_code == 409, action
+            assert refused.json()["detail"] == f"unknown model 'retired'; the models are: {NAMES}"
+    assert [queued.id for queued in store.list_jobs(JobQuery(), 10)] == [job.id]
+    assert store.get(job.id).status.value == "cancelled"

@@ -81,3 +81,14 @@ def test_the_model_is_stored_where_the_claim_reads_it_and_default_is_none(
     # Without a preference (an older worker's way), the oldest due job.
     taken = timed_store.claim("anyone")
     assert taken is not None and taken.id == named.id
+
+
+def test_the_next_due_job_is_one_the_worker_could_claim(
+    timed_store: JobStore, clock: Clock, tmp_path: Path
+) -> None:
+    """An idle worker sleeps until the next job it could take is due: a queued job for a model
+    it cannot load must not make it look again and again (it would spin)."""
+    (elsewhere,) = queue(timed_store, clock, tmp_path, "large-v3")
+    assert timed_store.next_due([None, "accurate"]) is None
+    assert timed_store.next_due([None, "large-v3"]) == elsewhere.run_after
+    assert timed_store.next_due() == elsewhere.run_after

@@ -9,7 +9,12 @@ from typing import cast
 import pytest
 
 from whisper_transcriber.worker.engine import Engine, ModelSpec
-from whisper_transcriber.worker.model_cache import ModelCache, NamedModel, UnknownModel
+from whisper_transcriber.worker.model_cache import (
+    ModelCache,
+    ModelLoadFailed,
+    NamedModel,
+    UnknownModel,
+)
 
 MIB = 2**20
 
@@ -115,3 +120,27 @@ def test_a_model_not_configured_here_is_refused_with_the_names() -> None:
     models = cache(Machine())
     with pytest.raises(UnknownModel, match=r"'tiny'.*default, small, base, medium, large"):
         models.engine_for("tiny")
+
+
+def test_idle_counts_from_the_end_of_the_last_job() -> None:
+    machine = Machine()
+    models = cache(machine, idle_s=600)
+    models.engine_for("small")  # a job starts at 0 and runs for 15 minutes
+    machine.now = 900
+    models.used("small")
+    machine.now = 1000
+    assert models.drop_idle() == pytest.approx(500)
+    assert models.held() == [None, "small"]
+
+
+def test_a_load_that_fails_leaves_nothing_held() -> None:
+    machine = Machine()
+
+    def out_of_memory(choice: NamedModel) -> Engine:
+        raise RuntimeError("CUDA failed with error out of memory")
+
+    models = ModelCache(DEFAULT, MODELS, out_of_memory, measure=lambda: machine.resident)
+    with pytest.raises(ModelLoadFailed, match="out of memory"):
+        models.engine_for("small")
+    assert models.held() == [None]
+    assert models.names == ("default",)
