@@ -43,9 +43,11 @@ def test_upload_runs_to_a_transcript_that_search_finds(
     expect(page.get_by_label("Windows of speech (30 s each)")).to_have_value("1")
     page.get_by_label("Expected languages").fill("en, de")
     page.get_by_text("Guards against hallucination").click()
-    expect(page.get_by_label("Compression ratio above which a window is redone")).to_have_value(
-        "2.4"
-    )
+    ratio = page.get_by_label("Compression ratio above which a window is redone")
+    expect(ratio).to_have_value("2.4")
+    # The recording says the same sentences over and over: at 2.4 every window is redone by
+    # sampling, whose segments vary from run to run (sometimes fewer than the five used below).
+    ratio.fill("10")
     page.get_by_label("Skip silences longer than this around made-up text (s, 0: off)").fill("2")
     page.get_by_label("Upload a file").set_input_files(long_speech)
     page.get_by_role("button", name="Submit").click()
