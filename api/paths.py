@@ -11,7 +11,10 @@ class PathNotAllowed(Exception):
 
 def resolve_allowed(raw: str, roots: list[Path]) -> Path:
     """The resolved path, if it lies inside one of the roots (.. and symlinks cannot escape)."""
-    path = Path(raw).expanduser().resolve()
+    try:
+        path = Path(raw).expanduser().resolve()
+    except RuntimeError as exc:  # "~name" where no user has that name: no such path
+        raise ValueError(f"no home folder for {raw.split('/')[0]}") from exc
     for root in roots:
         if path.is_relative_to(root.resolve()):
             return path

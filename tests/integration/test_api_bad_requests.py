@@ -57,6 +57,14 @@ def test_paths_too_long_for_the_file_system_are_400(
     assert response.json()["detail"] == "not a valid path: File name too long"
 
 
+def test_the_home_of_no_user_is_400(store: JobStore, tmp_path: Path) -> None:
+    """Found by the schema fuzzer: "~0" asks for the home of a user named 0 (a 500 before)."""
+    with app_for(store, tmp_path) as client:
+        response = client.post("/transcribe", json={"path": "~0"})
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"] == "not a valid path: no home folder for ~0"
+
+
 def test_an_unknown_language_is_422_with_the_valid_codes(store: JobStore, tmp_path: Path) -> None:
     (tmp_path / "talk.wav").write_bytes(b"RIFF")
     uploads = tmp_path / "uploads"
