@@ -56,6 +56,8 @@ class EventHub:
             listeners = list(self._listeners)
         for listener in listeners:
             listener(job)
+        if job.parent_id is not None:  # a piece of a split file: its parent's progress says it
+            return
         for subscription in subscriptions:
             subscription.loop.call_soon_threadsafe(subscription.offer, job)
 

@@ -136,6 +136,7 @@ def same_content(
             JOBS.c.source_size == version.size,
             JOBS.c.source_mtime_ns == version.mtime_ns,
             JOBS.c.dedupe_key.is_not(None) | (JOBS.c.source_inode == UNKNOWN),
+            JOBS.c.parent_id.is_(None),  # a piece is part of its parent's work, not work itself
         )
         .order_by(JOBS.c.id)
         .with_for_update()

@@ -46,6 +46,12 @@ class JobQueries(StoreBase):
         with self._read() as conn:
             return [job_record(row) for row in conn.execute(query)]
 
+    def pieces(self, parent_id: int) -> list[JobRecord]:
+        """The pieces of a split job, in the file's order (worker/split_files.py)."""
+        query = select(JOBS).where(JOBS.c.parent_id == parent_id).order_by(JOBS.c.id)
+        with self._read() as conn:
+            return [job_record(row) for row in conn.execute(query)]
+
     def next_due(self, models: Collection[str | None] | None = None) -> datetime | None:
         """When the earliest queued job becomes due (now or later); None when none is queued.
         models: of jobs for these models only (None: the default model), as a worker that can
@@ -62,7 +68,9 @@ class JobQueries(StoreBase):
         """Jobs matching the query, newest first, at most `limit`."""
         if any("\x00" in (value or "") for value in (query.origin, query.text, query.path)):
             return []  # no stored text holds a NUL (PostgreSQL cannot even compare one)
-        statement = select(JOBS).order_by(JOBS.c.id.desc()).limit(limit)
+        statement = (
+            select(JOBS).where(JOBS.c.parent_id.is_(None)).order_by(JOBS.c.id.desc()).limit(limit)
+        )
         if query.status is not None:
             statement = statement.where(JOBS.c.status == query.status.value)
         if query.origin is not None:
@@ -193,7 +201,11 @@ class JobQueries(StoreBase):
     def stats(self) -> QueueStats:
         """Counts and totals for metrics: a few aggregate queries, whatever the history's size."""
         now = self.clock()
-        by_status = select(JOBS.c.status, func.count()).group_by(JOBS.c.status)
+        by_status = (  # jobs as people submitted them; the queue's depth counts pieces too
+            select(JOBS.c.status, func.count())
+            .where(JOBS.c.parent_id.is_(None))
+            .group_by(JOBS.c.status)
+        )
         due = select(func.count()).where(
             JOBS.c.status == JobStatus.QUEUED.value, JOBS.c.run_after <= now
         )

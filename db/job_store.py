@@ -49,6 +49,12 @@ def _incomplete(conn: Connection, job_id: int) -> bool:
     return bool(conn.scalar(query))
 
 
+def _drop_pieces(conn: Connection, job_id: int) -> None:
+    """Remove the pieces of a job that has ended, with their transcripts (by the foreign keys'
+    cascade): done, they are in its own; failed or cancelled, a retry splits the file again."""
+    conn.execute(delete(JOBS).where(JOBS.c.parent_id == job_id))
+
+
 def _upload_removed(job_id: int) -> InvalidTransition:
     return InvalidTransition(
         f"job {job_id}'s uploaded file was removed by the retention; upload it again"
@@ -173,6 +179,8 @@ class JobStore(JobQueries):
         held: Collection[str | None] | None = None,
         known: Collection[str | None] | None = None,
         prefer_held_s: float = MODEL_PREFERENCE_S,
+        *,
+        piece_of: int | None = None,
     ) -> JobRecord | None:
         """Take the oldest due job with a lease, or None. The attempt number is its fencing token.
 
@@ -262,7 +270,8 @@ class JobStore(JobQueries):
             row = self._current_attempt(conn, job_id, attempt)
             conn.execute(delete(TRANSCRIPTS).where(TRANSCRIPTS.c.job_id == job_id))
             conn.execute(delete(SEGMENTS).where(SEGMENTS.c.job_id == job_id))
-            if transcript.segments:
+            # A piece's segments are its parent's to publish: not searched, not listed.
+            if transcript.segments and row.parent_id is None:
                 conn.execute(
                     insert(SEGMENTS),
                     [
@@ -304,6 +313,7 @@ class JobStore(JobQueries):
     def _mark_done(
         conn: Connection, job_id: int, outputs: list[str], note: str | None, now: datetime
     ) -> JobRecord:
+        _drop_pieces(conn, job_id)
         row = conn.execute(
             update(JOBS)
             .where(JOBS.c.id == job_id)
@@ -373,12 +383,61 @@ class JobStore(JobQueries):
         }
         if next_run is None:
             values.update(status=JobStatus.FAILED.value, finished_at=now)
+            _drop_pieces(conn, row.id)
         else:
             values.update(status=JobStatus.QUEUED.value, run_after=next_run, progress=0.0)
         updated = conn.execute(
             update(JOBS).where(JOBS.c.id == row.id).values(values).returning(*JOBS.c)
         ).one()
         return job_record(updated)
+
+    # -- pieces of a long file (worker/split_files.py) -----------------------------------------
+
+    def add_pieces(
+        self, parent_id: int, attempt: int, spans: Sequence[tuple[int, int]], options: JobOptions
+    ) -> list[JobRecord]:
+        """Queue a piece job for each span of the parent's file, fenced by the parent's attempt,
+        or keep those it has (an earlier attempt's, some perhaps done: their work is not lost).
+        Pieces are due as early as their parent, so that a film is finished before newer work is
+        begun, and any worker may take them; `options` are theirs (the parent's language)."""
+        now = self.clock()
+        with self._write() as conn:
+            parent = self._current_attempt(conn, parent_id, attempt)
+            if conn.execute(select(JOBS.c.id).where(JOBS.c.parent_id == parent_id)).first() is None:
+                conn.execute(
+                    insert(JOBS),
+                    [
+                        {
+                            "parent_id": parent_id,
+                            "source_path": parent.source_path,
+                            "source_size": parent.source_size,
+                            "source_mtime_ns": parent.source_mtime_ns,
+                            "source_inode": parent.source_inode,
+                            "source_ctime_ns": parent.source_ctime_ns,
+                            "options_key": parent.options_key,
+                            "origin": parent.origin,
+                            "options": options.model_copy(update={"span": span}).model_dump(
+                                mode="json"
+                            ),
+                            "model": parent.model,
+                            "status": JobStatus.QUEUED.value,
+                            "attempts": 0,
+                            "max_attempts": parent.max_attempts,
+                            "run_after": parent.run_after,
+                            "progress": 0.0,
+                            "outputs": [],
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for span in spans
+                    ],
+                )
+                announce(conn)
+            rows = conn.execute(
+                select(JOBS).where(JOBS.c.parent_id == parent_id).order_by(JOBS.c.id)
+            ).all()
+        self._wake()
+        return [job_record(row) for row in rows]
 
     # -- operators and the scheduler ----------------------------------------------------------
 
@@ -421,6 +480,7 @@ class JobStore(JobQueries):
                 raise InvalidTransition(
                     f"job {job_id} is {row.status}; only queued or running jobs can be cancelled"
                 )
+            _drop_pieces(conn, job_id)  # their workers find their rows gone and stop
             row = conn.execute(
                 update(JOBS)
                 .where(JOBS.c.id == job_id)

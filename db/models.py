@@ -94,6 +94,7 @@ class Job(Base):
         Index("ix_jobs_created_at", "created_at"),
         # The change feed: what changed since a moment.
         Index("ix_jobs_updated_at", "updated_at", "id"),
+        Index("ix_jobs_parent_id", "parent_id"),
     )
 
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True, autoincrement=True)
@@ -135,6 +136,11 @@ class Job(Base):
     note: Mapped[str | None] = mapped_column(Text)
     # When the retention removed the uploaded source (its transcript stays in the database).
     source_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A piece of a long file split across workers (worker/split_files.py): the job whose file it
+    # is a part of. Pieces are removed with their parent's end; listings show parents only.
+    parent_id: Mapped[int | None] = mapped_column(
+        ID_TYPE, ForeignKey("jobs.id", ondelete="CASCADE")
+    )
 
 
 class TranscriptRow(Base):

@@ -138,6 +138,7 @@ class Retention:
         forgettable = (
             JOBS.c.status.in_(ENDED)
             & (JOBS.c.finished_at < ended_before)
+            & JOBS.c.parent_id.is_(None)  # a piece goes with its parent's end
             & (
                 (JOBS.c.origin == UPLOAD_ORIGIN)
                 | JOBS.c.original_moved_to.is_not(None)

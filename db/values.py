@@ -397,6 +397,11 @@ class JobOptions(BaseModel):
     subtitle_max_s: SubtitleMaxSeconds = SUBTITLE_MAX_S
     subtitle_min_s: SubtitleMinSeconds = SUBTITLE_MIN_S
     subtitle_cps: SubtitleCps = SUBTITLE_CPS
+    span: tuple[int, int] | None = Field(
+        default=None,
+        description="Set by the service on the pieces of a long file split across workers "
+        "(worker/split_files.py): the piece's first sample and the one after its last, at 16 kHz",
+    )
 
     @property
     def subtitle_words(self) -> bool:
@@ -541,6 +546,7 @@ class JobRecord:
     options_key: str
     dedupe_key: str | None
     source_removed_at: datetime | None  # the retention removed the uploaded source
+    parent_id: int | None = None  # a piece of that job's file (worker/split_files.py)
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:

@@ -33,6 +33,7 @@ from whisper_transcriber.worker.layout import Layout, default_layout
 from whisper_transcriber.worker.model_cache import NamedModel
 from whisper_transcriber.worker.models import fetch
 from whisper_transcriber.worker.process import Recycling, WorkerConfig
+from whisper_transcriber.worker.split_files import SplitRules
 from whisper_transcriber.worker.supervisor import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class Prepared:
             ),
             model_idle_s=self.settings.model_idle_s,
             prefer_held_s=self.settings.model_switch_after_s,
+            split=SplitRules(self.settings.split_after_s, self.settings.split_piece_s),
         )
 
     def worker_pool(

@@ -490,6 +490,22 @@ class Settings(BaseSettings):
         "models, until those have waited this long; 0: strictly the oldest job first (a mixed "
         "queue then makes workers load models back and forth)",
     )
+    split_after_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Files longer than this many seconds (as their headers state) are cut at "
+        "pauses into pieces that every worker, on every machine, transcribes side by side, "
+        "joined into one transcript. Each piece starts without the text before it, so the text "
+        "may differ a little from one worker's whole run (docs/benchmarks.md). Not for jobs "
+        "with speaker labels. Unset: every file is transcribed whole by one worker",
+    )
+    split_piece_s: float = Field(
+        default=180.0,
+        ge=30,
+        le=3600,
+        description="The length of those pieces in seconds, at most (each ends in the longest "
+        "pause of its last 30 s)",
+    )
     model_cache_dir: Path = Field(
         default=MODEL_CACHE_DIR,
         description="Where faster-whisper size names are downloaded and bundled-base is joined",

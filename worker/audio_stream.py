@@ -8,7 +8,7 @@ file's length (docs/benchmarks.md, "Memory per job").
 from __future__ import annotations
 
 import itertools
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,10 +82,17 @@ def head(path: str, samples: int, container: Any = None) -> Samples:
     return np.concatenate(taken) if taken else np.zeros(0, np.float32)
 
 
-def pieces(stream: Iterable[Samples], length: int, search: int) -> Generator[Piece, None, None]:
+def pieces(
+    stream: Iterable[Samples],
+    length: int,
+    search: int,
+    cut_in: Callable[[Samples], int] | None = None,
+) -> Generator[Piece, None, None]:
     """The stream cut into pieces of at most `length` samples. Each cut falls on the quietest
-    moment of the piece's last `search` samples, so that no word is split between two pieces;
-    a stream of at most `length` samples is one piece, unchanged."""
+    moment of the piece's last `search` samples (or where `cut_in` chooses among them), so that
+    no word is split between two pieces; a stream of at most `length` samples is one piece,
+    unchanged."""
+    cut_in = cut_in or quietest_point
     pending: list[Samples] = []
     held = 0
     start = 0
@@ -94,7 +101,7 @@ def pieces(stream: Iterable[Samples], length: int, search: int) -> Generator[Pie
         held += block.shape[0]
         while held > length:
             buffer = np.concatenate(pending)
-            cut = length - search + quietest_point(buffer[length - search : length])
+            cut = length - search + cut_in(buffer[length - search : length])
             yield Piece(start, buffer[:cut])
             start += cut
             rest = buffer[cut:].copy()  # a view would keep the whole buffer alive

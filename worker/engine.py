@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import JobOptions
-from whisper_transcriber.worker.audio_stream import SAMPLING_RATE
+from whisper_transcriber.worker.audio_stream import SAMPLING_RATE, pieces
 from whisper_transcriber.worker.defaults import (
     BUNDLED_MODEL,
     BUNDLED_MULTILINGUAL,
@@ -26,8 +28,16 @@ from whisper_transcriber.worker.language_detection import (
     detect,
     known_without_model,
 )
-from whisper_transcriber.worker.long_form import transcribe_pieces
-from whisper_transcriber.worker.media import ScannedAudio, from_start, pieces_of, scan, scan_start
+from whisper_transcriber.worker.long_form import shifted, transcribe_pieces
+from whisper_transcriber.worker.media import (
+    SILENCE_PEAK,
+    ScannedAudio,
+    from_start,
+    pieces_of,
+    scan,
+    scan_start,
+    span_of,
+)
 from whisper_transcriber.worker.speakers.clustering import SpeakerCount
 
 log = logging.getLogger(__name__)
@@ -218,6 +228,8 @@ class Engine:
         import ctranslate2
 
         ctranslate2.set_random_seed(SAMPLING_SEED)
+        if options.span is not None:
+            return self._transcribe_span(path, options, options.span, on_progress)
         if options.detect_only:  # the start is enough: the file is decoded as far as it needs
             _start, duration = scan_start(
                 path, int(DETECTION_S * SAMPLING_RATE), max_duration_s=self.max_audio_duration_s
@@ -244,6 +256,36 @@ class Engine:
         if options.diarize:
             return self._with_speakers(path, audio, transcript, options)
         return transcript if options.keeps_words else transcript.without_words()
+
+    def _transcribe_span(
+        self,
+        path: str,
+        options: JobOptions,
+        span: tuple[int, int],
+        on_progress: ProgressCallback | None,
+    ) -> Transcript:
+        """A piece of a split job (worker/split_files.py): its samples transcribed as a file of
+        their own, in the language its parent chose, timed in the whole file."""
+        start, end = span
+        samples = span_of(path, start, end)
+        duration = samples.shape[0] / SAMPLING_RATE
+        language = options.language or "en"
+        if float(np.abs(samples).max()) < SILENCE_PEAK:
+            return Transcript(language, 1.0, duration, ())
+        kwargs = transcribe_kwargs(options)
+        stream = pieces([samples], self.piece_samples, self.cut_search_samples)
+        joined = transcribe_pieces(self.model, stream, kwargs, samples.shape[0], on_progress)
+        transcript = Transcript(
+            language=joined.language,
+            language_probability=joined.language_probability,
+            duration=duration,
+            segments=tuple(shifted(segment, start) for segment in joined.segments),
+        )
+        return transcript if options.keeps_words else transcript.without_words()
+
+    def language_of(self, path: str, options: JobOptions) -> Detection:
+        """The job's language, given or detected from the file's start."""
+        return self._language(path, None, options)
 
     def _with_speakers(
         self, path: str, audio: ScannedAudio, transcript: Transcript, options: JobOptions

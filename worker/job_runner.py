@@ -36,6 +36,7 @@ from whisper_transcriber.worker.sidecars import (
     subtitle_language,
     withheld_note,
 )
+from whisper_transcriber.worker.split_files import NO_SPLIT, PieceFailed, SplitRules, Splitter
 from whisper_transcriber.worker.staging import OutputFolderChanged, stage_outputs
 
 # How long a finished attempt waits for an unreachable database before its work is given up.
@@ -100,16 +101,18 @@ def run_job(
     job: JobRecord,
     confinement: Confinement,
     abandoned: Callable[[], bool] = _never,
+    split: SplitRules = NO_SPLIT,
 ) -> None:
     """Run a claimed job; every outcome is recorded through the store, nothing escapes but bugs.
 
     The source is read only if confinement allows it (worker/confinement.py). A job that ended
     (done, or failed for good) then moves its original where its inbox says. `abandoned` says
     whether the supervisor found the attempt lost: it stops at the next segment, as when its own
-    heartbeat finds it so (whichever looked first)."""
+    heartbeat finds it so (whichever looked first). `split`: when a long file becomes pieces
+    for every worker (worker/split_files.py)."""
     with about_job(job.id):
-        outcome = _attempt(store, engine, job, confinement, abandoned)
-        if outcome is not None and outcome.status.is_final:
+        outcome = _attempt(store, engine, job, confinement, abandoned, split)
+        if outcome is not None and outcome.status.is_final and outcome.parent_id is None:
             try:
                 move_original(store, outcome)
             except (OSError, QueueError) as exc:  # the service's sweep tries again
@@ -122,6 +125,7 @@ def _attempt(
     job: JobRecord,
     confinement: Confinement,
     abandoned: Callable[[], bool],
+    split: SplitRules,
 ) -> JobRecord | None:
     """The attempt's recorded outcome; None when nothing could be recorded (lease lost, ...)."""
     attempt = job.attempts
@@ -146,8 +150,8 @@ def _attempt(
             video = folder / named if named else source
 
             def on_language(language: str) -> None:
-                if job.options.detect_only:
-                    return
+                if job.options.detect_only or job.parent_id is not None:
+                    return  # no files of its own: nothing to check
                 tag = None
                 if job.options.media_library:
                     tag = subtitle_language(language, job.options.task)
@@ -164,11 +168,29 @@ def _attempt(
                 detected = on_language
             else:  # known already: checked before decoding anything
                 on_language(job.options.language)
-            transcript = _transcribe(engine, job, confinement, on_progress, detected)
+            splitter = None
+            if split.may_split(job):
+
+                def run_piece(piece: JobRecord) -> None:
+                    lost = heartbeat.lost.is_set
+                    run_job(store, engine, piece, confinement, lambda: lost() or abandoned())
+
+                splitter = Splitter(
+                    store,
+                    job,
+                    split,
+                    run_piece,
+                    on_progress,
+                    heartbeat.lost.wait,
+                    lambda record: patiently(record, job.id),
+                )
+            transcript = _transcribe(engine, job, confinement, on_progress, detected, splitter)
             verify_source(job)  # an older version must never publish over a newer one's outputs
-            if job.options.detect_only:  # the answer is the language: no files to write
+            if job.options.detect_only or job.parent_id is not None:
+                # A language, or a piece of a split file: its parent writes the files.
                 done = patiently(lambda: store.complete(job.id, attempt, transcript), job.id)
-                log.info("job %s: detected %s", job.id, transcript.language)
+                what = "piece done" if job.parent_id is not None else "detected"
+                log.info("job %s: %s (%s)", job.id, what, transcript.language)
                 return done
             language_tag = (
                 subtitle_language(transcript.language, job.options.task)
@@ -231,7 +253,7 @@ def _attempt(
         log.info("job %s: attempt %s was cancelled or taken over; stopped mid-way", job.id, attempt)
     except LeaseLost:
         log.info("job %s: attempt %s is no longer current; dropped its work", job.id, attempt)
-    except (MediaError, SourceRefused, OutputNameError, UnknownModel) as exc:
+    except (MediaError, SourceRefused, OutputNameError, UnknownModel, PieceFailed) as exc:
         log.warning("job %s: failed: %s", job.id, exc)
         return _fail(store, job, str(exc), retryable=False)
     except ModelLoadFailed as exc:  # out of memory now, say: worth another attempt
@@ -269,13 +291,17 @@ def _transcribe(
     confinement: Confinement,
     on_progress: Callable[[float], None],
     on_language: Callable[[str], None] | None,
+    splitter: Splitter | None = None,
 ) -> Transcript:
     """Open the source, judge the open file, and have the model read that very file (loading
-    the job's model first when it must: the heartbeat holds the lease meanwhile)."""
+    the job's model first when it must: the heartbeat holds the lease meanwhile), or, when it
+    is long, every worker read it piece by piece (worker/split_files.py)."""
     with opened_source(job, confinement) as (readable, stat):
         verify_source(job, stat)
         model = engine() if callable(engine) else engine
         try:
+            if splitter is not None and splitter.wants(readable):
+                return splitter.transcribe(model, readable, on_language)
             return model.transcribe(readable, job.options, on_progress, on_language)
         except MediaError as exc:  # name the file as people know it, not its descriptor
             raise type(exc)(str(exc).replace(readable, job.source_path)) from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -151,6 +152,27 @@ def _segment(raw: Any, piece: Piece, ids_before: int) -> Segment:
         avg_logprob=raw.avg_logprob,
         compression_ratio=raw.compression_ratio,
         no_speech_prob=raw.no_speech_prob,
+    )
+
+
+def shifted(segment: Segment, start: int) -> Segment:
+    """The segment of audio that begins `start` samples into the file, timed in the file (a
+    piece of a split job, worker/split_files.py)."""
+    offset = start / SAMPLING_RATE
+    words = segment.words
+    if words is not None:
+        words = tuple(
+            dataclasses.replace(w, start=_shifted(w.start, offset), end=_shifted(w.end, offset))
+            for w in words
+        )
+    return dataclasses.replace(
+        segment,
+        start=_shifted(segment.start, offset),
+        end=_shifted(segment.end, offset),
+        words=words,
+        seek=segment.seek + start * FRAMES_PER_SECOND // SAMPLING_RATE
+        if segment.seek is not None
+        else None,
     )
 
 

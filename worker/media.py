@@ -155,6 +155,35 @@ def pieces_of(
         stream.close()  # the decoder's file now, not when the generator is collected
 
 
+def span_of(path: str, start: int, end: int) -> Samples:
+    """Samples [start, end) of the file (a piece of a split job), decoding no further than end;
+    MediaError when the file no longer reaches start (it changed since it was split)."""
+    import av.error
+
+    check_source(path)
+    taken: list[Samples] = []
+    position = 0
+    stream = blocks(path)
+    try:
+        for block in stream:
+            following = position + block.shape[0]
+            if following > start:
+                taken.append(block[max(start - position, 0) : end - position])
+            position = following
+            if position >= end:
+                break
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"cannot decode {path}: {_ffmpeg_reason(exc)}") from exc
+    finally:
+        stream.close()
+    if position <= start:
+        raise MediaError(
+            f"{path} ends at {position / SAMPLING_RATE:.1f} s, before its piece at "
+            f"{start / SAMPLING_RATE:.1f} s (the file changed after it was split)"
+        )
+    return np.concatenate(taken)
+
+
 def from_start(path: str, audio: ScannedAudio | None = None) -> Generator[Samples, None, None]:
     """The file's audio from its start, a block at a time, for as long as it is read: the samples
     the scan kept, or the file decoded again."""

@@ -35,6 +35,7 @@ from whisper_transcriber.worker.engine import Engine, ModelSpec, engine_class
 from whisper_transcriber.worker.job_runner import run_job
 from whisper_transcriber.worker.model_cache import ModelCache, NamedModel
 from whisper_transcriber.worker.registration import Registration
+from whisper_transcriber.worker.split_files import NO_SPLIT, SplitRules
 
 ORPHAN_CHECK_S = 1.0
 # Exit status of a worker that could not load its model (its reason goes on the errors queue).
@@ -94,6 +95,7 @@ class WorkerConfig:
     model_memory_bytes: int | None = None  # the others' budget; None: no limit
     model_idle_s: float | None = None  # an other model unused this long is dropped; None: kept
     prefer_held_s: float = MODEL_PREFERENCE_S  # see JobStore.claim
+    split: SplitRules = NO_SPLIT  # long files as pieces for every worker (split_after_s)
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,7 @@ def worker_main(config: WorkerConfig, link: WorkerLink) -> None:
                     job,
                     config.confinement,
                     partial(link.abandons, job.id, job.attempts),
+                    config.split,
                 )
             finally:
                 link.report_job(0, 0)
