@@ -126,13 +126,19 @@ class Service:
                 raise RuntimeError(f"timed out waiting for {what}")
             time.sleep(POLL_S)
 
-    def run_batch(self, files: list[Path], models: list[str] | None = None) -> float:
+    def run_batch(
+        self,
+        files: list[Path],
+        models: list[str] | None = None,
+        options: dict[str, object] | None = None,
+    ) -> float:
         """Seconds from the first request to the last transcript written; `models`: the model
-        each file's job names (default: none)."""
+        each file's job names (default: none); `options`: more job options for every file."""
         started = time.time()
         ids = []
         for n, path in enumerate(files):
-            body = {"path": str(path)} | ({"model": models[n]} if models else {})
+            body = {"path": str(path), **(options or {})}
+            body |= {"model": models[n]} if models else {}
             response = self.client.post("/transcribe", json=body)
             response.raise_for_status()
             ids.append(response.json()["id"])

@@ -495,9 +495,10 @@ class Settings(BaseSettings):
         gt=0,
         description="Files longer than this many seconds (as their headers state) are cut at "
         "pauses into pieces that every worker, on every machine, transcribes side by side, "
-        "joined into one transcript. Each piece starts without the text before it, so the text "
-        "may differ a little from one worker's whole run (docs/benchmarks.md). Not for jobs "
-        "with speaker labels. Unset: every file is transcribed whole by one worker",
+        "joined into one transcript. Each piece starts without the text before it, so the words "
+        "differ from one worker's whole run (docs/benchmarks.md, 'Long files split across "
+        "workers'). Not for jobs with speaker labels. Unset: every file is transcribed whole by "
+        "one worker, as faster-whisper transcribes it",
     )
     split_piece_s: float = Field(
         default=180.0,

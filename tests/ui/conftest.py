@@ -42,9 +42,11 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def service(folders: Path) -> Iterator[Service]:
     """One worker, an inbox the watcher scans (settled fast), files by path anywhere under
-    `folders` (library/ is not watched), no API key."""
+    `folders` (library/ is not watched), no API key; a second model, "twin" (the bundled
+    weights in float32), that jobs may name."""
     env = service_env(
         WORKERS="1",
+        MODELS='{"twin": {"model": "bundled", "compute_type": "float32"}}',
         SETTLE_S="0.5",
         DATABASE_URL=f"sqlite:///{folders}/jobs.db",
         ALLOWED_ROOTS=str(folders),

@@ -204,6 +204,29 @@ def test_run_again_from_the_job_page(page: Page, service: Service, folders: Path
     expect(page.locator(".job-state .badge")).to_have_text("done", timeout=JOB_TIMEOUT_MS)
 
 
+def test_a_job_names_a_model_from_the_form(page: Page, service: Service, folders: Path) -> None:
+    source = place(FIXTURES / "speech_b.flac", folders / "library", "twin.flac")
+    page.goto(service.base_url + "/#/submit")
+    chooser = page.get_by_label("Model")
+    expect(chooser).to_have_value("default")
+    chooser.select_option("twin")
+    page.get_by_label("A path on the server").fill(str(source))
+    page.get_by_role("button", name="Submit").click()
+    job_id = submitted_job(page)
+    assert service.job(job_id)["options"]["model"] == "twin"
+    page.locator(".outcome a").click()
+    expect(page.locator(".job-state .badge")).to_have_text("done", timeout=JOB_TIMEOUT_MS)
+    expect(page.get_by_text("twin", exact=True)).to_be_visible()
+    transcript = service.client.get(f"/jobs/{job_id}/transcript", params={"format": "txt"})
+    assert "quarterly" in transcript.text.lower()
+    # A job from the form that leaves the model alone names none: the default's.
+    page.goto(service.base_url + "/#/submit")
+    page.get_by_label("A path on the server").fill(str(source))
+    page.get_by_label("Hotwords").fill("finance")  # other options: a job of its own
+    page.get_by_role("button", name="Submit").click()
+    assert service.job(submitted_job(page))["options"]["model"] is None
+
+
 def _job_for(service: Service, path: Path) -> int:
     from tests.helpers.waiting import wait_until
 

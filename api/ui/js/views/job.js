@@ -33,6 +33,7 @@ export function render(main, { id, params }) {
       ["Source", job.source],
       ["Attempts", `${job.attempts} of ${job.max_attempts}`],
       ["Language", language(job)],
+      ["Model", job.options.model],
       ["Duration", job.duration === null ? null : clock(job.duration)],
       ["Speed", factor === null ? null : `${factor.toFixed(1)}× real time`],
       ["Queued", when(job.created_at)],

@@ -10,7 +10,7 @@ export function render(main) {
   getJson("/options").then((options) => build(form, options));
 }
 
-function build(form, { defaults, formats, tasks, languages, max_upload_bytes: maxBytes }) {
+function build(form, { defaults, formats, tasks, languages, models, max_upload_bytes: maxBytes }) {
   const field = (id, label, control, hint) =>
     h("div", { class: "field" }, h("label", { for: id }, label), control, hint && h("small", {}, hint));
   const fileInput = h("input", { id: "submit-file", name: "file", type: "file",
@@ -21,6 +21,10 @@ function build(form, { defaults, formats, tasks, languages, max_upload_bytes: ma
     h("option", { value: "" }, defaults.language ? "service default" : "detect"),
     Object.entries(languages).map(([code, name]) =>
       h("option", { value: code, selected: code === defaults.language }, `${name} (${code})`)));
+  // The models jobs may name (the models setting), default first; shown when there is a choice.
+  const model = h("select", { id: "submit-model", name: "model" },
+    models.map((name) => h("option", { value: name, selected: name === (defaults.model ?? models[0]) },
+      name)));
   const task = h("fieldset", { class: "choices" }, h("legend", {}, "Task"),
     tasks.map((name) => h("label", {}, h("input", { type: "radio", name: "task", value: name,
       checked: name === defaults.task }), name)));
@@ -86,6 +90,7 @@ function build(form, { defaults, formats, tasks, languages, max_upload_bytes: ma
         "Inside one of the service's inboxes or allowed folders.")),
     h("fieldset", {}, h("legend", {}, "Options"),
       field("submit-language", "Language", language),
+      models.length > 1 && field("submit-model", "Model", model, "As the service's models setting names them."),
       task, formatBoxes,
       h("label", { class: "check" }, vad, "Skip silence (VAD)"),
       h("label", { class: "check" }, words, "Word timestamps"),
@@ -96,6 +101,7 @@ function build(form, { defaults, formats, tasks, languages, max_upload_bytes: ma
   const expectedCodes = () => expected.value.split(",").map((code) => code.trim()).filter(Boolean);
   const chosen = () => ({
     language: language.value,
+    ...(model.value !== models[0] ? { model: model.value } : {}),
     task: form.querySelector("input[name=task]:checked")?.value ?? defaults.task,
     formats: [...form.querySelectorAll("input[name=formats]:checked")].map((box) => box.value),
     vad_filter: vad.checked,
