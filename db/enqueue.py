@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, text, update
+from sqlalchemy import Connection, Row, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from whisper_transcriber.db.errors import check_storable
@@ -224,18 +224,25 @@ def supersede_queued(conn: Connection, version: FileVersion, newer_id: int, now:
             )
         )
     )
-    conn.execute(
-        update(JOBS)
-        .where(
-            JOBS.c.source_path == version.path,
-            JOBS.c.status == JobStatus.QUEUED.value,
-            JOBS.c.id != newer_id,
-            ~same_version,
+    superseded = (
+        conn.execute(
+            update(JOBS)
+            .where(
+                JOBS.c.source_path == version.path,
+                JOBS.c.status == JobStatus.QUEUED.value,
+                JOBS.c.id != newer_id,
+                ~same_version,
+            )
+            .values(
+                status=JobStatus.CANCELLED.value,
+                note=f"superseded by job {newer_id}: the file changed",
+                finished_at=now,
+                updated_at=now,
+            )
+            .returning(JOBS.c.id)
         )
-        .values(
-            status=JobStatus.CANCELLED.value,
-            note=f"superseded by job {newer_id}: the file changed",
-            finished_at=now,
-            updated_at=now,
-        )
+        .scalars()
+        .all()
     )
+    if superseded:  # a split file's pieces end with it (worker/split_files.py)
+        conn.execute(delete(JOBS).where(JOBS.c.parent_id.in_(superseded)))

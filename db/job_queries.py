@@ -209,9 +209,13 @@ class JobQueries(StoreBase):
         due = select(func.count()).where(
             JOBS.c.status == JobStatus.QUEUED.value, JOBS.c.run_after <= now
         )
-        totals = select(
-            func.coalesce(func.sum(TRANSCRIPTS.c.duration), 0.0),
-            func.coalesce(func.sum(TRANSCRIPTS.c.processing_s), 0.0),
+        totals = (  # not the pieces': theirs are counted in their parent's, once it is done
+            select(
+                func.coalesce(func.sum(TRANSCRIPTS.c.duration), 0.0),
+                func.coalesce(func.sum(TRANSCRIPTS.c.processing_s), 0.0),
+            )
+            .select_from(TRANSCRIPTS.join(JOBS, JOBS.c.id == TRANSCRIPTS.c.job_id))
+            .where(JOBS.c.parent_id.is_(None))
         )
         with self._read() as conn:
             counts = {JobStatus(status): count for status, count in conn.execute(by_status)}

@@ -55,6 +55,14 @@ def _drop_pieces(conn: Connection, job_id: int) -> None:
     conn.execute(delete(JOBS).where(JOBS.c.parent_id == job_id))
 
 
+def _a_piece(job_id: int, parent_id: int) -> InvalidTransition:
+    """Pieces of a split file come and go with it (worker/split_files.py)."""
+    return InvalidTransition(
+        f"job {job_id} is a piece of job {parent_id}'s file; cancel, retry or run job "
+        f"{parent_id} again instead"
+    )
+
+
 def _upload_removed(job_id: int) -> InvalidTransition:
     return InvalidTransition(
         f"job {job_id}'s uploaded file was removed by the retention; upload it again"
@@ -188,11 +196,15 @@ class JobStore(JobQueries):
         due job for one of them before an older job for another model, unless that one has been
         due for prefer_held_s (0: strictly the oldest first): a mixed queue does not make a worker load models back and
         forth, and no job waits long for a model nobody holds. known: the models it can load;
-        jobs for others are left to workers configured with them (None: any job)."""
+        jobs for others are left to workers configured with them (None: any job). piece_of:
+        only a piece of that job (the worker that split it takes its pieces too,
+        worker/split_files.py)."""
         now = self.clock()
         due = (JOBS.c.status == JobStatus.QUEUED.value) & (JOBS.c.run_after <= now)
         if known is not None:
             due = due & of_models(known)
+        if piece_of is not None:
+            due = due & (JOBS.c.parent_id == piece_of)
 
         def oldest(where: ColumnElement[bool]) -> Select[tuple[int, str | None, datetime]]:
             return (
@@ -394,12 +406,18 @@ class JobStore(JobQueries):
     # -- pieces of a long file (worker/split_files.py) -----------------------------------------
 
     def add_pieces(
-        self, parent_id: int, attempt: int, spans: Sequence[tuple[int, int]], options: JobOptions
+        self,
+        parent_id: int,
+        attempt: int,
+        spans: Sequence[tuple[int, int]],
+        options: JobOptions,
+        inode: int = -1,
     ) -> list[JobRecord]:
         """Queue a piece job for each span of the parent's file, fenced by the parent's attempt,
         or keep those it has (an earlier attempt's, some perhaps done: their work is not lost).
         Pieces are due as early as their parent, so that a film is finished before newer work is
-        begun, and any worker may take them; `options` are theirs (the parent's language)."""
+        begun, and any worker may take them; `options` are theirs (the parent's language).
+        inode: of the file the parent split, the one each piece must read (-1: not checked)."""
         now = self.clock()
         with self._write() as conn:
             parent = self._current_attempt(conn, parent_id, attempt)
@@ -412,7 +430,7 @@ class JobStore(JobQueries):
                             "source_path": parent.source_path,
                             "source_size": parent.source_size,
                             "source_mtime_ns": parent.source_mtime_ns,
-                            "source_inode": parent.source_inode,
+                            "source_inode": inode,
                             "source_ctime_ns": parent.source_ctime_ns,
                             "options_key": parent.options_key,
                             "origin": parent.origin,
@@ -474,6 +492,8 @@ class JobStore(JobQueries):
         now = self.clock()
         with self._write() as conn:
             row = self._locked_job(conn, job_id)
+            if row.parent_id is not None:
+                raise _a_piece(job_id, row.parent_id)
             if row.status == JobStatus.CANCELLED.value:
                 return job_record(row)
             if row.status not in (JobStatus.QUEUED.value, JobStatus.RUNNING.value):
@@ -500,6 +520,8 @@ class JobStore(JobQueries):
         now = self.clock()
         with self._write() as conn:
             row = self._locked_job(conn, job_id)
+            if row.parent_id is not None:
+                raise _a_piece(job_id, row.parent_id)
             if row.status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
                 raise InvalidTransition(
                     f"job {job_id} is {row.status}; only failed or cancelled jobs can be retried"
@@ -533,6 +555,8 @@ class JobStore(JobQueries):
         """A new job of an ended job's source and options (the dashboard's "Run again", as a
         forced submit): the file as it is now, where it is now (done/ if its original moved)."""
         job = self.get(job_id)
+        if job.parent_id is not None:
+            raise _a_piece(job_id, job.parent_id)
         if not job.status.is_final:
             raise InvalidTransition(f"job {job_id} is {job.status.value}; it has not ended yet")
         if job.source_removed_at is not None:

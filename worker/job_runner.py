@@ -14,6 +14,7 @@ from typing import TypeVar
 from whisper_transcriber.db.errors import (
     DatabaseRefused,
     DatabaseUnavailable,
+    JobNotFound,
     LeaseLost,
     QueueError,
 )
@@ -74,6 +75,12 @@ def verify_source(job: JobRecord, stat: os.stat_result | None = None) -> None:
         raise SourceChanged(
             f"the file changed after it was queued: {job.source_path} (the new version "
             "is a job of its own when submitted or seen again)"
+        )
+    if job.parent_id is not None and job.source_inode >= 0 and stat.st_ino != job.source_inode:
+        # A piece reads the file its parent split, not one put in its place since (with the same
+        # size and time): a transcript must not join pieces of two files.
+        raise SourceChanged(
+            f"the file was replaced while its pieces were transcribed: {job.source_path}"
         )
 
 
@@ -251,7 +258,7 @@ def _attempt(
             log.warning("job %s: could not record the skip: %s", job.id, db_error)
     except Abandoned:
         log.info("job %s: attempt %s was cancelled or taken over; stopped mid-way", job.id, attempt)
-    except LeaseLost:
+    except (LeaseLost, JobNotFound):  # JobNotFound: a piece, removed with its file's job
         log.info("job %s: attempt %s is no longer current; dropped its work", job.id, attempt)
     except (MediaError, SourceRefused, OutputNameError, UnknownModel, PieceFailed) as exc:
         log.warning("job %s: failed: %s", job.id, exc)
@@ -333,7 +340,7 @@ def _fail(store: JobStore, job: JobRecord, error: str, *, retryable: bool) -> Jo
         return patiently(
             lambda: store.fail(job.id, job.attempts, error, retryable=retryable), job.id
         )
-    except LeaseLost:
+    except (LeaseLost, JobNotFound):
         log.info("job %s: attempt %s is no longer current", job.id, job.attempts)
     except QueueError as exc:  # the database is away: the lease runs out and recovery retries it
         log.warning("job %s: could not record the failure (%s): %s", job.id, exc, error)

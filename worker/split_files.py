@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
@@ -145,7 +146,7 @@ class Splitter:
                 audio.duration,
                 len(spans),
             )
-            existing = self._add(spans, options)
+            existing = self._add(spans, options, os.stat(path).st_ino)
         done = self._until_done(existing, audio.samples)
         transcript = Transcript(
             language=detected.language,
@@ -160,9 +161,11 @@ class Splitter:
         assert isinstance(found, list)
         return found
 
-    def _add(self, spans: list[tuple[int, int]], options: JobOptions) -> list[JobRecord]:
+    def _add(
+        self, spans: list[tuple[int, int]], options: JobOptions, inode: int
+    ) -> list[JobRecord]:
         added = self.patiently(
-            lambda: self.store.add_pieces(self.job.id, self.job.attempts, spans, options)
+            lambda: self.store.add_pieces(self.job.id, self.job.attempts, spans, options, inode)
         )
         assert isinstance(added, list)
         return added
@@ -194,9 +197,9 @@ class Splitter:
             if not isinstance(found, Transcript):  # done pieces have theirs until the parent ends
                 raise PieceFailed(f"piece job {piece.id} is done but has no transcript")
             before = len(segments)
-            segments.extend(
+            segments.extend(  # numbered from 1 on, as faster-whisper numbers a file's
                 dataclasses.replace(segment, id=before + index)
-                for index, segment in enumerate(found.segments)
+                for index, segment in enumerate(found.segments, start=1)
             )
         return tuple(segments)
 

@@ -384,9 +384,10 @@ class WorkerPool:
         if slot.process.exitcode is None:
             return  # not dead yet (stuck in the kernel): it may still have a file open
         # Its temporaries go only if nobody works on the job now; the job itself stays as it is.
-        job = self.store.get(lost.job_id)
+        # (A piece of a split file is deleted when its file's job ends: then it is gone.)
+        job = next(iter(self.store.get_many([lost.job_id])), None)
         lost_now = why_lost(job, lost.attempt)
-        if lost_now is not None and lost_now[1]:
+        if job is not None and lost_now is not None and lost_now[1]:
             remove_temporaries(job)
 
     def _kill_holding(self, slot: _Slot, job_id: int, attempt: int) -> bool:

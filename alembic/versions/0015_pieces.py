@@ -32,6 +32,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # Pieces are work in progress of their parents, which run again whole after a downgrade.
+    # SQLite runs migrations without foreign keys: their transcripts go by hand, first.
+    pieces = "SELECT id FROM jobs WHERE parent_id IS NOT NULL"
+    op.execute(f"DELETE FROM transcript_segments WHERE job_id IN ({pieces})")
+    op.execute(f"DELETE FROM transcripts WHERE job_id IN ({pieces})")
     op.execute("DELETE FROM jobs WHERE parent_id IS NOT NULL")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_index("ix_jobs_parent_id")

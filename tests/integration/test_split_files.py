@@ -5,6 +5,7 @@ model on real speech, in this process, on both databases; pieces made short so t
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import threading
 from pathlib import Path
@@ -12,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.waiting import wait_until
+from whisper_transcriber.db.errors import InvalidTransition
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
+from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import JobOptions, JobQuery
 from whisper_transcriber.worker.audio_stream import SAMPLING_RATE
 from whisper_transcriber.worker.confinement import Confinement
@@ -108,7 +111,7 @@ def test_a_long_file_becomes_pieces_and_one_transcript(
     starts = [segment.start for segment in transcript.segments]
     assert starts == sorted(starts)
     assert transcript.segments[-1].end > 25
-    assert [s.id for s in transcript.segments] == list(range(len(transcript.segments)))
+    assert [s.id for s in transcript.segments] == list(range(1, len(transcript.segments) + 1))
     for segment in transcript.segments:
         assert segment.words
         assert segment.start - 0.5 <= segment.words[0].start <= segment.words[-1].end
@@ -139,6 +142,8 @@ def test_other_workers_take_pieces_and_the_parent_waits_for_them(
     parent, _ = store.enqueue(source, JobOptions(formats=("txt",)), "test")
     job = store.claim("w1")
     assert job is not None
+    # Other work in the queue: neither the splitting worker nor the helper, taking pieces, takes it.
+    unrelated, _ = store.enqueue(tmp_path / "elsewhere.wav", JobOptions(model="other"), "test")
     confinement = Confinement.of([tmp_path])
     helper_ran: list[int] = []
 
@@ -159,6 +164,7 @@ def test_other_workers_take_pieces_and_the_parent_waits_for_them(
     assert done.status is JobStatus.DONE, done.error
     assert helper_ran, "the second worker took no piece"
     assert "museum" in (source.parent / "talk.txt").read_text().lower()
+    assert store.get(unrelated.id).status is JobStatus.QUEUED
 
 
 def test_a_lost_piece_is_retried_not_the_file(
@@ -169,9 +175,8 @@ def test_a_lost_piece_is_retried_not_the_file(
     job = store.claim("w1")
     assert job is not None
     spans = split_spans(str(source), SPLIT.piece_s)
-    pieces = store.add_pieces(
-        job.id, job.attempts, spans, job.options.model_copy(update={"language": "en"})
-    )
+    options = job.options.model_copy(update={"language": "en"})
+    pieces = store.add_pieces(job.id, job.attempts, spans, options, source.stat().st_ino)
     # A worker took the first piece and died: its lease ran out.
     lost = store.claim("gone", piece_of=parent.id)
     assert lost is not None and lost.id == pieces[0].id
@@ -246,3 +251,66 @@ def test_a_short_file_is_not_split(
     spy.join()
     assert store.get(parent.id).status is JobStatus.DONE
     assert max(seen, default=0) == 0
+
+
+def _split_and_requeued(store: JobStore, source: Path) -> tuple[int, list[int]]:
+    """A file's job split into pieces, then back in the queue (its worker died): its pieces stay."""
+    parent, _ = store.enqueue(source, JobOptions(formats=("txt",)), "test")
+    job = store.claim("w1")
+    assert job is not None and job.id == parent.id
+    spans = split_spans(str(source), SPLIT.piece_s)
+    options = job.options.model_copy(update={"language": "en"})
+    pieces = store.add_pieces(job.id, job.attempts, spans, options, source.stat().st_ino)
+    return parent.id, [piece.id for piece in pieces]
+
+
+def test_pieces_are_not_jobs_of_their_own_for_people(
+    store: JobStore, paragraph: Path, tmp_path: Path
+) -> None:
+    source = _copy(paragraph, tmp_path)
+    parent_id, piece_ids = _split_and_requeued(store, source)
+    piece = store.claim("w2", piece_of=parent_id)
+    assert piece is not None and piece.id == piece_ids[0]
+    store.complete(piece.id, piece.attempts, Transcript("en", 1.0, 12.0, ()))
+    # Cancel, retry, run again: the file's job's to do, not a piece's.
+    for action in (store.cancel, store.retry, store.run_again):
+        with pytest.raises(InvalidTransition, match=f"a piece of job {parent_id}"):
+            action(piece_ids[1])
+    # Their audio and time are counted once, in their file's transcript.
+    assert store.stats().audio_s == 0.0
+    assert store.stats().jobs[JobStatus.QUEUED] == 0  # the pieces; the file is running
+    assert store.stats().jobs[JobStatus.RUNNING] == 1
+
+
+def test_a_file_changed_while_its_job_waits_ends_its_pieces(
+    store: JobStore, paragraph: Path, tmp_path: Path
+) -> None:
+    source = _copy(paragraph, tmp_path)
+    parent_id, piece_ids = _split_and_requeued(store, source)
+    store.fail(parent_id, 1, "worker process died (exit code -9)")  # back in the queue
+    assert len(store.pieces(parent_id)) == len(piece_ids)
+    with source.open("ab") as grown:
+        grown.write(b"\0" * 3200)
+    _, created = store.enqueue(source, JobOptions(formats=("txt",)), "test")
+    assert created
+    assert store.get(parent_id).status is JobStatus.CANCELLED
+    assert store.pieces(parent_id) == []
+
+
+def test_a_piece_does_not_read_a_file_put_in_place_of_the_one_split(
+    store: JobStore, engine: Engine, paragraph: Path, tmp_path: Path
+) -> None:
+    source = _copy(paragraph, tmp_path)
+    parent_id, _ = _split_and_requeued(store, source)
+    stat = source.stat()
+    impostor = source.with_name("impostor.wav")
+    original = source.read_bytes()
+    impostor.write_bytes(original[:44] + bytes(reversed(original[44:])))  # its header, other audio
+    os.utime(impostor, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(impostor, source)  # the same size and time, other bytes
+    piece = store.claim("w2", piece_of=parent_id)
+    assert piece is not None
+    run_job(store, engine, piece, Confinement.of([tmp_path]))
+    failed = store.get(piece.id)
+    assert failed.status is JobStatus.FAILED
+    assert "replaced while its pieces were transcribed" in (failed.error or "")
