@@ -5,15 +5,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 from whisper_transcriber.db.errors import (
     DatabaseRefused,
-    DatabaseUnavailable,
     JobNotFound,
     LeaseLost,
     QueueError,
@@ -30,6 +27,7 @@ from whisper_transcriber.worker.model_cache import ModelLoadFailed, UnknownModel
 from whisper_transcriber.worker.names import name_max
 from whisper_transcriber.worker.originals import move_original
 from whisper_transcriber.worker.outputs import OutputNameError, check_name_lengths, output_paths
+from whisper_transcriber.worker.patience import patiently
 from whisper_transcriber.worker.sidecars import (
     existing_subtitle,
     same_name_videos,
@@ -40,12 +38,6 @@ from whisper_transcriber.worker.sidecars import (
 from whisper_transcriber.worker.split_files import NO_SPLIT, PieceFailed, SplitRules, Splitter
 from whisper_transcriber.worker.staging import OutputFolderChanged, stage_outputs
 
-# How long a finished attempt waits for an unreachable database before its work is given up.
-OUTCOME_PATIENCE_S = 600.0
-FIRST_RETRY_S = 0.5
-LAST_RETRY_S = 10.0
-
-T = TypeVar("T")
 # The engine, or what gives it once the attempt has begun (a model loaded on demand).
 EngineOrLoader = Engine | Callable[[], Engine]
 
@@ -189,7 +181,6 @@ def _attempt(
                     run_piece,
                     on_progress,
                     heartbeat.lost.wait,
-                    lambda record: patiently(record, job.id),
                 )
             transcript = _transcribe(engine, job, confinement, on_progress, detected, splitter)
             verify_source(job)  # an older version must never publish over a newer one's outputs
@@ -312,27 +303,6 @@ def _transcribe(
             return model.transcribe(readable, job.options, on_progress, on_language)
         except MediaError as exc:  # name the file as people know it, not its descriptor
             raise type(exc)(str(exc).replace(readable, job.source_path)) from exc
-
-
-def patiently(record: Callable[[], T], job_id: int) -> T:
-    """Record an attempt's outcome, waiting out a database outage (a restart, a failover) rather
-    than throwing the work away: the lease fences it, so a late write can only be refused."""
-    deadline = time.monotonic() + OUTCOME_PATIENCE_S
-    delay = FIRST_RETRY_S
-    while True:
-        try:
-            return record()
-        except DatabaseUnavailable as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning(
-                "job %s: cannot record the outcome yet (%s); trying again in %.1f s",
-                job_id,
-                exc,
-                delay,
-            )
-            time.sleep(delay)
-            delay = min(delay * 2, LAST_RETRY_S)
 
 
 def _fail(store: JobStore, job: JobRecord, error: str, *, retryable: bool) -> JobRecord | None:

@@ -39,6 +39,7 @@ from whisper_transcriber.worker.audio_stream import (
 )
 from whisper_transcriber.worker.engine import Engine
 from whisper_transcriber.worker.media import declared_duration, scan
+from whisper_transcriber.worker.patience import patiently
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,6 @@ class Splitter:
     on_progress: Callable[[float], None]
     # Waits up to so many seconds, returning early when the attempt is lost.
     wait: Callable[[float], object]
-    # Records through a database outage (job_runner.patiently).
-    patiently: Callable[[Callable[[], object]], object]
 
     def wants(self, path: str) -> bool:
         """The file's header states a length above the threshold (a file that does not say is
@@ -157,18 +156,13 @@ class Splitter:
         return transcript if self.job.options.keeps_words else transcript.without_words()
 
     def _pieces(self) -> list[JobRecord]:
-        found = self.patiently(lambda: self.store.pieces(self.job.id))
-        assert isinstance(found, list)
-        return found
+        return patiently(lambda: self.store.pieces(self.job.id), self.job.id)
 
     def _add(
         self, spans: list[tuple[int, int]], options: JobOptions, inode: int
     ) -> list[JobRecord]:
-        added = self.patiently(
-            lambda: self.store.add_pieces(self.job.id, self.job.attempts, spans, options, inode)
-        )
-        assert isinstance(added, list)
-        return added
+        add = partial(self.store.add_pieces, self.job.id, self.job.attempts, spans, options, inode)
+        return patiently(add, self.job.id)
 
     def _until_done(self, current: list[JobRecord], total_samples: int) -> list[JobRecord]:
         """The pieces once all are done: this worker takes each one that is due, and waits
@@ -183,8 +177,9 @@ class Splitter:
             self.on_progress(_progress(current, total_samples))
             if all(piece.status is JobStatus.DONE for piece in current):
                 return current
-            claimed = self.patiently(lambda: self.store.claim(worker_id, piece_of=self.job.id))
-            if isinstance(claimed, JobRecord):
+            claim = partial(self.store.claim, worker_id, piece_of=self.job.id)
+            claimed = patiently(claim, self.job.id)
+            if claimed is not None:
                 self.run_piece(claimed)
             else:
                 self.wait(PIECES_POLL_S)
@@ -193,8 +188,8 @@ class Splitter:
     def _joined(self, done: list[JobRecord]) -> tuple[Segment, ...]:
         segments: list[Segment] = []
         for piece in done:
-            found = self.patiently(partial(self.store.transcript, piece.id))
-            if not isinstance(found, Transcript):  # done pieces have theirs until the parent ends
+            found = patiently(partial(self.store.transcript, piece.id), self.job.id)
+            if found is None:  # done pieces have theirs until the parent ends
                 raise PieceFailed(f"piece job {piece.id} is done but has no transcript")
             before = len(segments)
             segments.extend(  # numbered from 1 on, as faster-whisper numbers a file's

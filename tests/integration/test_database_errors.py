@@ -25,7 +25,7 @@ from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.transcript import Segment, Transcript
 from whisper_transcriber.db.values import JobOptions, RetryPolicy
-from whisper_transcriber.worker import job_runner
+from whisper_transcriber.worker import patience
 from whisper_transcriber.worker.confinement import Confinement
 from whisper_transcriber.worker.job_runner import run_job
 
@@ -147,7 +147,7 @@ def test_a_result_the_database_refuses_fails_its_job_at_once(
 ) -> None:
     """Before: the refusal read as an outage, waited out for OUTCOME_PATIENCE_S (10 min), then
     the attempt was retried, to be refused again."""
-    monkeypatch.setattr(job_runner, "OUTCOME_PATIENCE_S", 2.0)
+    monkeypatch.setattr(patience, "OUTCOME_PATIENCE_S", 2.0)
     engine = make_engine(postgres_url)
     store = JobStore(engine, retry_policy=RetryPolicy(base_delay_s=0))
     try:
