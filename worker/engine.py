@@ -42,8 +42,10 @@ from whisper_transcriber.worker.speakers.clustering import SpeakerCount
 
 log = logging.getLogger(__name__)
 
-# faster-whisper falls back to sampling when a window decodes badly; a fixed seed per job makes the
-# transcript of a file the same whichever worker runs it and whatever it ran before.
+# faster-whisper falls back to sampling when a window decodes badly. CTranslate2 seeds each of its
+# threads once, at its first draw, so this seed makes only a fresh worker's draws repeat: a window
+# sampled later is a random draw, as it is in faster-whisper itself (docs/reliability.md, "Known
+# limits"; a job with `temperature` 0 never samples).
 SAMPLING_SEED = 0
 # Files a CTranslate2 Whisper model folder must hold.
 MODEL_FILES = ("model.bin", "config.json")
