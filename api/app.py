@@ -27,6 +27,7 @@ from whisper_transcriber.api.routes import (
     options,
     status,
     transcripts,
+    webhooks,
 )
 from whisper_transcriber.api.routes.docs import mount_docs
 from whisper_transcriber.api.routes.ui import mount_dashboard
@@ -76,6 +77,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(events.router)
     app.include_router(compat.router)
     app.include_router(openai.router)
+    app.include_router(webhooks.router)
     mount_docs(app)
     mount_dashboard(app)
     install_error_handlers(app)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -10,6 +10,7 @@ from typing import Protocol
 from whisper_transcriber.api.browser_guard import BrowserPolicy
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.db.webhook_outbox import CallbackRequest, WebhookOutbox
 from whisper_transcriber.db.worker_registry import WorkerRegistry
 from whisper_transcriber.worker.confinement import Confinement
 
@@ -27,6 +28,19 @@ class WorkerStatus(Protocol):
     def ready(self) -> int: ...
 
     def busy(self) -> int: ...
+
+
+class CallbackRules(Protocol):
+    def callback(
+        self,
+        url: str,
+        secret: str | None,
+        events: Sequence[str] | None,
+        transcript: bool,
+    ) -> CallbackRequest:
+        """The callback a request asks for; ValueError with a sentence for the client when it
+        may not have it (an address it may not reach, no secret to sign with)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,11 @@ class ApiContext:
     # The model setting's model (named "default") and the models setting's, by name.
     default_model: ConfiguredModel = ConfiguredModel("bundled")
     models: Mapping[str, ConfiguredModel] = field(default_factory=dict)
+    # What a request's callback_url must satisfy (service/webhooks/rules.py); None: requests may
+    # not ask for callbacks.
+    callbacks: CallbackRules | None = None
+    # How long a delivery sent again is tried (the webhook_retry_s setting).
+    webhook_retry_s: float = 86400.0
 
     @property
     def confinement(self) -> Confinement:
@@ -67,6 +86,9 @@ class ApiContext:
         return Confinement.of(
             roots if roots is not None else [*self.allowed_roots, self.uploads_dir]
         )
+
+    def webhook_outbox(self) -> WebhookOutbox:
+        return WebhookOutbox(self.store.engine, clock=self.store.clock)
 
     def worker_registry(self) -> WorkerRegistry:
         if self.registry is not None:

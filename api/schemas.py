@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from whisper_transcriber.api.app_context import WorkerStatus
+from whisper_transcriber.api.callbacks import CALLBACK_FIELDS, CallbackFields
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import (
@@ -49,8 +50,10 @@ from whisper_transcriber.db.worker_registry import WorkerInfo, WorkerRole, Worke
 from whisper_transcriber.worker.languages import Language, Languages
 
 
-class OptionsIn(BaseModel):
-    """Job options a client may set; what it leaves out comes from the service's defaults."""
+class OptionsIn(CallbackFields):
+    """Job options a client may set; what it leaves out comes from the service's defaults. The
+    callback fields are not options: the same work asked for with another callback is the
+    same job (which then has both)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -109,7 +112,8 @@ class OptionsIn(BaseModel):
         """The service's defaults with what the request names laid over them; ValidationError
         when they do not agree (speaker counts without diarize)."""
         given = self.model_dump(
-            exclude={"path", "force", "expected_size", "expected_mtime_ns"}, exclude_none=True
+            exclude={"path", "force", "expected_size", "expected_mtime_ns", *CALLBACK_FIELDS},
+            exclude_none=True,
         )
         if "expected_languages" in given and "language" not in given:
             given["language"] = None  # detected among these, not the service's language
@@ -119,7 +123,7 @@ class OptionsIn(BaseModel):
     def from_form(cls, fields: dict[str, str]) -> OptionsIn:
         """Form fields are text: formats come as "srt,vtt"; ValidationError as for JSON."""
         values: dict[str, object] = {name: value for name, value in fields.items() if value != ""}
-        for listed in ("formats", "expected_languages"):
+        for listed in ("formats", "expected_languages", "callback_events"):
             if listed in values:
                 values[listed] = [f.strip() for f in fields[listed].split(",") if f.strip()]
         return cls.model_validate(values)

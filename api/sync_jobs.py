@@ -17,12 +17,18 @@ from whisper_transcriber.api.events import EventHub
 from whisper_transcriber.api.uploads import Upload, UploadError, receive_upload
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.values import UPLOAD_ORIGIN, JobOptions, JobRecord
+from whisper_transcriber.db.webhook_outbox import CallbackRequest
 
 T = TypeVar("T")
 
 
 async def enqueue_upload(
-    context: ApiContext, upload: Upload, options: JobOptions, *, force: bool = False
+    context: ApiContext,
+    upload: Upload,
+    options: JobOptions,
+    *,
+    force: bool = False,
+    callback: CallbackRequest | None = None,
 ) -> tuple[JobRecord, bool]:
     """The upload's job, and whether it is new; when the same work already has one, that job
     (created=False), and this copy of the file goes."""
@@ -35,6 +41,7 @@ async def enqueue_upload(
             UPLOAD_ORIGIN,
             force=force,
             content_digest=upload.sha256,
+            callback=callback,
         )
     )
     if not created:
@@ -100,13 +107,17 @@ async def _unless_client_leaves(request: Request, waiting: Coroutine[Any, Any, T
 
 
 async def run_and_wait(
-    request: Request, context: ApiContext, upload: Upload, options: JobOptions
+    request: Request,
+    context: ApiContext,
+    upload: Upload,
+    options: JobOptions,
+    callback: CallbackRequest | None = None,
 ) -> JobRecord:
     """The job, done; 422 with its reason when it failed, 504 past the wait limit.
 
     The same content with the same options as an earlier request (a client that retries after
     its own time-out) waits on that request's job, queued, running or done: it costs nothing."""
-    job, _ = await enqueue_upload(context, upload, options)
+    job, _ = await enqueue_upload(context, upload, options, callback=callback)
     hub: EventHub = request.app.state.events
     try:
         ended = await asyncio.wait_for(

@@ -31,6 +31,7 @@ from whisper_transcriber.db.identity import (
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.store_base import JOBS, StoreBase, job_record
 from whisper_transcriber.db.values import JobOptions, JobRecord
+from whisper_transcriber.db.webhook_outbox import record_event
 
 # First key of the advisory locks that serialise recording jobs of one source (PostgreSQL).
 ENQUEUE_LOCK_SPACE = 74_062
@@ -224,25 +225,23 @@ def supersede_queued(conn: Connection, version: FileVersion, newer_id: int, now:
             )
         )
     )
-    superseded = (
-        conn.execute(
-            update(JOBS)
-            .where(
-                JOBS.c.source_path == version.path,
-                JOBS.c.status == JobStatus.QUEUED.value,
-                JOBS.c.id != newer_id,
-                ~same_version,
-            )
-            .values(
-                status=JobStatus.CANCELLED.value,
-                note=f"superseded by job {newer_id}: the file changed",
-                finished_at=now,
-                updated_at=now,
-            )
-            .returning(JOBS.c.id)
+    superseded = conn.execute(
+        update(JOBS)
+        .where(
+            JOBS.c.source_path == version.path,
+            JOBS.c.status == JobStatus.QUEUED.value,
+            JOBS.c.id != newer_id,
+            ~same_version,
         )
-        .scalars()
-        .all()
-    )
+        .values(
+            status=JobStatus.CANCELLED.value,
+            note=f"superseded by job {newer_id}: the file changed",
+            finished_at=now,
+            updated_at=now,
+        )
+        .returning(*JOBS.c)
+    ).all()
+    for row in superseded:
+        record_event(conn, row, "cancelled", now)
     if superseded:  # a split file's pieces end with it (worker/split_files.py)
-        conn.execute(delete(JOBS).where(JOBS.c.parent_id.in_(superseded)))
+        conn.execute(delete(JOBS).where(JOBS.c.parent_id.in_([row.id for row in superseded])))

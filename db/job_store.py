@@ -34,6 +34,13 @@ from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.store_base import JOBS, SEGMENTS, TRANSCRIPTS, job_record, of_models
 from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import JobOptions, JobRecord, RetryPolicy
+from whisper_transcriber.db.webhook_outbox import (
+    CALLBACKS,
+    CallbackRequest,
+    insert_callback,
+    record_event,
+    signal_sender,
+)
 
 LEASE_S = 60.0
 # A job due this long is claimed in turn whatever model it needs (see claim).
@@ -126,6 +133,7 @@ class JobStore(JobQueries):
         force: bool = False,
         content_digest: str | None = None,
         any_options: bool = False,
+        callback: CallbackRequest | None = None,
     ) -> tuple[JobRecord, bool]:
         """Record a job for a file, unless the same work has one (created=False with that job).
 
@@ -137,7 +145,8 @@ class JobStore(JobQueries):
         way): a job of this version with other options counts as the same work, as a rescan
         sees it (a file transcribed through the API is not taken again by its inbox).
         move_on_done / move_on_failure: where the original goes once the job is done or has failed
-        for good (see originals_to_move)."""
+        for good (see originals_to_move). callback: the request's webhook for the job's events,
+        whichever job answers (see subscribe)."""
         work = Work.of_file(path, options, content_digest)
         now = self.clock()
         values = work.row(
@@ -159,6 +168,9 @@ class JobStore(JobQueries):
 
         def queued(conn: Connection, row: Row[Any]) -> None:
             supersede_queued(conn, work.version, row.id, now)
+            if callback is not None:
+                insert_callback(conn, row.id, callback, now)
+            record_event(conn, row, "queued", now)
             announce(conn)
 
         job, created = insert_once(
@@ -166,6 +178,8 @@ class JobStore(JobQueries):
         )
         if created:
             self._wake()
+        elif callback is not None:
+            self.subscribe(job.id, callback)
         return job, created
 
     def refuse(
@@ -177,7 +191,30 @@ class JobStore(JobQueries):
         work = Work.of_link(path, options)
         now = self.clock()
         failed = {"status": JobStatus.FAILED.value, "error": reason, "finished_at": now}
-        return insert_once(self, work.row(origin, self.max_attempts, now, **failed), work.keyed_job)
+        return insert_once(
+            self,
+            work.row(origin, self.max_attempts, now, **failed),
+            work.keyed_job,
+            then=lambda conn, row: record_event(conn, row, "failed", now),
+        )
+
+    def subscribe(self, job_id: int, callback: CallbackRequest) -> None:
+        """A request's callback for a job that already was (the same work asked for again): its
+        later events, or at once the end it has had. The same URL asked twice is one callback."""
+        now = self.clock()
+        with self._write() as conn:
+            row = self._locked_job(conn, job_id)
+            known = conn.execute(
+                select(CALLBACKS.c.id).where(
+                    CALLBACKS.c.job_id == job_id, CALLBACKS.c.url == callback.url
+                )
+            ).first()
+            if known is not None:
+                return
+            callback_id = insert_callback(conn, job_id, callback, now)
+            if JobStatus(row.status).is_final and row.status in callback.events:
+                record_event(conn, row, row.status, now, callback_id=callback_id)
+                signal_sender(conn)
 
     # -- the worker's side --------------------------------------------------------------------
 
@@ -243,6 +280,8 @@ class JobStore(JobQueries):
                 .returning(*JOBS.c)
             )
             row = conn.execute(claim).first()
+            if row is not None:
+                record_event(conn, row, "started", now)
         return job_record(row) if row is not None else None
 
     def heartbeat(self, job_id: int, attempt: int, progress: float | None = None) -> bool:
@@ -342,6 +381,7 @@ class JobStore(JobQueries):
             )
             .returning(*JOBS.c)
         ).one()
+        record_event(conn, row, "done", now)
         return job_record(row)
 
     def fail(self, job_id: int, attempt: int, error: str, *, retryable: bool = True) -> JobRecord:
@@ -401,6 +441,8 @@ class JobStore(JobQueries):
         updated = conn.execute(
             update(JOBS).where(JOBS.c.id == row.id).values(values).returning(*JOBS.c)
         ).one()
+        if next_run is None:
+            record_event(conn, updated, "failed", now)
         return job_record(updated)
 
     # -- pieces of a long file (worker/split_files.py) -----------------------------------------
@@ -513,6 +555,7 @@ class JobStore(JobQueries):
                 )
                 .returning(*JOBS.c)
             ).one()
+            record_event(conn, row, "cancelled", now)
         return job_record(row)
 
     def retry(self, job_id: int) -> JobRecord:
@@ -547,6 +590,7 @@ class JobStore(JobQueries):
                 )
                 .returning(*JOBS.c)
             ).one()
+            record_event(conn, row, "queued", now)
             announce(conn)
         self._wake()
         return job_record(row)

@@ -1,6 +1,6 @@
 """Tables: jobs (the queue and its history), transcripts (the results, for history and search),
-inbox_scans (each inbox's latest scan, for whichever instance answers HTTP) and workers (the
-worker registry)."""
+inbox_scans (each inbox's latest scan, for whichever instance answers HTTP), workers (the
+worker registry), and the webhooks' outbox: job_events, job_callbacks, webhook_deliveries."""
 
 from __future__ import annotations
 
@@ -229,6 +229,80 @@ class WorkerRow(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class JobEventRow(Base):
+    """A job event (queued, started, done, failed, cancelled) that webhooks may want: written in
+    the same transaction as the job's change, removed once routed into deliveries
+    (db/webhook_outbox.py)."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (Index("ix_job_events_job_id", "job_id"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ID_TYPE, ForeignKey("jobs.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(16))
+    # The job as it was at the event (db/values.JobRecord as JSON): a delivery sent late still
+    # says what happened then.
+    job: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Only for this request's callback (a job that had already ended when it was asked for).
+    callback_id: Mapped[int | None] = mapped_column(ID_TYPE)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class JobCallbackRow(Base):
+    """A callback URL a request gave for its job's events (callback_url)."""
+
+    __tablename__ = "job_callbacks"
+    __table_args__ = (Index("ix_job_callbacks_job_id", "job_id"),)
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ID_TYPE, ForeignKey("jobs.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSON)
+    transcript: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookDeliveryRow(Base):
+    """One message to one receiver: its exact body (signed afresh at each attempt), its attempts
+    and its outcome. Kept after its job is forgotten: the history of what was sent."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("message_id", name="uq_webhook_deliveries_message_id"),
+        # The sender's search: pending deliveries that are due, oldest first.
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at", "id"),
+        Index("ix_webhook_deliveries_job_id", "job_id"),
+        Index("ix_webhook_deliveries_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True, autoincrement=True)
+    # Standard Webhooks' webhook-id: the same at every attempt, so receivers drop repeats.
+    message_id: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[int | None] = mapped_column(ID_TYPE)
+    event: Mapped[str] = mapped_column(String(16))
+    # "service:NAME" (the webhooks setting) or "request" (a callback_url).
+    subscription: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(Text)
+    # A request's callback is held to the callback rules (no private addresses unless allowed).
+    guarded: Mapped[bool] = mapped_column(Boolean)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # An attempt under way holds the delivery until then (a sender killed mid-attempt).
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    give_up_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # The latest attempts: [{"at", "status", "error", "answer"}], newest last.
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # Search objects made by migration 0004 outside the models (dialect-specific).

@@ -412,6 +412,15 @@ def check(ctx: typer.Context) -> None:
         raise typer.Exit(1)
 
 
+@app.command("webhook-secret")
+def webhook_secret() -> None:
+    """Print a new Standard Webhooks secret (whsec_...) for the webhooks or callback_secret
+    settings, or a request's callback_secret; the receiver verifies deliveries with it."""
+    from whisper_transcriber.service.webhooks.signing import generate_secret
+
+    typer.echo(generate_secret())
+
+
 @db_app.command("upgrade")
 @settings_flags(*DATABASE)
 def db_upgrade(ctx: typer.Context) -> None:

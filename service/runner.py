@@ -34,6 +34,7 @@ from whisper_transcriber.db.errors import QueueError
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.values import JobRecord
+from whisper_transcriber.db.webhook_outbox import Backoff, WebhookOutbox
 from whisper_transcriber.db.worker_registry import WorkerRegistry
 from whisper_transcriber.service.bootstrap import Prepared
 from whisper_transcriber.service.http_protocol import (
@@ -47,6 +48,10 @@ from whisper_transcriber.service.retention import sweep as retention_sweep
 from whisper_transcriber.service.retention import sweep_interval_s
 from whisper_transcriber.service.run_again import RunAgain
 from whisper_transcriber.service.settings import Settings
+from whisper_transcriber.service.webhooks.http import TargetPolicy
+from whisper_transcriber.service.webhooks.routing import Router, subscriptions_of
+from whisper_transcriber.service.webhooks.rules import RequestCallbacks
+from whisper_transcriber.service.webhooks.sender import WebhookSender
 from whisper_transcriber.watcher.inbox import InboxWatcher
 from whisper_transcriber.watcher.intake import Intake
 from whisper_transcriber.watcher.originals import move_originals
@@ -127,6 +132,7 @@ def serve(prepared: Prepared, sockets: list[socket.socket] | None = None) -> Non
         if "watch" in roles
         else None
     )
+    webhooks = _webhook_sender(settings, store) if "watch" in roles else None
     renamed_files = RunAgain(_while_reachable(RenamedFiles(store).rewrite_renamed_files))
     scheduler = _scheduler(settings, store, watcher, prepared.registry, renamed_files)
     if "api" in roles:
@@ -148,6 +154,8 @@ def serve(prepared: Prepared, sockets: list[socket.socket] | None = None) -> Non
             job_changes.start()
         if watcher is not None:
             watcher.start()
+        if webhooks is not None:
+            webhooks.start()
         scheduler.start()
         if stop.server is not None:
             for sock in sockets or []:  # uvicorn names its address only when it binds it itself
@@ -162,6 +170,8 @@ def serve(prepared: Prepared, sockets: list[socket.socket] | None = None) -> Non
             scheduler.shutdown(wait=False)
         if watcher is not None:
             watcher.stop()
+        if webhooks is not None:
+            webhooks.stop()
         if announcements is not None:
             announcements.stop()
         if job_changes is not None:
@@ -201,6 +211,11 @@ def _api_server(
                 name: ConfiguredModel(entry.model, entry.compute_type)
                 for name, entry in settings.models.items()
             },
+            callbacks=RequestCallbacks(
+                callback_policy(settings),
+                settings.callback_secret.get_secret_value() if settings.callback_secret else None,
+            ),
+            webhook_retry_s=settings.webhook_retry_s,
         )
     )
     if pool is not None and not listens(settings.database_url):
@@ -231,6 +246,23 @@ def _api_server(
             ws="none",  # the app has no WebSocket routes: an upgrade is a plain request
         )
     )
+
+
+def _webhook_sender(settings: Settings, store: JobStore) -> WebhookSender:
+    """Deliveries go out from the instances that watch the inboxes (every instance by default)."""
+    return WebhookSender(
+        WebhookOutbox(store.engine, backoff=Backoff(first_s=settings.webhook_backoff_s)),
+        Router(subscriptions_of(settings.webhooks), store),
+        callback_policy=callback_policy(settings),
+        retry_s=settings.webhook_retry_s,
+        timeout_s=settings.webhook_timeout_s,
+        retention_s=settings.webhook_retention_s or None,
+    )
+
+
+def callback_policy(settings: Settings) -> TargetPolicy:
+    """Where requests' callbacks may point (their deliveries are checked again when sent)."""
+    return TargetPolicy(guarded=True, allow=tuple(settings.callback_allow))
 
 
 def _wake_for_queued(pool: WorkerPool, job: JobRecord) -> None:

@@ -93,9 +93,17 @@ from whisper_transcriber.db.values import (
     subtitle_rules_problem,
     unknown_model,
 )
+from whisper_transcriber.db.webhook_outbox import EVENT_TYPES, EventType
 from whisper_transcriber.db.worker_registry import WORKER_HEARTBEAT_S, WORKER_STALE_AFTER_S
 from whisper_transcriber.service.logs import LogFormat
 from whisper_transcriber.service.renamed_settings import RENAMED_KEY, RenamingSource
+from whisper_transcriber.service.webhooks.http import (
+    TargetPolicy,
+    TargetRefused,
+    allow_entry_problem,
+    check_url,
+)
+from whisper_transcriber.service.webhooks.signing import secret_problem
 from whisper_transcriber.watcher.filters import IGNORED_PATTERNS
 from whisper_transcriber.watcher.spec import DEFAULT_OBSERVER, POLL_INTERVAL_S
 from whisper_transcriber.watcher.stability import SETTLE_S
@@ -220,6 +228,8 @@ DURATION_SETTINGS = (
     "retry_delay_s",
     "retry_max_delay_s",
     "settle_s",
+    "webhook_retry_s",
+    "webhook_retention_s",
 )
 
 
@@ -239,6 +249,43 @@ class NamedModelSetting(BaseModel):
         "name or a CTranslate2 folder"
     )
     compute_type: ComputeType = Field(default="auto", description="As the compute_type setting")
+
+
+class WebhookSetting(BaseModel):
+    """One receiver of job events (the webhooks setting)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="Where events are POSTed (http or https)")
+    secret: SecretStr = Field(
+        description="The Standard Webhooks secret that signs them: whsec_ and base64 of 24-64 "
+        "bytes (`whisper-transcriber webhook-secret` makes one)"
+    )
+    events: list[EventType] = Field(
+        default=list(EVENT_TYPES), description="Which: queued, started, done, failed, cancelled"
+    )
+    transcript: bool = Field(
+        default=False, description="A done job's transcript inline, as data.transcript"
+    )
+    inboxes: list[str] = Field(
+        default=[], description="Only the jobs of these inboxes (by name); empty: every job"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _callable_url(cls, url: str) -> str:
+        try:
+            return check_url(url, TargetPolicy(guarded=False))
+        except TargetRefused as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("secret")
+    @classmethod
+    def _usable_secret(cls, secret: SecretStr) -> SecretStr:
+        problem = secret_problem(secret.get_secret_value())
+        if problem is not None:
+            raise ValueError(problem)
+        return secret
 
 
 class InboxSettings(BaseModel):
@@ -444,6 +491,53 @@ class Settings(BaseSettings):
         "file that is not an upload and whose original was not moved away, as a rescan would "
         "transcribe that file again once its job is forgotten. Swept by instances with the api "
         "or watch role. 0: kept forever",
+    )
+    webhooks: dict[str, WebhookSetting] = Field(
+        default={},
+        description="Receivers of job events, signed as Standard Webhooks: {name: {url, secret, "
+        "events, transcript, inboxes}}, e.g. "
+        '{"notes": {"url": "https://notes.lan/hook", "secret": "whsec_...", "events": ["done"]}}'
+        " (docs/guides/automation.md). Sent by instances with the watch role",
+    )
+    callback_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the deliveries to a callback_url a request gives without a "
+        "callback_secret of its own (whsec_ and base64, `whisper-transcriber webhook-secret` "
+        "makes one); unset: such a request must give its secret",
+    )
+    callback_allow: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Where a request's callback_url may point: host names ('*.example.com' for "
+        "subdomains) and networks (10.0.0.0/8, 192.168.1.20). Unset: any public address, and "
+        "never loopback, link-local or private ones (a request must not make this service "
+        "call into its own network); set: only these. The webhooks setting's receivers may be "
+        "anywhere",
+    )
+    webhook_retry_s: float = Field(
+        default=86400.0,
+        gt=0,
+        description="How long a delivery is tried again before it is marked failed with its last "
+        "answer; POST /webhooks/deliveries/{id}/resend tries a failed one again",
+    )
+    webhook_backoff_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="The wait after a delivery's first failed attempt; it doubles after each "
+        "(up to an hour), each wait drawn between half and all of it, so that receivers coming "
+        "back are not called all at once",
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds one delivery attempt may take, answer included",
+    )
+    webhook_retention_s: float = Field(
+        default=30 * 86400.0,
+        ge=0,
+        description="Seconds delivered and failed deliveries stay in GET /webhooks/deliveries; "
+        "0: kept forever",
     )
     output_dir: Path | None = Field(
         default=None, description="Folder for transcripts; unset writes them beside the source"
@@ -727,6 +821,40 @@ class Settings(BaseSettings):
             ):
                 raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], or *")
         return [origin.strip().lower().rstrip("/") for origin in origins]
+
+    @field_validator("callback_allow", mode="before")
+    @classmethod
+    def _split_allowed(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("callback_allow")
+    @classmethod
+    def _hosts_or_networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            problem = allow_entry_problem(entry)
+            if problem is not None:
+                raise ValueError(problem)
+        return entries
+
+    @field_validator("callback_secret")
+    @classmethod
+    def _usable_callback_secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        problem = secret_problem(secret.get_secret_value()) if secret is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return secret
+
+    @model_validator(mode="after")
+    def _webhook_inboxes_exist(self) -> Settings:
+        names = {inbox.name or inbox.path.expanduser().resolve().name for inbox in self.inboxes}
+        for hook, entry in self.webhooks.items():
+            unknown = sorted(set(entry.inboxes) - names)
+            if unknown:
+                raise ValueError(
+                    f"webhook {hook}: no inbox is named {', '.join(unknown)}; the inboxes are "
+                    f"{', '.join(sorted(names))}"
+                )
+        return self
 
     @field_validator("api_key")
     @classmethod

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from whisper_transcriber.api.callbacks import callback_of
 from whisper_transcriber.api.deps import Context, JobId, Moment
 from whisper_transcriber.api.limits import ContentTooLarge, check_prompt
 from whisper_transcriber.api.paths import PathNotAllowed, resolve_allowed
@@ -171,9 +172,17 @@ async def _by_path(request: Request, context: Context) -> tuple[JobRecord, bool]
         options = given.options(context.default_options)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from exc
+    callback = callback_of(context, given)
     try:
         return await run_in_threadpool(
-            partial(context.store.enqueue, path, options, API_ORIGIN, force=given.force)
+            partial(
+                context.store.enqueue,
+                path,
+                options,
+                API_ORIGIN,
+                force=given.force,
+                callback=callback,
+            )
         )
     except UnstorablePath as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
@@ -222,13 +231,14 @@ async def _uploaded(
         check_prompt(given.hotwords, "hotwords")
         require_known_model(context, given.model)
         options = given.options(context.default_options)
+        callback = callback_of(context, given)
     except ValidationError as exc:
         upload.discard()
         raise RequestValidationError(exc.errors(include_url=False)) from exc
     except (ContentTooLarge, HTTPException):
         upload.discard()
         raise
-    return await enqueue_upload(context, upload, options, force=given.force)
+    return await enqueue_upload(context, upload, options, force=given.force, callback=callback)
 
 
 @router.get("/jobs")

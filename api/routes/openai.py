@@ -9,8 +9,9 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from whisper_transcriber.api.callbacks import CallbackFields, callback_of
 from whisper_transcriber.api.deps import Context
 from whisper_transcriber.api.limits import ContentTooLarge, check_prompt
 from whisper_transcriber.api.routes.models import require_known_model
@@ -28,8 +29,9 @@ MODEL_ID = "whisper-1"
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt", "diarized_json"]
 
 
-class OpenAIForm(BaseModel):
-    """The form fields OpenAI's clients send with the file."""
+class OpenAIForm(CallbackFields):
+    """The form fields OpenAI's clients send with the file, and our callback fields (the OpenAI
+    client's extra_body), so that a request that times out still reaches its sender."""
 
     model: str = Field(
         description="whisper-1 (what OpenAI's clients send) or default: the service's model; "
@@ -103,6 +105,8 @@ async def _run(request: Request, context: Context, task: Task) -> Response:
     if granularities:
         fields["timestamp_granularities"] = granularities
     fields.pop("timestamp_granularities[]", None)
+    if fields.get("callback_events"):
+        fields["callback_events"] = [e.strip() for e in fields["callback_events"].split(",")]
     try:
         form = OpenAIForm.model_validate(fields)
         check_prompt(form.prompt, "prompt")
@@ -115,6 +119,7 @@ async def _run(request: Request, context: Context, task: Task) -> Response:
         raise
     try:
         require_known_model(context, form.model)
+        callback = callback_of(context, form)
     except HTTPException:
         upload.discard()
         raise
@@ -143,7 +148,7 @@ async def _run(request: Request, context: Context, task: Task) -> Response:
             **speakers,
         }
     )
-    job = await run_and_wait(request, context, upload, options)
+    job = await run_and_wait(request, context, upload, options, callback)
     transcript = await run_in_threadpool(context.store.transcript, job.id)
     assert transcript is not None
     headers = {"Location": f"/jobs/{job.id}"}

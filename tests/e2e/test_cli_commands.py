@@ -38,7 +38,7 @@ TRANSCRIPT = Transcript(
     ),
 )
 COMMANDS = [(), ("serve",), ("transcribe",), ("jobs",), ("show",), ("transcript",), ("cancel",),
-            ("retry",), ("models",), ("db",), ("db", "upgrade")]  # fmt: skip
+            ("retry",), ("models",), ("webhook-secret",), ("db",), ("db", "upgrade")]  # fmt: skip
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:

@@ -4,6 +4,7 @@ is of a PostgreSQL server of the test's own (tests/helpers/postgres.py), never t
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections import Counter
@@ -26,9 +27,11 @@ from tests.helpers.service import (
     unprivileged,
 )
 from tests.helpers.waiting import wait_until
+from tests.helpers.webhook_receiver import Receiver
 from whisper_transcriber.db.engine import make_engine
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.values import JobQuery, JobRecord
+from whisper_transcriber.service.webhooks.signing import generate_secret
 
 SHORT = ("speech_a.wav", "speech_b.flac", "speech_c.ogg")
 
@@ -55,8 +58,13 @@ def test_postgres_restart_mid_batch_loses_nothing(
     private_postgres: PrivateServer, tmp_path: Path
 ) -> None:
     """The outage is about the queue, not the model: the fake engine runs the jobs, and the long
-    one finishes while the database is away, so that its result waits for it."""
+    one finishes while the database is away, so that its result waits for it. A webhook hears
+    every job's end once, the outage notwithstanding."""
     postgres_url = private_postgres.create_database("outage")
+    secret = generate_secret()
+    receiver = Receiver(secret)
+    receiver.start()
+    hooks = {"ends": {"url": receiver.url, "secret": secret, "events": ["done"]}}
     store = JobStore(make_engine(postgres_url))
     inbox = tmp_path / "inbox"
     finish_long = tmp_path / "finish-long"
@@ -66,7 +74,9 @@ def test_postgres_restart_mid_batch_loses_nothing(
     ]
     with running_service(
         "--database-url", postgres_url, "--inbox", inbox, "--workers", "2",
-        cwd=tmp_path, env=fake_engine_env(service_env(SETTLE_S="0.5")),
+        cwd=tmp_path, env=fake_engine_env(service_env(
+            SETTLE_S="0.5", WEBHOOKS=json.dumps(hooks), WEBHOOK_BACKOFF_S="0.5"
+        )),
     ) as service:  # fmt: skip
         wait_until(
             lambda: (
@@ -103,7 +113,13 @@ def test_postgres_restart_mid_batch_loses_nothing(
             JOB_DEADLINE_S,
             f"all {len(sources)} files to be done",
         )
+        wait_until(lambda: len(receiver.events()) >= len(sources), 60, "every job's end delivered")
         assert service.stop() == 0
+    receiver.stop()
+    ends = receiver.all()
+    assert all(r.verified for r in ends)
+    assert len({r.message_id for r in ends}) == len(sources)  # each job's end, once
+    assert sorted(r.payload["data"]["source_path"] for r in ends) == sorted(map(str, sources))
     jobs = store.list_jobs(JobQuery(), 100)
     assert sorted(job.source_path for job in jobs) == sorted(str(s) for s in sources)
     assert all(one_set_of_transcripts(source) for source in sources)

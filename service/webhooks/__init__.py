@@ -1,0 +1,1 @@
+"""Outbound webhooks: signed deliveries of job events (docs/guides/automation.md)."""
