@@ -21,6 +21,7 @@ from whisper_transcriber.api.routes import (
     health,
     jobs,
     media,
+    media_servers,
     models,
     openai,
     operations,
@@ -78,6 +79,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(compat.router)
     app.include_router(openai.router)
     app.include_router(webhooks.router)
+    app.include_router(media_servers.router)
     mount_docs(app)
     mount_dashboard(app)
     install_error_handlers(app)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from whisper_transcriber.api.browser_guard import BrowserPolicy
 from whisper_transcriber.db.job_store import JobStore
-from whisper_transcriber.db.values import JobOptions
+from whisper_transcriber.db.values import JobOptions, JobRecord
 from whisper_transcriber.db.webhook_outbox import CallbackRequest, WebhookOutbox
 from whisper_transcriber.db.worker_registry import WorkerRegistry
 from whisper_transcriber.worker.confinement import Confinement
@@ -41,6 +41,28 @@ class CallbackRules(Protocol):
         """The callback a request asks for; ValueError with a sentence for the client when it
         may not have it (an address it may not reach, no secret to sign with)."""
         ...
+
+
+class MediaServerAnswer(Protocol):
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def detail(self) -> str: ...
+
+    @property
+    def job(self) -> JobRecord | None: ...
+
+
+class MediaServerHook(Protocol):
+    """A media server's notifications (service/media_servers/hook.py)."""
+
+    @property
+    def token(self) -> str | None:
+        """What its webhook URL must carry as ?token=; None: the API key, as any request."""
+        ...
+
+    def handle(self, payload: Mapping[str, Any]) -> MediaServerAnswer: ...
 
 
 @dataclass(frozen=True)
@@ -79,6 +101,8 @@ class ApiContext:
     callbacks: CallbackRules | None = None
     # How long a delivery sent again is tried (the webhook_retry_s setting).
     webhook_retry_s: float = 86400.0
+    # The media_servers setting's, by name (POST /media-servers/NAME).
+    media_servers: Mapping[str, MediaServerHook] = field(default_factory=dict)
 
     @property
     def confinement(self) -> Confinement:

@@ -20,7 +20,8 @@ from whisper_transcriber.api.signed_links import is_signed_audio_request
 
 OPEN_PATHS = frozenset({"/health", "/"})
 # The dashboard's static files: the page itself asks for the key before it shows anything.
-OPEN_PREFIXES = ("/ui/",)
+# Media servers' notifications check their own token, or the key (api/routes/media_servers.py).
+OPEN_PREFIXES = ("/ui/", "/media-servers/")
 UNAUTHORIZED = {
     "description": "No API key, or a wrong one",
     "content": {

@@ -200,16 +200,17 @@ class JobStore(JobQueries):
 
     def subscribe(self, job_id: int, callback: CallbackRequest) -> None:
         """A request's callback for a job that already was (the same work asked for again): its
-        later events, or at once the end it has had. The same URL asked twice is one callback."""
+        later events, or at once the end it has had. The same URL (or media server item) asked
+        twice is one callback."""
         now = self.clock()
         with self._write() as conn:
             row = self._locked_job(conn, job_id)
             known = conn.execute(
-                select(CALLBACKS.c.id).where(
+                select(CALLBACKS.c.media).where(
                     CALLBACKS.c.job_id == job_id, CALLBACKS.c.url == callback.url
                 )
-            ).first()
-            if known is not None:
+            ).scalars()
+            if any(media == callback.media for media in known):
                 return
             callback_id = insert_callback(conn, job_id, callback, now)
             if JobStatus(row.status).is_final and row.status in callback.events:

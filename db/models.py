@@ -251,7 +251,8 @@ class JobEventRow(Base):
 
 
 class JobCallbackRow(Base):
-    """A callback URL a request gave for its job's events (callback_url)."""
+    """A callback URL a request gave for its job's events (callback_url), or a media server's
+    item to refresh once its job is done (`media`; url and secret then empty)."""
 
     __tablename__ = "job_callbacks"
     __table_args__ = (Index("ix_job_callbacks_job_id", "job_id"),)
@@ -262,6 +263,8 @@ class JobCallbackRow(Base):
     secret: Mapped[str] = mapped_column(Text)
     events: Mapped[list[str]] = mapped_column(JSON)
     transcript: Mapped[bool] = mapped_column(Boolean)
+    # {"server": NAME, "item": ID, ...}: what the media server's refresh needs.
+    media: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -283,7 +286,8 @@ class WebhookDeliveryRow(Base):
     message_id: Mapped[str] = mapped_column(String(64))
     job_id: Mapped[int | None] = mapped_column(ID_TYPE)
     event: Mapped[str] = mapped_column(String(16))
-    # "service:NAME" (the webhooks setting) or "request" (a callback_url).
+    # "service:NAME" (the webhooks setting), "request" (a callback_url) or "media:NAME" (a
+    # media server's refresh, the body saying of which item).
     subscription: Mapped[str] = mapped_column(String(200))
     url: Mapped[str] = mapped_column(Text)
     secret: Mapped[str] = mapped_column(Text)

@@ -51,6 +51,8 @@ class CallbackRequest:
     secret: str
     events: tuple[EventType, ...] = EVENT_TYPES
     transcript: bool = False
+    # A media server's item to refresh once the job is done (url and secret empty).
+    media: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ def insert_callback(conn: Connection, job_id: int, callback: CallbackRequest, no
                 secret=callback.secret,
                 events=list(callback.events),
                 transcript=callback.transcript,
+                media=callback.media,
                 created_at=now,
             )
             .returning(CALLBACKS.c.id)
@@ -262,9 +265,14 @@ class WebhookOutbox(StoreBase):
             conn.execute(delete(EVENTS).where(EVENTS.c.id.in_([row.id for row in rows])))
         return len(rows)
 
-    def events_waiting(self) -> int:
+    def counts(self) -> dict[DeliveryStatus, int]:
+        """Deliveries by status (every status, 0 where none), for /metrics."""
+        counts: dict[DeliveryStatus, int] = {"pending": 0, "delivered": 0, "failed": 0}
+        query = select(DELIVERIES.c.status, func.count()).group_by(DELIVERIES.c.status)
         with self._read() as conn:
-            return int(conn.scalar(select(func.count()).select_from(EVENTS)) or 0)
+            for found, count in conn.execute(query):
+                counts[found] = int(count)
+        return counts
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -445,6 +453,7 @@ def _callback(row: Row[Any]) -> Callback:
         secret=row.secret,
         events=tuple(row.events),
         transcript=row.transcript,
+        media=row.media,
         id=row.id,
         job_id=row.job_id,
     )

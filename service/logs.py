@@ -13,6 +13,7 @@ picklable call that sets up its logging once it has started (worker/process.py, 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from functools import partial
 from typing import Literal
@@ -48,6 +49,21 @@ class JobIdFilter(logging.Filter):
         return True
 
 
+class SecretQueryFilter(logging.Filter):
+    """Access lines without the secrets a URL may carry: a media server's ?token= (Plex can send
+    nothing else) and a signed audio link's signature."""
+
+    PATTERN = re.compile(r"([?&](?:token|signature|sig)=)[^&\s\"]*", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(
+                self.PATTERN.sub(r"\1***", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
 class _JsonLines(JsonFormatter):
     def process_log_record(self, log_record: dict[str, object]) -> dict[str, object]:
         if log_record.get("job_id") is None:
@@ -68,6 +84,9 @@ def configure_logging(level: str, log_format: LogFormat, process: str = "main") 
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, SecretQueryFilter) for f in access.filters):
+        access.addFilter(SecretQueryFilter())
     if level != "DEBUG":  # migration chatter and scheduler ticks on every start say nothing useful
         for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)

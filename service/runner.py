@@ -44,6 +44,11 @@ from whisper_transcriber.service.http_protocol import (
 )
 from whisper_transcriber.service.http_server import QuietServer
 from whisper_transcriber.service.inboxes import confinement, file_filter, inboxes_from_settings
+from whisper_transcriber.service.media_servers.setup import (
+    media_server_hooks,
+    media_servers_of,
+    refresh_item,
+)
 from whisper_transcriber.service.retention import sweep as retention_sweep
 from whisper_transcriber.service.retention import sweep_interval_s
 from whisper_transcriber.service.run_again import RunAgain
@@ -216,6 +221,7 @@ def _api_server(
                 settings.callback_secret.get_secret_value() if settings.callback_secret else None,
             ),
             webhook_retry_s=settings.webhook_retry_s,
+            media_servers=media_server_hooks(settings, store),
         )
     )
     if pool is not None and not listens(settings.database_url):
@@ -252,8 +258,13 @@ def _webhook_sender(settings: Settings, store: JobStore) -> WebhookSender:
     """Deliveries go out from the instances that watch the inboxes (every instance by default)."""
     return WebhookSender(
         WebhookOutbox(store.engine, backoff=Backoff(first_s=settings.webhook_backoff_s)),
-        Router(subscriptions_of(settings.webhooks), store),
+        Router(
+            subscriptions_of(settings.webhooks),
+            store,
+            {name: entry.url for name, entry in settings.media_servers.items()},
+        ),
         callback_policy=callback_policy(settings),
+        refresh=functools.partial(refresh_item, media_servers_of(settings)),
         retry_s=settings.webhook_retry_s,
         timeout_s=settings.webhook_timeout_s,
         retention_s=settings.webhook_retention_s or None,

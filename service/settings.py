@@ -288,6 +288,67 @@ class WebhookSetting(BaseModel):
         return secret
 
 
+class MediaServerSetting(BaseModel):
+    """A Jellyfin, Plex or Emby server whose notifications become jobs (the media_servers
+    setting; docs/guides/automation.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["jellyfin", "plex", "emby"] = Field(description="jellyfin, plex or emby")
+    url: str = Field(
+        description="The server's own address, for finding an item's file and asking for a "
+        "refresh: http://jellyfin:8096, http://plex:32400"
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Jellyfin's or Emby's API key (Dashboard, API Keys), or Plex's token "
+        "(X-Plex-Token); unset: the server is not called (its notification must name the "
+        "file, and no refresh is asked for)",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="What the server's webhook URL carries (?token=...), since Plex cannot send "
+        "an API key header; unset: the api_key setting's key is needed, as for any request",
+    )
+    path_map: dict[str, str] = Field(
+        default={},
+        description="The server's path prefixes and ours: {'/media': '/mnt/nas/media'} (the "
+        "longest prefix that matches is replaced); unset: the same paths",
+    )
+    playback: bool = Field(
+        default=False,
+        description="Also when playback starts of an item that has no subtitle in languages",
+    )
+    languages: list[str] = Field(
+        default=[],
+        description="The subtitle languages playback looks for (codes: en, de); empty: any "
+        "subtitle will do",
+    )
+    refresh: bool = Field(
+        default=True,
+        description="Ask the server to refresh the item (Jellyfin, Emby) or scan its folder "
+        "(Plex) once the subtitle is written",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _server_url(cls, url: str) -> str:
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError(f"{url!r} is not a server address: http(s)://host[:port][/prefix]")
+        return url.strip().rstrip("/")
+
+    @field_validator("path_map")
+    @classmethod
+    def _absolute_prefixes(cls, path_map: dict[str, str]) -> dict[str, str]:
+        for theirs, ours in path_map.items():
+            if not (theirs.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", theirs)):
+                raise ValueError(f"path_map: {theirs!r} is not an absolute path of the server's")
+            if not Path(ours).is_absolute():
+                raise ValueError(f"path_map: {ours!r} is not an absolute path of ours")
+        return path_map
+
+
 class InboxSettings(BaseModel):
     """One watched folder and its own options; what it leaves unset comes from the service's."""
 
@@ -498,6 +559,13 @@ class Settings(BaseSettings):
         "events, transcript, inboxes}}, e.g. "
         '{"notes": {"url": "https://notes.lan/hook", "secret": "whsec_...", "events": ["done"]}}'
         " (docs/guides/automation.md). Sent by instances with the watch role",
+    )
+    media_servers: dict[str, MediaServerSetting] = Field(
+        default={},
+        description="Jellyfin, Plex and Emby servers whose 'item added' notifications (and "
+        "optionally 'playback started') become jobs, at POST /media-servers/NAME: {name: {kind, "
+        "url, api_key, token, path_map, playback, languages, refresh}}. The file must lie in an "
+        "inbox, whose options and media-library rules apply (docs/guides/automation.md)",
     )
     callback_secret: SecretStr | None = Field(
         default=None,
@@ -843,6 +911,16 @@ class Settings(BaseSettings):
         if problem is not None:
             raise ValueError(problem)
         return secret
+
+    @field_validator("media_servers")
+    @classmethod
+    def _server_names(cls, servers: dict[str, MediaServerSetting]) -> dict[str, MediaServerSetting]:
+        for name in servers:  # each is a path segment: /media-servers/NAME
+            if not re.fullmatch(MODEL_NAME_PATTERN, name):
+                raise ValueError(
+                    f"media server name {name!r}: letters, digits, '.', '_' and '-', at most 100"
+                )
+        return servers
 
     @model_validator(mode="after")
     def _webhook_inboxes_exist(self) -> Settings:

@@ -16,6 +16,7 @@ from whisper_transcriber.db.inbox_scans import InboxScans
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.models import JobStatus
 from whisper_transcriber.db.values import InboxScan, JobRecord, ObserverKind
+from whisper_transcriber.db.webhook_outbox import CallbackRequest
 from whisper_transcriber.watcher.filters import FileFilter
 from whisper_transcriber.watcher.spec import Inbox
 from whisper_transcriber.worker.confinement import Confinement
@@ -65,12 +66,26 @@ class Intake:
     def take(self, path: Path) -> JobRecord | None:
         """Record the job for a settled file (or a folder link out of the allowed folders, which
         is refused); the job when one was created or requeued."""
+        job, created = self._record(path)
+        return job if created else None
+
+    def requested(
+        self, path: Path, callback: CallbackRequest | None = None
+    ) -> tuple[JobRecord | None, bool]:
+        """The job of a file someone asked about (a media server's new item), recorded as a
+        scan would record it, with the callback; (None, False) for a file the inbox does not
+        take. created: recorded or requeued now."""
+        return self._record(path, callback)
+
+    def _record(
+        self, path: Path, callback: CallbackRequest | None = None
+    ) -> tuple[JobRecord | None, bool]:
         inbox = self.inbox_of(path)
         if inbox is None:
-            return None
+            return None, False
         if not storable(path):
             self._refuse_unstorable(path)
-            return None
+            return None, False
         escape = self.confinement.link_escape(path, inbox.root)
         if escape is not None and (
             self.file_filter.is_candidate(path, inbox.root) or self.wants_folder_link(path)
@@ -80,9 +95,9 @@ class Intake:
             )
             if created:
                 log.warning("job %s: %s", job.id, escape.reason)
-            return job if created else None
+            return job, created
         if not self.file_filter.is_candidate(path, inbox.root):
-            return None
+            return None, False
         plan = inbox.plan(path)
         try:
             job, created = self.store.enqueue(
@@ -92,19 +107,20 @@ class Intake:
                 move_on_done=plan.move_on_done,
                 move_on_failure=plan.move_on_failure,
                 any_options=True,
+                callback=callback,
             )
         except UnstorablePath:  # a link whose target's name is not UTF-8
             self._refuse_unstorable(path)
-            return None
+            return None, False
         if created:
             log.info("job %s: queued %s", job.id, path)
-            return job
+            return job, True
         if job.status is JobStatus.FAILED and job.original_moved_to:
             # It went to failed/ and someone put it back: that asks for another go.
             job = self.store.retry(job.id)
             log.info("job %s: %s is back in %s; queued again", job.id, path, inbox.name)
-            return job
-        return None
+            return job, True
+        return job, False
 
     def _refuse_unstorable(self, path: Path) -> None:
         """A file whose name the database cannot hold: said once per version of the file (size

@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("secret", sa.Text(), nullable=False),
         sa.Column("events", sa.JSON(), nullable=False),
         sa.Column("transcript", sa.Boolean(), nullable=False),
+        sa.Column("media", sa.JSON(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["job_id"], ["jobs.id"], name="fk_job_callbacks_job_id_jobs", ondelete="CASCADE"

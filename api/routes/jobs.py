@@ -41,6 +41,7 @@ from whisper_transcriber.db.values import (
     OutputFormat,
     inbox_origin,
 )
+from whisper_transcriber.db.webhook_outbox import EVENT_TYPES
 from whisper_transcriber.watcher.originals import bring_back_original
 from whisper_transcriber.worker.outputs import rendered
 
@@ -77,6 +78,12 @@ def _transcribe_body_schema() -> dict[str, Any]:
         "type": "string",
         "pattern": f"^({names})(,({names}))*$",
         "description": f"Comma list: {','.join(OUTPUT_FORMATS)}",
+    }
+    events = "|".join(EVENT_TYPES)
+    form["callback_events"] = {
+        "type": "string",
+        "pattern": f"^({events})(,({events}))*$",
+        "description": f"Comma list: {','.join(EVENT_TYPES)}",
     }
     return {
         "requestBody": {

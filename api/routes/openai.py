@@ -19,6 +19,7 @@ from whisper_transcriber.api.schemas import ErrorOut
 from whisper_transcriber.api.sync_jobs import multipart_body, receive, run_and_wait
 from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import RESERVED_MODEL_NAMES, Task
+from whisper_transcriber.db.webhook_outbox import EVENT_TYPES
 from whisper_transcriber.worker.languages import Language
 from whisper_transcriber.worker.outputs import rendered
 from whisper_transcriber.worker.sidecars import language_name
@@ -47,6 +48,10 @@ class OpenAIForm(CallbackFields):
 def _form_schema() -> dict[str, Any]:
     properties = OpenAIForm.model_json_schema()["properties"]
     properties["timestamp_granularities[]"] = properties.pop("timestamp_granularities")
+    properties["callback_events"] = {
+        "type": "string",
+        "description": f"Comma list: {','.join(EVENT_TYPES)}",
+    }
     return multipart_body("file", properties, required=("model",))
 
 

@@ -118,3 +118,12 @@ class QueueCollector(Collector):
         for labels, count in sorted(counts.items()):
             registered.add_metric(list(labels), count)
         yield registered
+        deliveries = GaugeMetricFamily(
+            "whisper_transcriber_webhook_deliveries",
+            "Webhook deliveries kept, by status (pending: not yet answered with 2xx; failed: "
+            "given up)",
+            labels=["status"],
+        )
+        for delivery_status, count in self.context.webhook_outbox().counts().items():
+            deliveries.add_metric([delivery_status], count)
+        yield deliveries

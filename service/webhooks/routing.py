@@ -22,6 +22,7 @@ from whisper_transcriber.db.webhook_outbox import Callback, JobEvent, NewDeliver
 from whisper_transcriber.worker.outputs import rendered
 
 REQUEST_SUBSCRIPTION = "request"
+MEDIA_SUBSCRIPTION_PREFIX = "media:"
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,16 @@ class Subscription:
 class Router:
     """deliveries_for of WebhookOutbox.route: reads transcripts through the store."""
 
-    def __init__(self, subscriptions: Iterable[Subscription], store: JobQueries) -> None:
+    def __init__(
+        self,
+        subscriptions: Iterable[Subscription],
+        store: JobQueries,
+        media_servers: Mapping[str, str] | None = None,
+    ) -> None:
+        """media_servers: each media server's address by name, shown as its refreshes' URL."""
         self.subscriptions = tuple(subscriptions)
         self.store = store
+        self.media_servers = dict(media_servers or {})
 
     def __call__(self, event: JobEvent, callbacks: Sequence[Callback]) -> list[NewDelivery]:
         targets = [
@@ -61,10 +69,20 @@ class Router:
         targets += [
             (REQUEST_SUBSCRIPTION, c.url, c.secret, True, c.transcript)
             for c in callbacks
-            if event.type in c.events
+            if event.type in c.events and c.media is None
+        ]
+        deliveries = [  # a media server's refresh of the item, once its subtitle is written
+            NewDelivery(
+                f"{MEDIA_SUBSCRIPTION_PREFIX}{c.media['server']}",
+                self.media_servers.get(c.media["server"], ""),
+                "",
+                False,
+                json.dumps(c.media, ensure_ascii=False),
+            )
+            for c in callbacks
+            if event.type in c.events and c.media is not None
         ]
         bodies: dict[bool, str] = {}
-        deliveries = []
         for subscription, url, secret, guarded, transcript in targets:
             if transcript not in bodies:
                 bodies[transcript] = self.body(event, with_transcript=transcript)

@@ -10,12 +10,14 @@ the one duplicate HTTP cannot rule out: an answer lost to a time-out or a kill.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from whisper_transcriber.db.change_signals import change_signal
 from whisper_transcriber.db.errors import QueueError
@@ -28,6 +30,7 @@ from whisper_transcriber.db.webhook_outbox import (
     WebhookOutbox,
 )
 from whisper_transcriber.service.webhooks.http import Answer, TargetPolicy, post
+from whisper_transcriber.service.webhooks.routing import MEDIA_SUBSCRIPTION_PREFIX
 from whisper_transcriber.service.webhooks.signing import signed_headers
 
 QUIET_POLL_S = 5.0  # with a change signal; a safety net
@@ -43,6 +46,8 @@ PRUNE_EVERY_S = 3600.0
 log = logging.getLogger(__name__)
 
 Sender = Callable[..., Answer]
+# A media server's refresh of an item: (server name, the item as its job recorded it, time-out).
+Refresher = Callable[[str, Mapping[str, Any], float], Answer]
 
 
 class WebhookSender:
@@ -57,9 +62,11 @@ class WebhookSender:
         retention_s: float | None = None,
         sends_at_once: int = SENDS_AT_ONCE,
         send: Sender = post,
+        refresh: Refresher | None = None,
     ) -> None:
         """retry_s: how long a delivery is tried; timeout_s: one attempt's limit; retention_s:
-        how long delivered and failed deliveries are kept (None: for ever)."""
+        how long delivered and failed deliveries are kept (None: for ever); refresh: makes a
+        media server's refresh of an item (service/media_servers/refresh.py)."""
         self.outbox = outbox
         self.deliveries_for = deliveries_for
         self.callback_policy = callback_policy
@@ -68,6 +75,7 @@ class WebhookSender:
         self.retention_s = retention_s
         self.sends_at_once = sends_at_once
         self._send = send
+        self._refresh = refresh
         # An attempt that outlives this (a sender killed mid-attempt) is tried again.
         self.lease_s = 2 * timeout_s + 5
         self._wake = threading.Event()
@@ -142,10 +150,7 @@ class WebhookSender:
         self._wake.set()
 
     def _attempt(self, delivery: Delivery) -> None:
-        body = delivery.body.encode()
-        headers = signed_headers(delivery.secret, delivery.message_id, int(time.time()), body)
-        policy = self.callback_policy if delivery.guarded else TargetPolicy(guarded=False)
-        answer = self._send(delivery.url, body, headers, policy=policy, timeout_s=self.timeout_s)
+        answer = self._answer(delivery)
         outcome = Outcome(answer.delivered, answer.status, answer.error, answer.excerpt)
         for tries_left in range(RECORD_TRIES - 1, -1, -1):
             try:
@@ -181,6 +186,17 @@ class WebhookSender:
                 answer.error,
                 recorded.next_attempt_at.isoformat(timespec="seconds"),
             )
+
+    def _answer(self, delivery: Delivery) -> Answer:
+        server = delivery.subscription.removeprefix(MEDIA_SUBSCRIPTION_PREFIX)
+        if server != delivery.subscription:
+            if self._refresh is None:
+                return Answer(None, "", "media servers are not refreshed by this instance")
+            return self._refresh(server, json.loads(delivery.body), self.timeout_s)
+        body = delivery.body.encode()
+        headers = signed_headers(delivery.secret, delivery.message_id, int(time.time()), body)
+        policy = self.callback_policy if delivery.guarded else TargetPolicy(guarded=False)
+        return self._send(delivery.url, body, headers, policy=policy, timeout_s=self.timeout_s)
 
     def _prune(self) -> None:
         if self.retention_s is None or time.monotonic() - self._pruned_at < PRUNE_EVERY_S:

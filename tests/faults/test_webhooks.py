@@ -127,6 +127,8 @@ def test_a_failed_delivery_is_sent_again_on_request(
             (done,) = [d for d in failed.json() if d["event"] == "done"]
             assert done["last_status"] == 500 and done["last_error"] == "HTTP 500"
             assert done["next_attempt_at"] is None
+            metrics = service.client.get("/metrics").text
+            assert 'whisper_transcriber_webhook_deliveries{status="failed"} 2.0' in metrics
             receiver.answer_status = 200
             again = service.client.post(f"/webhooks/deliveries/{done['id']}/resend")
             assert again.status_code == 200 and again.json()["status"] == "pending"
