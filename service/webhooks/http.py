@@ -15,11 +15,14 @@ a sender), at most max_answer_bytes of the answer read, redirects only on the sa
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -36,6 +39,9 @@ USER_AGENT = "whisper-transcriber-webhooks"
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # an IPv4 address behind a NAT64 gateway
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# A label of a host name as resolvers take it (IDNA-encoded): letters, digits, hyphens inside (and
+# underscores, which DNS allows), 1-63 of them; a name has at most 253 characters.
+_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
 class TargetRefused(ValueError):
@@ -45,9 +51,14 @@ class TargetRefused(ValueError):
 @dataclass(frozen=True)
 class TargetPolicy:
     """Where deliveries may go. guarded=False: an operator's own subscription, any address.
-    guarded=True: a URL someone gave in a request, held to public addresses, or, when `allow`
-    is given, to what it names only: host names ('*.example.com' for its subdomains) and
-    networks ('10.0.0.0/8', '192.168.1.5', '::1/128')."""
+    guarded=True: a URL someone gave in a request: loopback, link-local, private (RFC 1918,
+    unique-local fc00::/7), CGNAT 100.64/10, multicast, reserved, unspecified and any other
+    non-global address (and the IPv4-mapped, 6to4, Teredo and NAT64 forms of them, e.g.
+    ::ffff:127.0.0.1) are refused. When `allow` is given, a guarded delivery goes only where it
+    names, and there whatever the address: host names (exact, case-insensitive; '*.example.com'
+    for its subdomains, not example.com itself) and networks ('10.0.0.0/8', '192.168.1.5',
+    '::1/128'). A name it does not name may still be called when its addresses are in its
+    networks (only those addresses are connected to)."""
 
     guarded: bool
     allow: tuple[str, ...] = ()
@@ -98,8 +109,11 @@ def allow_entry_problem(entry: str) -> str | None:
 
 
 def check_url(url: str, policy: TargetPolicy) -> str:
-    """Checks a callback URL when it is given (no DNS lookup); returns it unchanged. Raises
-    TargetRefused."""
+    """Checks a callback URL when it is given (no DNS lookup): http or https, a host (a valid
+    name or an address), no user:password@, no #fragment, at most 2048 characters, a port
+    1-65535. With policy.guarded, an address in a refused range (127.1, 2130706433 and
+    0x7f000001 are 127.0.0.1) is refused at once, and so is a name when `allow` names hosts only
+    and not this one. Returns the URL unchanged. Raises TargetRefused."""
     if len(url) > MAX_URL_CHARS:
         raise TargetRefused(f"the URL is longer than {MAX_URL_CHARS} characters")
     if any(ord(c) < 33 or ord(c) == 127 for c in url):
@@ -120,6 +134,7 @@ def check_url(url: str, policy: TargetPolicy) -> str:
         raise TargetRefused("the URL may not have a #fragment")
     if port == 0:
         raise TargetRefused("port 0 is no port")
+    host = _called_host(url, host)
     if not policy.guarded or policy.host_allowed(host):
         return url
     literal = _literal(host)
@@ -132,11 +147,40 @@ def check_url(url: str, policy: TargetPolicy) -> str:
     return url
 
 
+def _called_host(url: str, host: str) -> str:
+    """The host as a delivery will call it (httpx's parse, IDNA-encoded), after checking that it
+    is the host urlsplit saw: a URL the two read differently, or a host no resolver takes, is
+    refused when given rather than failing (or surprising) at every attempt."""
+    try:
+        parsed = httpx.URL(url)
+        _ = parsed.host  # decoding the name back, as httpx does when sending (raising then)
+        called = parsed.raw_host.decode("ascii").lower()
+        seen = httpx.URL(f"http://{_bracketed(host)}/").raw_host.decode("ascii").lower()
+    except (httpx.InvalidURL, ValueError) as exc:  # idna's errors are UnicodeErrors
+        raise TargetRefused(f"not a URL: {exc}") from None
+    if called != seen:
+        raise TargetRefused(f"the URL's host is ambiguous ({host!r} or {called!r})")
+    if _literal(called) is None and not _is_host_name(called):
+        raise TargetRefused(f"{host!r} is not a host name")
+    return called
+
+
+def _is_host_name(host: str) -> bool:
+    name = host.removesuffix(".")
+    return len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 @dataclass(frozen=True)
 class Answer:
-    status: int | None  # None when no answer came
-    excerpt: str  # the start of the answer's body
-    error: str | None  # None when a 2xx came
+    """What one delivery attempt came to."""
+
+    status: int | None  # None when no (whole) answer came: refused, cannot connect, timed out
+    excerpt: str  # the start of the answer's body, decoded with errors="replace", <= 500 chars
+    error: str | None  # None when a 2xx came; else a short sentence ("HTTP 500", ...)
 
     @property
     def delivered(self) -> bool:
@@ -156,14 +200,19 @@ def post(
     """POST body with headers (plus Content-Type: application/json and our User-Agent unless
     given). Never raises for the network's or the receiver's trouble: returns an Answer."""
     deadline = time.monotonic() + timeout_s
-    sent = {"content-type": "application/json", "user-agent": USER_AGENT}
+    # identity: the answer is kept as raw bytes (see _one_request), so ask for it uncompressed.
+    sent = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "accept-encoding": "identity",
+    }
     sent.update({k.lower(): v for k, v in headers.items()})
     transport = _GuardedTransport(policy, deadline)
     try:
         with httpx.Client(
             transport=transport, trust_env=False, follow_redirects=False, timeout=timeout_s
         ) as client:
-            for _hop in range(max_redirects + 1):
+            for _hop in range(max(0, max_redirects) + 1):
                 try:
                     check_url(url, policy)
                 except TargetRefused as exc:
@@ -182,7 +231,7 @@ def post(
                         status,
                         excerpt,
                         f"redirected (HTTP {status}) to {target}; webhook deliveries are not "
-                        "sent again as GET",
+                        "re-sent as GET",
                     )
                 url = target
             return Answer(status, excerpt, f"more than {max_redirects} redirects")
@@ -201,6 +250,8 @@ def post(
         return Answer(None, "", f"cannot connect: {exc or type(exc).__name__}")
     except (OSError, ssl.SSLError) as exc:
         return Answer(None, "", f"cannot connect: {exc}")
+    except httpx.InvalidURL as exc:  # check_url passed it, so httpx should take it; if not, say so
+        return Answer(None, "", f"cannot send to this URL: {exc}")
 
 
 def _one_request(
@@ -214,8 +265,10 @@ def _one_request(
     """The status, the start of the body, and a redirect's Location."""
     with client.stream("POST", url, content=body, headers=dict(headers)) as response:
         kept = bytearray()
-        # Raw bytes (not decompressed: a small gzip bomb stays small), as far as the limit;
-        # a longer answer's status still counts.
+        # Raw bytes (not decompressed: a small gzip bomb stays small), as far as the limit.
+        # Past it the rest is left unread and the status still counts: a 2xx with a long body
+        # took the event (error None, the excerpt cut short); a receiver's answer is not ours
+        # to judge by its length.
         for chunk in response.iter_raw():
             kept += chunk
             if len(kept) >= max_answer_bytes:
@@ -300,8 +353,10 @@ def _refusal(address: IPAddress) -> str | None:
 def _literal(host: str) -> IPAddress | None:
     """The address a host written as one means, in any form a resolver takes (127.1,
     2130706433, 0x7f000001 are 127.0.0.1)."""
+    # A final dot ("127.0.0.1.") is the root of a name; some resolvers take the address anyway.
+    host = host.strip("[]").removesuffix(".")
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        return ipaddress.ip_address(host)
     except ValueError:
         pass
     if host and all(c in "0123456789abcdefx." for c in host.lower()):
@@ -312,13 +367,33 @@ def _literal(host: str) -> IPAddress | None:
     return None
 
 
-def _resolve(host: str, port: int) -> list[IPAddress]:
-    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses: list[IPAddress] = []
+def _resolve(host: str, port: int, deadline: float) -> list[tuple[IPAddress, str]]:
+    """Each address of the host once: as checked, and as connected to (an IPv6 link-local one
+    keeps its %zone). The lookup runs in a thread of its own: getaddrinfo has no timeout, and a
+    slow resolver must not hold the attempt past its deadline (the thread ends when it ends)."""
+    found: list[tuple[Any, ...]] = []
+    failure: list[Exception] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            found.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=look_up, name="webhook-resolve", daemon=True).start()
+    if not done.wait(max(0.0, deadline - time.monotonic())):
+        raise httpcore.ConnectTimeout(f"looking up {host} took too long")
+    if failure:
+        raise httpcore.ConnectError(f"cannot resolve {host}: {failure[0]}")
+    addresses: list[tuple[IPAddress, str]] = []
     for _family, _type, _proto, _name, sockaddr in found:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        if address not in addresses:
-            addresses.append(address)
+        connect_to = str(sockaddr[0])
+        address = ipaddress.ip_address(connect_to.split("%", 1)[0])
+        if all(address != seen for seen, _ in addresses):
+            addresses.append((address, connect_to))
     return addresses
 
 
@@ -393,20 +468,23 @@ class _GuardedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
+        addresses = _resolve(host, port, self.deadline)
         allowed: list[str] = []
         if self.policy.guarded and self.policy.host_allowed(host):
-            allowed = [str(a) for a in _resolve(host, port)]
+            allowed = [connect_to for _address, connect_to in addresses]
         else:
+            # The addresses the policy allows are tried in the resolver's order; the others
+            # are never connected to (a name may mix a public address with an inner one).
             refusals: list[str] = []
-            for address in _resolve(host, port):
+            for address, connect_to in addresses:
                 reason = self.policy.address_refusal(address)
                 if reason is None:
-                    allowed.append(str(address))
+                    allowed.append(connect_to)
                 else:
                     refusals.append(reason)
-            if not allowed:
-                raise _Refused("; ".join(refusals) or f"{host} has no address")
-        failure: Exception | None = None
+            if refusals and not allowed:
+                raise _Refused("; ".join(refusals))
+        failure: Exception = httpcore.ConnectError(f"{host} has no address")
         for chosen in allowed:
             left = self.deadline - time.monotonic()
             if left <= 0:
@@ -418,17 +496,26 @@ class _GuardedBackend(httpcore.SyncBackend):
                 failure = exc
                 continue
             return _DeadlineStream(stream, self.deadline)
-        assert failure is not None
         raise failure
+
+
+@cache
+def _tls_context() -> ssl.SSLContext:
+    """certifi's roots, verifying the certificate against the host name (never SSL_CERT_FILE
+    and the like from the environment). Made once: loading the roots takes a while, and a
+    client context may be shared between threads."""
+    return httpx.create_ssl_context(trust_env=False)
 
 
 class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self, policy: TargetPolicy, deadline: float) -> None:
-        super().__init__(trust_env=False, retries=0)
+        super().__init__(verify=_tls_context(), trust_env=False, retries=0)
         # httpx builds its pool without a way to pass a network backend: the same pool, with
-        # ours (httpx's own HTTPTransport does nothing else with it).
+        # ours (httpx's own HTTPTransport does nothing else with it). The pool connects to
+        # the address the backend chose, but TLS's SNI and certificate check and the Host
+        # header still use the URL's host.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=_tls_context(),
             max_connections=1,
             retries=0,
             network_backend=_GuardedBackend(policy, deadline),

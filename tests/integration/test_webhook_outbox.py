@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
 
+from tests.helpers.jobs import Clock
 from whisper_transcriber.db.errors import InvalidTransition
 from whisper_transcriber.db.job_store import JobStore
 from whisper_transcriber.db.transcript import Transcript
@@ -28,17 +28,6 @@ from whisper_transcriber.db.webhook_outbox import (
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 DAY_S = 86400.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 8, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture

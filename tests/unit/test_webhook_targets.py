@@ -3,6 +3,9 @@ the service's own network in any spelling of it, unless the callback_allow setti
 
 from __future__ import annotations
 
+import socket
+from typing import Any, NoReturn
+
 import pytest
 
 from whisper_transcriber.service.webhooks.http import (
@@ -15,6 +18,17 @@ from whisper_transcriber.service.webhooks.http import (
 GUARDED = TargetPolicy(guarded=True)
 
 
+@pytest.fixture(autouse=True)
+def _no_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """check_url decides from the URL alone: a name is looked up only when a delivery connects."""
+
+    def refuse(*_args: Any, **_kwargs: Any) -> NoReturn:
+        pytest.fail("check_url looked a name up")
+
+    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "create_connection"):
+        monkeypatch.setattr(socket, name, refuse)
+
+
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
@@ -24,14 +38,28 @@ GUARDED = TargetPolicy(guarded=True)
         ("http://user:pw@example.com/", "user name or password"),
         ("http://example.com/#frag", "fragment"),
         ("http://example.com:99999/", "not a URL"),
+        ("http://example.com:+80/", "not a URL"),
+        ("http://example.com:0/", "port 0"),
+        ("http://xn--a.example/", "not a URL"),  # no IDNA name decodes to it
+        ("http://\uff41\uff42.com/", "not a URL"),  # fullwidth letters IDNA refuses
+        ("http://" + "a" * 64 + ".example/", "not a host name"),  # a label of 64
+        ("http://ex%61mple.com/", "not a host name"),
+        ("http://example.com\\.127.0.0.1/", "not a host name"),
         ("http://example.com/ x", "space"),
         ("http://example.com/" + "a" * 2100, "longer than"),
         ("http://127.0.0.1/", "127.0.0.1 is a loopback address"),
         ("http://127.1/", "loopback"),
+        ("http://127.0.0.1./", "loopback"),
+        ("HTTP://LOCALHOST.:80@127.0.0.1/", "user name or password"),
         ("http://2130706433/", "loopback"),
         ("http://0x7f000001/", "loopback"),
-        ("http://0177.0.0.1/", "loopback"),
+        ("http://0177.0.0.1/", "not a URL"),  # octal: httpx will not call it, so nor do we
         ("http://[::1]/", "loopback"),
+        ("http://[0:0:0:0:0:0:0:1]:8080/", "loopback"),
+        ("http://[::ffff:7f00:1]/", "127.0.0.1, a loopback address"),
+        ("http://0/", "unspecified"),
+        ("http://[::]/", "unspecified"),
+        ("http://[fe80::1%25eth0]/", "link-local"),
         ("http://[::ffff:127.0.0.1]/", "127.0.0.1, a loopback address"),
         ("http://[::ffff:10.0.0.1]/", "private"),
         ("http://[2002:a00:1::]/", "10.0.0.1, a private address"),  # 6to4
@@ -88,6 +116,9 @@ def test_the_allow_list_names_hosts_and_networks_and_nothing_else() -> None:
     assert policy.host_allowed("a.example.com")
     assert not policy.host_allowed("example.com.evil.net")
     assert not policy.host_allowed("evilexample.com")
+    assert not policy.host_allowed("evil-example.com")
+    assert not policy.host_allowed("example.com")
+    assert not policy.host_allowed("hooks.lan.evil.net")
     names_only = TargetPolicy(guarded=True, allow=("*.example.com",))
     for url in ("http://example.com/", "http://evil-example.com/", "http://a.example.com.evil/"):
         with pytest.raises(TargetRefused, match="callback_allow"):
@@ -102,3 +133,19 @@ def test_allow_entries(entry: str) -> None:
 @pytest.mark.parametrize("entry", ["http://x.example", "*", "a..b", "x.example:80", "10.0.0.0/33"])
 def test_bad_allow_entries(entry: str) -> None:
     assert allow_entry_problem(entry) is not None
+
+
+def test_names_are_matched_as_they_are_called() -> None:
+    """Unicode names are called by their IDNA form, which is what the allow list names."""
+    policy = TargetPolicy(guarded=True, allow=("xn--bcher-kva.example",))
+    assert check_url("https://B\u00fccher.example/hook", policy)
+    assert check_url("https://xn--bcher-kva.example/hook", policy)
+    with pytest.raises(TargetRefused, match="callback_allow"):
+        check_url("https://bucher.example/hook", policy)
+
+
+def test_scheme_and_host_are_case_insensitive() -> None:
+    policy = TargetPolicy(guarded=True, allow=("hooks.example.com",))
+    assert check_url("HTTPS://Hooks.Example.COM/Path", policy) == "HTTPS://Hooks.Example.COM/Path"
+    with pytest.raises(TargetRefused, match="loopback"):
+        check_url("HTTP://127.0.0.1/", GUARDED)
