@@ -61,7 +61,7 @@ class MediaServerHook:
         if notice.item_type and not notice.playable:
             return HookAnswer(200, f"a {notice.item_type} has no file of its own: nothing to do")
         try:
-            theirs, subtitles, section = self._item(notice)
+            theirs, subtitles = self._item(notice)
         except MediaServerError as exc:
             return HookAnswer(502, str(exc))
         if notice.event == "playback":
@@ -80,12 +80,7 @@ class MediaServerHook:
                 "",
                 "",
                 ("done",),
-                media={
-                    "server": self.name,
-                    "item": notice.item_id,
-                    "section": section,
-                    "folder": _parent(theirs),
-                },
+                media={"server": self.name, "item": notice.item_id},
             )
         if self.intake.inbox_of(ours) is None:
             return HookAnswer(403, f"{ours} is in no inbox; add its library folder as an inbox")
@@ -102,19 +97,19 @@ class MediaServerHook:
         )
         return HookAnswer(202 if created else 200, f"job {job.id}", job)
 
-    def _item(self, notice: Notice) -> tuple[str, tuple[str, ...], str | None]:
-        """The server's path of the item's file, its subtitles' languages and its section:
-        from the notification where it says, else from the server."""
+    def _item(self, notice: Notice) -> tuple[str, tuple[str, ...]]:
+        """The server's path of the item's file and its subtitles' languages: from the
+        notification where it says, else from the server."""
         needs_subtitles = notice.event == "playback" and notice.subtitle_languages is None
         if notice.path is not None and not needs_subtitles:
-            return notice.path, notice.subtitle_languages or (), notice.section
+            return notice.path, notice.subtitle_languages or ()
         item = self.server.item(notice.item_id)
         path = notice.path or item.path
         if path is None:
             raise MediaServerError(
                 f"the {self.kind} server names no file for item {notice.item_id}"
             )
-        return path, item.subtitle_languages, notice.section or item.section
+        return path, item.subtitle_languages
 
     def _wanted_subtitle(self, languages: tuple[str, ...]) -> str | None:
         """The wanted language the item has a subtitle in (any, without languages); None."""
@@ -151,8 +146,3 @@ def mapped(path_map: Mapping[str, str], theirs: str) -> Path | None:
                 return None
             return Path(path_map[prefix], *parts)
     return None
-
-
-def _parent(path: str) -> str:
-    windows = "\\" in path or (len(path) > 1 and path[1] == ":")
-    return ntpath.dirname(path) if windows else posixpath.dirname(path)

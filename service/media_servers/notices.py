@@ -38,7 +38,6 @@ class Notice:
     item_id: str = ""
     item_type: str = ""
     path: str | None = None  # the server's path of the item's file, when the body has it
-    section: str | None = None  # Plex's library section, for its partial scan
     # The languages of the subtitles the item has, when the body says (None: ask the server).
     subtitle_languages: tuple[str, ...] | None = None
 
@@ -84,13 +83,11 @@ def _plex(payload: Mapping[str, Any]) -> Notice:
     metadata = payload.get("Metadata")
     if not isinstance(metadata, Mapping):
         raise NoticeError(f"a Plex {what} notification without Metadata")
-    section = metadata.get("librarySectionID")
     return Notice(
         event,
         what,
         item_id=_text(metadata, "ratingKey", required=True),
         item_type=_text(metadata, "type"),
-        section=str(section) if section is not None else None,
     )
 
 

@@ -5,8 +5,9 @@ say), and the refresh that makes a new subtitle appear without waiting for a sch
   `Authorization: MediaBrowser Token="KEY"`.
 - Emby: the same routes (its field names capitalised), with `X-Emby-Token: KEY`.
 - Plex: GET /library/metadata/KEY (JSON with Accept: application/json; the file is
-  Media[].Part[].file, subtitles are streams of streamType 3), and a partial scan of the item's
-  folder, GET /library/sections/SECTION/refresh?path=FOLDER, with `X-Plex-Token: TOKEN`.
+  Media[].Part[].file, subtitles are streams of streamType 3), and PUT
+  /library/metadata/KEY/refresh, with `X-Plex-Token: TOKEN`.
+Jellyfin's and Emby's /Items/ID answers 400 or 404 without a user; /Items?ids=ID does not.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ class MediaServerError(Exception):
 class Item:
     path: str | None
     subtitle_languages: tuple[str, ...]
-    section: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,17 +109,12 @@ class MediaServer:
             return Answer(None, "", f"the {self.kind} server has no api_key setting")
         try:
             with self._client(timeout_s) as client:
-                if self.kind == "plex":
-                    section, folder = media.get("section"), media.get("folder")
-                    if not section or not folder:
-                        return Answer(None, "", "no library section or folder to scan")
-                    response = client.get(
-                        f"/library/sections/{_segment(str(section))}/refresh",
-                        params={"path": str(folder)},
-                    )
+                item = _segment(str(media["item"]))
+                if self.kind == "plex":  # what python-plexapi does after adding subtitle files
+                    response = client.put(f"/library/metadata/{item}/refresh")
                 else:
                     response = client.post(
-                        f"/Items/{_segment(str(media['item']))}/Refresh",
+                        f"/Items/{item}/Refresh",
                         params={
                             "Recursive": "false",
                             "MetadataRefreshMode": "Default",
@@ -177,5 +172,4 @@ def _plex_item(data: Any) -> Item | None:
             for stream in part.get("Stream") or []:
                 if isinstance(stream, dict) and stream.get("streamType") == 3:
                     languages.append(str(stream.get("languageCode") or "").lower())
-    section = item.get("librarySectionID")
-    return Item(path, tuple(languages), str(section) if section is not None else None)
+    return Item(path, tuple(languages))

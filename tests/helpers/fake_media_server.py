@@ -99,7 +99,7 @@ class FakeMediaServer:
                 "Media": [{"id": 8, "Part": [part]}],
             }
             return 200, {"MediaContainer": {"size": 1, "Metadata": [metadata]}}
-        if method == "GET" and path.startswith("/library/sections/") and path.endswith("/refresh"):
+        if method == "PUT" and path.startswith("/library/metadata/") and path.endswith("/refresh"):
             self.refreshes.append((path.split("/")[3], query))
             return 200, None
         return 404, None
@@ -131,6 +131,7 @@ def media_server(kind: Kind, key: str) -> Iterator[FakeMediaServer]:
 
         do_GET = _serve
         do_POST = _serve
+        do_PUT = _serve
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
@@ -238,16 +239,10 @@ def plex_payload(event: str, rating_key: str, section: int = 1) -> dict[str, Any
     }
 
 
-def emby_notification(
-    event: str, item_id: str, path: str, subtitles: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """Emby's webhooks (Emby 4.7 and later, JSON): Title, Date, Event, Severity, Server, Item
-    (its Path and MediaStreams), and User for playback."""
-    streams = [{"Codec": "h264", "Type": "Video", "Index": 0}] + [
-        {"Codec": "subrip", "Language": language, "Type": "Subtitle", "Index": n + 1,
-         "IsExternal": True}
-        for n, language in enumerate(subtitles)
-    ]  # fmt: skip
+def emby_notification(event: str, item_id: str, path: str) -> dict[str, Any]:
+    """Emby's webhooks (4.8: a multipart form's `data` field; 4.9 may send it as the body):
+    Title, Date, Event, Severity, Server, Item (its Id, Path and Type, no streams), and User,
+    Session and PlaybackInfo for playback."""
     body: dict[str, Any] = {
         "Title": "Film (2020) added to emby",
         "Date": "2026-12-08T11:00:00.0000000Z",
@@ -259,13 +254,17 @@ def emby_notification(
             "ServerId": "4cd2fbd4c7b54a0a8b6b1e1c2d3e4f50",
             "Id": item_id,
             "Path": path,
+            "FileName": path.rsplit("/", 1)[-1],
+            "Container": "mkv",
             "Type": "Movie",
             "IsFolder": False,
             "MediaType": "Video",
             "ProductionYear": 2020,
-            "MediaStreams": streams,
+            "ParentId": "7",
         },
     }
     if event == "playback.start":
         body["User"] = {"Name": "ada", "Id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"}
+        body["Session"] = {"Id": "s1", "DeviceName": "Firefox", "Client": "Emby Web"}
+        body["PlaybackInfo"] = {"PositionTicks": 0, "PlaySessionId": "p1"}
     return body

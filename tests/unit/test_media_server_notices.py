@@ -29,19 +29,17 @@ def test_jellyfin_without_a_path_or_subtitles_says_so() -> None:
 
 def test_plex_names_an_item_and_its_section_never_a_file() -> None:
     notice = notice_of("plex", plex_payload("library.new", "4711", section=3))
-    assert (notice.event, notice.item_id, notice.section) == ("added", "4711", "3")
+    assert (notice.event, notice.item_id) == ("added", "4711")
     assert notice.path is None and notice.subtitle_languages is None
     assert notice_of("plex", plex_payload("media.play", "1")).event == "playback"
     assert notice_of("plex", {"event": "media.rate"}).event == "other"
 
 
-def test_emby_names_the_file_and_its_streams() -> None:
-    notice = notice_of("emby", emby_notification("playback.start", "9", "/m/F.mkv", ("ger",)))
-    assert (notice.event, notice.path, notice.subtitle_languages) == (
-        "playback",
-        "/m/F.mkv",
-        ("ger",),
-    )
+def test_emby_names_the_file_not_its_streams() -> None:
+    notice = notice_of("emby", emby_notification("playback.start", "9", "/m/F.mkv"))
+    assert (notice.event, notice.path) == ("playback", "/m/F.mkv")
+    assert notice.subtitle_languages is None  # to be asked of the server
+    assert notice_of("emby", {"Event": "system.notificationtest"}).event == "other"
 
 
 @pytest.mark.parametrize(
