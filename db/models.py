@@ -240,7 +240,9 @@ class JobEventRow(Base):
     __table_args__ = (Index("ix_job_events_job_id", "job_id"),)
 
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True, autoincrement=True)
-    job_id: Mapped[int] = mapped_column(ID_TYPE, ForeignKey("jobs.id", ondelete="CASCADE"))
+    # No foreign key: an event outlives its job when the retention forgets the job before the
+    # event is routed (a watch instance down for a while); it says all it needs itself.
+    job_id: Mapped[int] = mapped_column(ID_TYPE)
     type: Mapped[str] = mapped_column(String(16))
     # The job as it was at the event (db/values.JobRecord as JSON): a delivery sent late still
     # says what happened then.
@@ -258,7 +260,9 @@ class JobCallbackRow(Base):
     __table_args__ = (Index("ix_job_callbacks_job_id", "job_id"),)
 
     id: Mapped[int] = mapped_column(ID_TYPE, primary_key=True, autoincrement=True)
-    job_id: Mapped[int] = mapped_column(ID_TYPE, ForeignKey("jobs.id", ondelete="CASCADE"))
+    # No foreign key, as for events: removed by the sender once neither its job nor an event of
+    # it is left (WebhookOutbox.forget).
+    job_id: Mapped[int] = mapped_column(ID_TYPE)
     url: Mapped[str] = mapped_column(Text)
     secret: Mapped[str] = mapped_column(Text)
     events: Mapped[list[str]] = mapped_column(JSON)
@@ -296,6 +300,8 @@ class WebhookDeliveryRow(Base):
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The attempts made before it was last sent again by hand: its backoff starts over there.
+    resent_after: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # An attempt under way holds the delivery until then (a sender killed mid-attempt).
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

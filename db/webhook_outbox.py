@@ -9,21 +9,23 @@ this module to route events, claim due deliveries and record their answers; it o
 from __future__ import annotations
 
 import functools
+import logging
 import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
+from urllib.parse import urlsplit
 
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, Row, Table, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Row, Table, delete, exists, func, insert, select, text, update
 
 from whisper_transcriber.db.announcements import CHANGES_CHANNEL
 from whisper_transcriber.db.errors import InvalidTransition, QueueError
 from whisper_transcriber.db.models import JobCallbackRow, JobEventRow, WebhookDeliveryRow
-from whisper_transcriber.db.store_base import StoreBase, job_record
-from whisper_transcriber.db.values import JobRecord
+from whisper_transcriber.db.store_base import JOBS, StoreBase, job_record
+from whisper_transcriber.db.values import JobRecord, stored_options
 
 EVENTS = cast(Table, JobEventRow.__table__)
 CALLBACKS = cast(Table, JobCallbackRow.__table__)
@@ -34,7 +36,9 @@ EVENT_TYPES: tuple[EventType, ...] = ("queued", "started", "done", "failed", "ca
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 # The attempts a delivery remembers (newest last); its count goes on beyond them.
 HISTORY_KEPT = 20
-ROUTE_BATCH = 200
+ROUTE_BATCH = 100
+
+log = logging.getLogger(__name__)
 
 
 class DeliveryNotFound(QueueError):
@@ -59,6 +63,7 @@ class CallbackRequest:
 class Callback(CallbackRequest):
     id: int = 0
     job_id: int = 0
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,7 @@ class Delivery:
     body: str
     status: DeliveryStatus
     attempts: int
+    resent_after: int
     next_attempt_at: datetime
     give_up_at: datetime
     last_status: int | None
@@ -106,8 +112,21 @@ class Delivery:
 
     @classmethod
     def of(cls, row: Row[Any]) -> Delivery:
+        """body and secret are left empty where the query did not read them (listings)."""
         m = row._mapping
-        return cls(**{name: m[name] for name in cls.__dataclass_fields__})
+        return cls(**{name: m.get(name, "") for name in cls.__dataclass_fields__})
+
+
+def shown_url(delivery: Delivery) -> str:
+    """Where a delivery goes, as logs and the API show it: an operator's receiver by its origin
+    only (a Slack or Discord webhook URL is a credential in itself), a request's as given."""
+    if delivery.guarded:
+        return delivery.url
+    parts = urlsplit(delivery.url)
+    if not parts.scheme or not parts.netloc:
+        return delivery.url
+    hidden = "/..." if parts.path.strip("/") or parts.query else "/"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{hidden}"
 
 
 @dataclass(frozen=True)
@@ -208,64 +227,85 @@ class WebhookOutbox(StoreBase):
         limit: int = ROUTE_BATCH,
     ) -> int:
         """Turn the oldest events into deliveries (deliveries_for says which, with their bodies)
-        and remove them, in one transaction: an event is routed once, whoever routes. Returns
-        how many events were routed."""
-        with self._read() as conn:  # most looks find nothing: no write lock for them
-            if conn.execute(select(EVENTS.c.id).limit(1)).first() is None:
-                return 0
-        now = self.clock()
-        with self._write() as conn:
-            rows = conn.execute(
-                select(EVENTS).order_by(EVENTS.c.id).limit(limit).with_for_update(skip_locked=True)
-            ).all()
+        and remove them. Bodies (a transcript, perhaps) are made outside any transaction; then
+        one short transaction records the deliveries of the events still there and removes
+        them: an event is routed once, whoever routes. Returns how many events were routed."""
+        with self._read() as conn:
+            rows = conn.execute(select(EVENTS).order_by(EVENTS.c.id).limit(limit)).all()
             if not rows:
                 return 0
-            job_ids = {row.job_id for row in rows}
             callbacks = [
                 _callback(c)
                 for c in conn.execute(
                     select(CALLBACKS)
-                    .where(CALLBACKS.c.job_id.in_(job_ids))
+                    .where(CALLBACKS.c.job_id.in_({row.job_id for row in rows}))
                     .order_by(CALLBACKS.c.id)
                 )
             ]
-            values: list[dict[str, Any]] = []
-            for row in rows:
+        routed: dict[int, list[NewDelivery]] = {}
+        for row in rows:
+            try:
                 event = JobEvent(
-                    row.id,
-                    row.type,
-                    _job_snapshots().validate_python(row.job),
-                    row.created_at,
-                    row.callback_id,
+                    row.id, row.type, _job_of(row.job), row.created_at, row.callback_id
                 )
+                # A callback hears what happens after it was asked for (or the end replayed
+                # for it alone), never what was over before.
                 theirs = [
                     c
                     for c in callbacks
-                    if c.job_id == row.job_id and row.callback_id in (None, c.id)
-                ]
-                for new in deliveries_for(event, theirs):
-                    values.append(
-                        {
-                            "message_id": f"msg_{uuid.uuid4().hex}",
-                            "job_id": row.job_id,
-                            "event": row.type,
-                            "subscription": new.subscription,
-                            "url": new.url,
-                            "secret": new.secret,
-                            "guarded": new.guarded,
-                            "body": new.body,
-                            "status": "pending",
-                            "attempts": 0,
-                            "next_attempt_at": now,
-                            "give_up_at": now + timedelta(seconds=give_up_after_s),
-                            "history": [],
-                            "created_at": now,
-                            "updated_at": now,
-                        }
+                    if c.job_id == row.job_id
+                    and (
+                        c.id == row.callback_id
+                        if row.callback_id is not None
+                        else c.created_at is None or c.created_at <= row.created_at
                     )
+                ]
+                routed[row.id] = list(deliveries_for(event, theirs))
+            except QueueError:
+                raise
+            except Exception:  # one event that cannot be read must not hold up the rest
+                log.exception(
+                    "webhooks: job %s's %s event cannot be routed; it is dropped",
+                    row.job_id,
+                    row.type,
+                )
+                routed[row.id] = []
+        now = self.clock()
+        with self._write() as conn:
+            present = set(
+                conn.execute(
+                    select(EVENTS.c.id)
+                    .where(EVENTS.c.id.in_(routed))
+                    .with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            values = [
+                {
+                    "message_id": f"msg_{uuid.uuid4().hex}",
+                    "job_id": row.job_id,
+                    "event": row.type,
+                    "subscription": new.subscription,
+                    "url": new.url,
+                    "secret": new.secret,
+                    "guarded": new.guarded,
+                    "body": new.body,
+                    "status": "pending",
+                    "attempts": 0,
+                    "resent_after": 0,
+                    "next_attempt_at": now,
+                    "give_up_at": now + timedelta(seconds=give_up_after_s),
+                    "history": [],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for row in rows
+                if row.id in present
+                for new in routed[row.id]
+            ]
             if values:
                 conn.execute(insert(DELIVERIES), values)
-            conn.execute(delete(EVENTS).where(EVENTS.c.id.in_([row.id for row in rows])))
+            if present:
+                conn.execute(delete(EVENTS).where(EVENTS.c.id.in_(present)))
         return len(rows)
 
     def counts(self) -> dict[DeliveryStatus, int]:
@@ -279,16 +319,20 @@ class WebhookOutbox(StoreBase):
 
     # -- sending ----------------------------------------------------------------------------
 
-    def claim_due(self, limit: int, lease_s: float) -> list[Delivery]:
+    def claim_due(
+        self, limit: int, lease_s: float, *, guarded: bool | None = None
+    ) -> list[Delivery]:
         """The oldest due deliveries, each held for lease_s by this sender (its attempt counted
         now: a sender killed mid-attempt has used it, and the delivery is due again when the
-        lease ends)."""
+        lease ends). guarded: only requests' callbacks (True) or only the operator's (False)."""
         now = self.clock()
         due = (
             (DELIVERIES.c.status == "pending")
             & (DELIVERIES.c.next_attempt_at <= now)
             & (DELIVERIES.c.lease_expires_at.is_(None) | (DELIVERIES.c.lease_expires_at < now))
         )
+        if guarded is not None:
+            due = due & (DELIVERIES.c.guarded == guarded)
         with self._read() as conn:  # most looks find nothing: no write lock for them
             if conn.execute(select(DELIVERIES.c.id).where(due).limit(1)).first() is None:
                 return []
@@ -352,7 +396,8 @@ class WebhookOutbox(StoreBase):
             if outcome.delivered:
                 values.update(status="delivered", finished_at=now)
             else:
-                next_at = now + timedelta(seconds=self.backoff.delay_s(attempt))
+                tries = attempt - row.resent_after  # since it was last sent again by hand
+                next_at = now + timedelta(seconds=self.backoff.delay_s(tries))
                 if next_at > row.give_up_at:
                     values.update(status="failed", finished_at=now)
                 else:
@@ -392,8 +437,9 @@ class WebhookOutbox(StoreBase):
         before_id: int | None = None,
         limit: int = 100,
     ) -> list[Delivery]:
-        """Newest first."""
-        query = select(DELIVERIES).order_by(DELIVERIES.c.id.desc()).limit(limit)
+        """Newest first, without their bodies and secrets (a body may hold a transcript)."""
+        shown = [c for c in DELIVERIES.c if c.name not in ("body", "secret")]
+        query = select(*shown).order_by(DELIVERIES.c.id.desc()).limit(limit)
         if status is not None:
             query = query.where(DELIVERIES.c.status == status)
         if job_id is not None:
@@ -422,6 +468,7 @@ class WebhookOutbox(StoreBase):
                 .where(DELIVERIES.c.id == delivery_id)
                 .values(
                     status="pending",
+                    resent_after=row.attempts,
                     next_attempt_at=now,
                     give_up_at=now + timedelta(seconds=give_up_after_s),
                     lease_expires_at=None,
@@ -450,6 +497,13 @@ class WebhookOutbox(StoreBase):
             )
             if ids:
                 conn.execute(delete(DELIVERIES).where(DELIVERIES.c.id.in_(ids)))
+            # Callbacks whose job the retention forgot, once its events are routed.
+            conn.execute(
+                delete(CALLBACKS).where(
+                    ~exists(select(JOBS.c.id).where(JOBS.c.id == CALLBACKS.c.job_id)),
+                    ~exists(select(EVENTS.c.id).where(EVENTS.c.job_id == CALLBACKS.c.job_id)),
+                )
+            )
         return len(ids)
 
 
@@ -462,6 +516,7 @@ def _callback(row: Row[Any]) -> Callback:
         media=row.media,
         id=row.id,
         job_id=row.job_id,
+        created_at=row.created_at,
     )
 
 
@@ -473,3 +528,11 @@ def _earliest(column: Any, where: Any) -> Any:
 def _job_snapshots() -> TypeAdapter[JobRecord]:
     """A job as JSON and back (an event's record of it)."""
     return TypeAdapter(JobRecord)
+
+
+def _job_of(snapshot: dict[str, Any]) -> JobRecord:
+    """An event's job, its options read as a job row's are (stored_options: what another
+    version of the service wrote is read, not refused)."""
+    return _job_snapshots().validate_python(
+        {**snapshot, "options": stored_options(snapshot.get("options") or {})}
+    )

@@ -7,6 +7,8 @@ Create Date: 2026-12-08 02:10:00
 Each job change that webhooks may want writes a job_events row in its own transaction, so that
 no event is lost with a crash and none is invented by a rolled-back change; the sender routes
 events into webhook_deliveries, one per receiver, and sends them until delivered or given up.
+Events and callbacks have no foreign key to their job: a job the retention forgets before its
+events are routed still has them delivered.
 """
 
 from collections.abc import Sequence
@@ -31,9 +33,6 @@ def upgrade() -> None:
         sa.Column("job", sa.JSON(), nullable=False),
         sa.Column("callback_id", ID_TYPE, nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["job_id"], ["jobs.id"], name="fk_job_events_job_id_jobs", ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("id", name="pk_job_events"),
     )
     op.create_index("ix_job_events_job_id", "job_events", ["job_id"])
@@ -47,9 +46,6 @@ def upgrade() -> None:
         sa.Column("transcript", sa.Boolean(), nullable=False),
         sa.Column("media", sa.JSON(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["job_id"], ["jobs.id"], name="fk_job_callbacks_job_id_jobs", ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("id", name="pk_job_callbacks"),
     )
     op.create_index("ix_job_callbacks_job_id", "job_callbacks", ["job_id"])
@@ -66,6 +62,7 @@ def upgrade() -> None:
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("resent_after", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("give_up_at", sa.DateTime(timezone=True), nullable=False),

@@ -15,7 +15,12 @@ from whisper_transcriber.api.deps import Context
 from whisper_transcriber.api.schemas import ErrorOut
 from whisper_transcriber.db.errors import InvalidTransition
 from whisper_transcriber.db.models import MAX_JOB_ID
-from whisper_transcriber.db.webhook_outbox import Delivery, DeliveryNotFound, DeliveryStatus
+from whisper_transcriber.db.webhook_outbox import (
+    Delivery,
+    DeliveryNotFound,
+    DeliveryStatus,
+    shown_url,
+)
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -36,7 +41,10 @@ class DeliveryOut(BaseModel):
     job_id: int | None
     event: str = Field(description="queued, started, done, failed or cancelled")
     subscription: str = Field(description="service:NAME (the webhooks setting) or request")
-    url: str
+    url: str = Field(
+        description="Where it goes: a request's callback as given, a webhooks setting's "
+        "receiver by its origin only (its URL may be a credential)"
+    )
     status: DeliveryStatus = Field(description="pending, delivered or failed (given up)")
     attempts: int
     next_attempt_at: datetime | None = Field(description="When pending: the next attempt")
@@ -56,7 +64,7 @@ class DeliveryOut(BaseModel):
             job_id=delivery.job_id,
             event=delivery.event,
             subscription=delivery.subscription,
-            url=delivery.url,
+            url=shown_url(delivery),
             status=delivery.status,
             attempts=delivery.attempts,
             next_attempt_at=delivery.next_attempt_at if delivery.status == "pending" else None,

@@ -10,6 +10,7 @@ the one duplicate HTTP cannot rule out: an answer lost to a time-out or a kill.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -28,6 +29,7 @@ from whisper_transcriber.db.webhook_outbox import (
     NewDelivery,
     Outcome,
     WebhookOutbox,
+    shown_url,
 )
 from whisper_transcriber.service.webhooks.http import Answer, TargetPolicy, post
 from whisper_transcriber.service.webhooks.routing import MEDIA_SUBSCRIPTION_PREFIX
@@ -80,10 +82,12 @@ class WebhookSender:
         self.lease_s = 2 * timeout_s + 5
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._in_flight = 0
+        # Attempts under way, apart for the operator's receivers and for requests' callbacks:
+        # slow callbacks someone gave cannot hold up the operator's deliveries.
+        self._in_flight = {False: 0, True: 0}
         self._lock = threading.Lock()
         self._signal = change_signal(outbox.engine, self.wake)
-        self._pool = ThreadPoolExecutor(sends_at_once, thread_name_prefix="webhook-send")
+        self._pool = ThreadPoolExecutor(2 * sends_at_once, thread_name_prefix="webhook-send")
         self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
         self._pruned_at = -PRUNE_EVERY_S
 
@@ -121,36 +125,47 @@ class WebhookSender:
 
     def _round(self) -> float:
         """Route, claim and hand out what is due; seconds until the next round is needed."""
-        while self.outbox.route(self.deliveries_for, self.retry_s):
-            pass
+        try:
+            while self.outbox.route(self.deliveries_for, self.retry_s):
+                pass
+        except QueueError:
+            raise
+        except Exception:  # deliveries already routed are still sent
+            log.exception("webhooks: routing events failed")
         self._prune()
-        with self._lock:
-            free = self.sends_at_once - self._in_flight
-        if free > 0:
-            for delivery in self.outbox.claim_due(free, self.lease_s):
+        for guarded in (False, True):
+            with self._lock:
+                free = self.sends_at_once - self._in_flight[guarded]
+            if free <= 0:
+                continue
+            for delivery in self.outbox.claim_due(free, self.lease_s, guarded=guarded):
                 with self._lock:
-                    self._in_flight += 1
+                    self._in_flight[guarded] += 1
                 future = self._pool.submit(self._attempt, delivery)
-                future.add_done_callback(self._sent)
+                future.add_done_callback(functools.partial(self._sent, guarded))
         listening = self._signal is not None and self._signal.listening()
         wait_s = QUIET_POLL_S if listening else POLL_S
         with self._lock:
-            if self._in_flight >= self.sends_at_once:
+            if all(n >= self.sends_at_once for n in self._in_flight.values()):
                 return wait_s  # a finished send wakes the loop
         due = self.outbox.next_due()
         if due is not None:
             wait_s = min(wait_s, max((due - self.outbox.clock()).total_seconds(), 0.0))
         return wait_s
 
-    def _sent(self, future: Future[None]) -> None:
+    def _sent(self, guarded: bool, future: Future[None]) -> None:
         with self._lock:
-            self._in_flight -= 1
+            self._in_flight[guarded] -= 1
         if future.exception() is not None:
             log.error("webhooks: an attempt failed", exc_info=future.exception())
         self._wake.set()
 
     def _attempt(self, delivery: Delivery) -> None:
-        answer = self._answer(delivery)
+        try:
+            answer = self._answer(delivery)
+        except Exception as exc:  # recorded as the attempt's failure, never left unanswered
+            log.exception("webhooks: delivery %s could not be sent", delivery.id)
+            answer = Answer(None, "", f"cannot send: {type(exc).__name__}: {exc}")
         outcome = Outcome(answer.delivered, answer.status, answer.error, answer.excerpt)
         for tries_left in range(RECORD_TRIES - 1, -1, -1):
             try:
@@ -174,7 +189,7 @@ class WebhookSender:
                 delivery.id,
                 delivery.event,
                 delivery.job_id,
-                delivery.url,
+                shown_url(delivery),
                 recorded.attempts,
                 answer.error,
             )
@@ -182,7 +197,7 @@ class WebhookSender:
             log.info(
                 "webhooks: delivery %s to %s: %s; trying again at %s",
                 delivery.id,
-                delivery.url,
+                shown_url(delivery),
                 answer.error,
                 recorded.next_attempt_at.isoformat(timespec="seconds"),
             )

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select, update
 
 from tests.helpers.jobs import Clock
 from whisper_transcriber.db.errors import InvalidTransition
 from whisper_transcriber.db.job_store import JobStore
+from whisper_transcriber.db.store_base import JOBS
 from whisper_transcriber.db.transcript import Transcript
 from whisper_transcriber.db.values import JobOptions
 from whisper_transcriber.db.webhook_outbox import (
+    CALLBACKS,
     EVENTS,
     Backoff,
     Callback,
@@ -247,3 +250,103 @@ def test_two_routers_route_each_event_once(
         thread.join()
     deliveries = routers[0].deliveries(limit=1000)
     assert sorted(d.job_id or 0 for d in deliveries) == ids
+
+
+def test_bodies_are_made_outside_the_write_lock(
+    jobs: JobStore, outbox: WebhookOutbox, tmp_path: Path
+) -> None:
+    """A body may take a while (a long transcript): meanwhile the workers go on writing."""
+    jobs.enqueue(_audio(tmp_path, "1.wav"), JobOptions(), "api")
+    written: list[int] = []
+
+    def slow(event: JobEvent, callbacks: Sequence[Callback]) -> list[NewDelivery]:
+        job, _ = jobs.enqueue(_audio(tmp_path, f"during-{event.id}.wav"), JobOptions(), "api")
+        written.append(job.id)
+        return _everything(event, callbacks)
+
+    assert outbox.route(slow, DAY_S) == 1
+    assert len(written) == 1 and len(outbox.deliveries()) == 1
+
+
+def test_an_event_that_cannot_be_read_holds_up_nothing(
+    jobs: JobStore, outbox: WebhookOutbox, db_engine: Engine, tmp_path: Path
+) -> None:
+    for n in range(3):
+        jobs.enqueue(_audio(tmp_path, f"{n}.wav"), JobOptions(), "api")
+    with db_engine.begin() as conn:
+        first, second, _third = conn.execute(select(EVENTS).order_by(EVENTS.c.id)).all()
+        newer = {**first.job, "options": {**first.job["options"], "a_later_option": 1}}
+        conn.execute(update(EVENTS).where(EVENTS.c.id == first.id).values(job=newer))
+        conn.execute(update(EVENTS).where(EVENTS.c.id == second.id).values(job={"id": "x"}))
+    assert outbox.route(_everything, DAY_S) == 3
+    # A newer version's option is read as a job row's is; the unreadable one is dropped.
+    assert len(outbox.deliveries()) == 2
+    assert _events(db_engine) == 0
+
+
+def test_a_late_callback_hears_only_what_comes_after_it(
+    jobs: JobStore, outbox: WebhookOutbox, clock: Clock, tmp_path: Path
+) -> None:
+    path = _audio(tmp_path)
+    job, _ = jobs.enqueue(path, JobOptions(), "api")
+    claimed = jobs.claim("w1")
+    assert claimed is not None
+    jobs.complete(job.id, claimed.attempts, Transcript("en", 1.0, 1.0, ()))
+    clock.advance(1)
+    late = CallbackRequest("https://late.example.com/hook", SECRET)
+    jobs.enqueue(path, JobOptions(), "api", callback=late)  # before the events are routed
+    outbox.route(_everything, DAY_S)
+    heard = [d.event for d in outbox.deliveries() if d.url == late.url]
+    assert heard == ["done"]  # its end, once; not what was over before it asked
+
+
+def test_a_job_forgotten_before_its_events_are_routed_still_has_them_delivered(
+    jobs: JobStore, outbox: WebhookOutbox, db_engine: Engine, tmp_path: Path
+) -> None:
+    hook = CallbackRequest("https://notes.example.com/hook", SECRET, ("done",))
+    job, _ = jobs.enqueue(_audio(tmp_path), JobOptions(), "upload", callback=hook)
+    claimed = jobs.claim("w1")
+    assert claimed is not None
+    jobs.complete(job.id, claimed.attempts, Transcript("en", 1.0, 1.0, ()))
+    with db_engine.begin() as conn:  # the retention's delete
+        conn.execute(delete(JOBS).where(JOBS.c.id == job.id))
+    outbox.route(_everything, DAY_S)
+    assert sorted((d.subscription, d.event) for d in outbox.deliveries()) == [
+        ("request", "done"),
+        ("service:all", "done"),
+        ("service:all", "queued"),
+        ("service:all", "started"),
+    ]
+    outbox.forget(datetime.now(UTC))  # the callback goes once nothing needs it
+    with db_engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(CALLBACKS)) == 0
+
+
+def test_a_listing_leaves_bodies_and_secrets_out(
+    jobs: JobStore, outbox: WebhookOutbox, tmp_path: Path
+) -> None:
+    jobs.enqueue(_audio(tmp_path), JobOptions(), "api")
+    outbox.route(_everything, DAY_S)
+    (listed,) = outbox.deliveries()
+    assert (listed.body, listed.secret) == ("", "")
+    assert outbox.get(listed.id).body and outbox.get(listed.id).secret == SECRET
+
+
+def test_a_delivery_sent_again_backs_off_from_the_start(
+    jobs: JobStore, outbox: WebhookOutbox, clock: Clock, tmp_path: Path
+) -> None:
+    jobs.enqueue(_audio(tmp_path), JobOptions(), "api")
+    outbox.route(_everything, give_up_after_s=100)
+    while True:
+        (delivery,) = outbox.claim_due(1, lease_s=30)
+        recorded = outbox.record(delivery.id, delivery.attempts, Outcome(False, 500, "HTTP 500"))
+        assert recorded is not None
+        if recorded.status == "failed":
+            break
+        clock.advance((recorded.next_attempt_at - clock.now).total_seconds())
+    assert recorded.attempts >= 4
+    outbox.resend(delivery.id, give_up_after_s=100)
+    (again,) = outbox.claim_due(1, lease_s=30)
+    after = outbox.record(again.id, again.attempts, Outcome(False, 500, "HTTP 500"))
+    assert after is not None and after.status == "pending"
+    assert (after.next_attempt_at - clock.now).total_seconds() <= 10  # the first wait again
