@@ -62,6 +62,14 @@ def _drop_pieces(conn: Connection, job_id: int) -> None:
     conn.execute(delete(JOBS).where(JOBS.c.parent_id == job_id))
 
 
+def _same_callback(known: dict[str, Any] | None, asked: dict[str, Any] | None) -> bool:
+    """Of one URL: the same callback, or a media server's refresh of the job's file (one per
+    server, whichever item id a notification named)."""
+    if known is None or asked is None:
+        return known is asked
+    return bool(known.get("server") == asked.get("server"))
+
+
 def _a_piece(job_id: int, parent_id: int) -> InvalidTransition:
     """Pieces of a split file come and go with it (worker/split_files.py)."""
     return InvalidTransition(
@@ -210,7 +218,7 @@ class JobStore(JobQueries):
                     CALLBACKS.c.job_id == job_id, CALLBACKS.c.url == callback.url
                 )
             ).scalars()
-            if any(media == callback.media for media in known):
+            if any(_same_callback(media, callback.media) for media in known):
                 return
             callback_id = insert_callback(conn, job_id, callback, now)
             if JobStatus(row.status).is_final and row.status in callback.events:

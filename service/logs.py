@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from functools import partial
 from typing import Literal
+from urllib.parse import unquote_plus
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -51,17 +52,27 @@ class JobIdFilter(logging.Filter):
 
 class SecretQueryFilter(logging.Filter):
     """Access lines without the secrets a URL may carry: a media server's ?token= (Plex can send
-    nothing else) and a signed audio link's signature."""
+    nothing else) and a signed audio link's signature, however their names are escaped."""
 
-    PATTERN = re.compile(r"([?&](?:token|signature|sig)=)[^&\s\"]*", re.IGNORECASE)
+    SECRETS = frozenset({"token", "signature"})
+    QUERY = re.compile(r"\?([^\s\"]*)")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and record.args:
             record.args = tuple(
-                self.PATTERN.sub(r"\1***", arg) if isinstance(arg, str) else arg
+                self.QUERY.sub(self._hidden, arg) if isinstance(arg, str) else arg
                 for arg in record.args
             )
         return True
+
+    def _hidden(self, query: re.Match[str]) -> str:
+        fields = []
+        for field in query[1].split("&"):
+            name, equals, _value = field.partition("=")
+            if equals and unquote_plus(name).strip().lower() in self.SECRETS:
+                field = f"{name}=***"
+            fields.append(field)
+        return "?" + "&".join(fields)
 
 
 class _JsonLines(JsonFormatter):

@@ -288,6 +288,9 @@ class WebhookSetting(BaseModel):
         return secret
 
 
+MIN_TOKEN_CHARS = 16
+
+
 class MediaServerSetting(BaseModel):
     """A Jellyfin, Plex or Emby server whose notifications become jobs (the media_servers
     setting; docs/guides/automation.md)."""
@@ -337,6 +340,20 @@ class MediaServerSetting(BaseModel):
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
             raise ValueError(f"{url!r} is not a server address: http(s)://host[:port][/prefix]")
         return url.strip().rstrip("/")
+
+    @field_validator("token")
+    @classmethod
+    def _guessable_token(cls, token: SecretStr | None) -> SecretStr | None:
+        """An empty or short token (an unset ${VARIABLE} in a template) would open the route."""
+        text = token.get_secret_value() if token is not None else ""
+        if token is not None and (
+            len(text) < MIN_TOKEN_CHARS or not text.isascii() or not text.isprintable()
+        ):
+            raise ValueError(
+                f"the token must be at least {MIN_TOKEN_CHARS} printable ASCII characters "
+                "(openssl rand -hex 16 makes one)"
+            )
+        return token
 
     @field_validator("path_map")
     @classmethod

@@ -74,7 +74,9 @@ class Intake:
     ) -> tuple[JobRecord | None, bool]:
         """The job of a file someone asked about (a media server's new item), recorded as a
         scan would record it, with the callback; (None, False) for a file the inbox does not
-        take. created: recorded or requeued now."""
+        take, or that is not there. created: recorded or requeued now."""
+        if not path.is_file():  # a scan finds only what exists
+            return None, False
         return self._record(path, callback)
 
     def _record(

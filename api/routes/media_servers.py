@@ -50,7 +50,8 @@ async def media_server_notification(
     """A Jellyfin (webhook plugin, Generic destination, "Send All Properties"), Plex (webhooks)
     or Emby (webhooks) notification; docs/guides/automation.md sets each up."""
     hook = context.media_servers.get(name)
-    if hook is None:
+    if hook is None:  # said only to a caller with the key: the names are not for guessing
+        _check_caller(request, context.api_key, None, None)
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no media server is named {name!r}")
     _check_caller(request, context.api_key, hook.token, token)
     payload = await _payload(request)
@@ -96,7 +97,7 @@ async def _payload(request: Request) -> dict[str, Any]:
                 loaded = json.loads(field)
         else:
             loaded = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         detail = f"the notification is not JSON: {exc}"
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail) from None
     if not isinstance(loaded, dict):

@@ -27,6 +27,7 @@ from whisper_transcriber.service.media_servers.notices import (
 )
 from whisper_transcriber.service.media_servers.servers import MediaServer, MediaServerError
 from whisper_transcriber.watcher.intake import Intake
+from whisper_transcriber.worker.names import printable
 from whisper_transcriber.worker.sidecars import language_names
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class MediaServerHook:
             had = self._wanted_subtitle(subtitles)
             if had is not None:
                 return HookAnswer(200, f"item {notice.item_id} has a subtitle in {had}")
+        if "\x00" in theirs or not _utf8(theirs):
+            return HookAnswer(400, "the notification's file path is not a valid path")
         ours = mapped(self.path_map, theirs)
         if ours is None:
             return HookAnswer(
@@ -84,13 +87,15 @@ class MediaServerHook:
             )
         if self.intake.inbox_of(ours) is None:
             return HookAnswer(403, f"{ours} is in no inbox; add its library folder as an inbox")
+        if not ours.is_file():  # what a scan would never find: nothing to record
+            return HookAnswer(422, f"there is no file at {ours}")
         job, created = self.intake.requested(ours, callback)
         if job is None:
             return HookAnswer(422, f"{ours} is not a file its inbox takes (kind, name or place)")
         log.info(
             "media server %s: %s of item %s: job %s%s",
             self.name,
-            notice.what,
+            printable(notice.what)[:40],
             notice.item_id,
             job.id,
             "" if created else " (already recorded)",
@@ -127,22 +132,37 @@ class MediaServerHook:
 def mapped(path_map: Mapping[str, str], theirs: str) -> Path | None:
     """The server's path as ours: the longest path_map prefix replaced (whole folder names
     only), after its dots are resolved as the server would; the same path when there is no map
-    (an absolute one). None: under no prefix."""
+    (an absolute one). None: under no prefix. A prefix says how the server writes paths: with a
+    drive letter or backslashes, Windows's (any case); else POSIX's, where a backslash is a
+    character of a name."""
     if not path_map:
         path_map = {"/": "/"}
-    windows = "\\" in theirs or (len(theirs) > 1 and theirs[1] == ":")
-    flavour = ntpath if windows else posixpath
-    normal = flavour.normpath(theirs)
     for prefix in sorted(path_map, key=len, reverse=True):
-        base = flavour.normpath(prefix)
-        same = normal.lower() == base.lower() if windows else normal == base
-        inside = (normal.lower() if windows else normal).startswith(
-            (base.lower() if windows else base).rstrip(flavour.sep) + flavour.sep
-        )
-        if same or inside:
-            rest = normal[len(base) :].lstrip("\\/")
-            parts = [p for p in rest.replace("\\", "/").split("/") if p]
+        windows = "\\" in prefix or (len(prefix) > 1 and prefix[1] == ":")
+        if windows:
+            normal, base = ntpath.normpath(theirs).lower(), ntpath.normpath(prefix).lower()
+            original = ntpath.normpath(theirs)
+        else:
+            original = (
+                "/" + posixpath.normpath(theirs).lstrip("/") if theirs.startswith("/") else ""
+            )
+            normal, base = original, "/" + posixpath.normpath(prefix).lstrip("/")
+        if not normal:
+            continue
+        if normal == base or normal.startswith(base.rstrip("/\\") + ("\\" if windows else "/")):
+            rest = original[len(base) :]
+            if windows:
+                rest = rest.replace("\\", "/")
+            parts = [p for p in rest.split("/") if p]
             if any(p in (".", "..") for p in parts):
                 return None
             return Path(path_map[prefix], *parts)
     return None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no file of ours has that name
+        return False
+    return True

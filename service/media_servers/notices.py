@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,6 +26,12 @@ PLAYABLE_TYPES = frozenset({"movie", "episode", "video", "musicvideo", "audio", 
 _JELLYFIN_EVENTS: dict[str, EventKind] = {"ItemAdded": "added", "PlaybackStart": "playback"}
 _PLEX_EVENTS: dict[str, EventKind] = {"library.new": "added", "media.play": "playback"}
 _EMBY_EVENTS: dict[str, EventKind] = {"library.new": "added", "playback.start": "playback"}
+
+
+_SUBTITLE_KEY = re.compile(r"^Subtitle_(\d{1,3})_")
+# What the servers' item ids look like: Jellyfin's 32 hex digits (with or without dashes), Plex's
+# and Emby's numbers. Anything else is refused: an id goes into URLs and log lines.
+_ITEM_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 class NoticeError(ValueError):
@@ -59,16 +66,14 @@ def _jellyfin(payload: Mapping[str, Any]) -> Notice:
     event = _JELLYFIN_EVENTS.get(what, "other")
     if event == "other":
         return Notice("other", what)
-    subtitles = tuple(
-        str(value).lower()
-        for key, value in payload.items()
-        if key.startswith("Subtitle_") and key.endswith("_Language") and value
-    )
+    # Each subtitle stream has Subtitle_N_* keys; one without a language is still a subtitle.
+    streams = sorted({int(m[1]) for key in payload if (m := _SUBTITLE_KEY.match(key))})
+    subtitles = tuple(str(payload.get(f"Subtitle_{n}_Language") or "").lower() for n in streams)
     has_streams = any(key.startswith(("Video_", "Audio_", "Subtitle_")) for key in payload)
     return Notice(
         event,
         what,
-        item_id=_text(payload, "ItemId", required=True),
+        item_id=_item_id(payload, "ItemId"),
         item_type=_text(payload, "ItemType"),
         path=_text(payload, "Path") or None,
         subtitle_languages=subtitles if has_streams else None,
@@ -86,7 +91,7 @@ def _plex(payload: Mapping[str, Any]) -> Notice:
     return Notice(
         event,
         what,
-        item_id=_text(metadata, "ratingKey", required=True),
+        item_id=_item_id(metadata, "ratingKey"),
         item_type=_text(metadata, "type"),
     )
 
@@ -112,11 +117,18 @@ def _emby(payload: Mapping[str, Any]) -> Notice:
     return Notice(
         event,
         what,
-        item_id=_text(item, "Id", required=True),
+        item_id=_item_id(item, "Id"),
         item_type=_text(item, "Type"),
         path=_text(item, "Path") or None,
         subtitle_languages=subtitles,
     )
+
+
+def _item_id(payload: Mapping[str, Any], key: str) -> str:
+    item_id = _text(payload, key, required=True)
+    if not _ITEM_ID.match(item_id):
+        raise NoticeError(f"the notification's {key} is not an item id")
+    return item_id
 
 
 def _text(payload: Mapping[str, Any], key: str, *, required: bool = False) -> str:

@@ -12,6 +12,7 @@ Jellyfin's and Emby's /Items/ID answers 400 or 404 without a user; /Items?ids=ID
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -73,32 +74,34 @@ class MediaServer:
                 f"the notification does not name the file, and the {self.kind} server cannot be "
                 "asked without its api_key setting"
             )
+        if self.kind == "plex":
+            path, params = f"/library/metadata/{_segment(item_id)}", {}
+        else:
+            names = ("ids", "fields") if self.kind == "jellyfin" else ("Ids", "Fields")
+            path = "/Items"
+            params = {names[0]: item_id, names[1]: "Path,MediaStreams", "recursive": "true",
+                      "limit": "1"}  # fmt: skip
         try:
-            with self._client() as client:
-                if self.kind == "plex":
-                    response = client.get(f"/library/metadata/{_segment(item_id)}")
-                else:
-                    fields = "Path,MediaStreams"
-                    names = ("ids", "fields") if self.kind == "jellyfin" else ("Ids", "Fields")
-                    response = client.get(
-                        "/Items",
-                        params={names[0]: item_id, names[1]: fields, "recursive": "true"},
+            with self._client() as client, client.stream("GET", path, params=params) as response:
+                if response.status_code != 200:
+                    raise MediaServerError(
+                        f"the {self.kind} server answered HTTP {response.status_code} for "
+                        f"item {item_id}"
                     )
+                content = bytearray()
+                for chunk in response.iter_bytes():
+                    content += chunk
+                    if len(content) > MAX_ITEM_BYTES:
+                        raise MediaServerError(
+                            f"the {self.kind} server's answer for item {item_id} is too large"
+                        )
         except httpx.HTTPError as exc:
             raise MediaServerError(f"the {self.kind} server at {self.url}: {exc}") from exc
-        if response.status_code != 200:
-            raise MediaServerError(
-                f"the {self.kind} server answered HTTP {response.status_code} for item {item_id}"
-            )
-        if len(response.content) > MAX_ITEM_BYTES:
-            raise MediaServerError(
-                f"the {self.kind} server's answer for item {item_id} is too large"
-            )
         try:
-            data = response.json()
+            data = json.loads(content)
         except ValueError as exc:
             raise MediaServerError(f"the {self.kind} server's answer is not JSON") from exc
-        found = _plex_item(data) if self.kind == "plex" else _emby_item(data)
+        found = _plex_item(data, item_id) if self.kind == "plex" else _emby_item(data, item_id)
         if found is None:
             raise MediaServerError(f"the {self.kind} server has no item {item_id}")
         return found
@@ -138,12 +141,20 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def _emby_item(data: Any) -> Item | None:
-    """Jellyfin's and Emby's /Items answer: {"Items": [{"Path": ..., "MediaStreams": [...]}]}."""
+def _same_id(given: Any, asked: str) -> bool:
+    """Jellyfin writes its ids with or without dashes, in either case."""
+    return str(given).replace("-", "").lower() == asked.replace("-", "").lower()
+
+
+def _emby_item(data: Any, item_id: str) -> Item | None:
+    """Jellyfin's and Emby's /Items answer: {"Items": [{"Path": ..., "MediaStreams": [...]}]};
+    only the item asked for (a server that ignores an id it cannot read lists others)."""
     items = data.get("Items") if isinstance(data, dict) else None
-    if not isinstance(items, list) or not items or not isinstance(items[0], dict):
+    if not isinstance(items, list):
         return None
-    item = items[0]
+    item = next((i for i in items if isinstance(i, dict) and _same_id(i.get("Id"), item_id)), None)
+    if item is None:
+        return None
     streams = item.get("MediaStreams") or []
     languages = tuple(
         str(s.get("Language") or "").lower()
@@ -154,7 +165,7 @@ def _emby_item(data: Any) -> Item | None:
     return Item(path if isinstance(path, str) and path else None, languages)
 
 
-def _plex_item(data: Any) -> Item | None:
+def _plex_item(data: Any, item_id: str) -> Item | None:
     """Plex's /library/metadata/KEY: MediaContainer.Metadata[0].Media[].Part[] with file and
     Stream[] (streamType 3: subtitles, languageCode)."""
     container = data.get("MediaContainer") if isinstance(data, dict) else None
@@ -162,6 +173,8 @@ def _plex_item(data: Any) -> Item | None:
     if not isinstance(metadata, list) or not metadata or not isinstance(metadata[0], dict):
         return None
     item = metadata[0]
+    if "ratingKey" in item and not _same_id(item["ratingKey"], item_id):
+        return None
     path, languages = None, []
     for media in item.get("Media") or []:
         for part in (media.get("Part") or []) if isinstance(media, dict) else []:

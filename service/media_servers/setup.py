@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from whisper_transcriber.db.job_store import JobStore
@@ -39,7 +40,8 @@ def media_server_hooks(settings: Settings, store: JobStore) -> dict[str, MediaSe
             entry.kind,
             servers[name],
             intake,
-            entry.path_map,
+            # Our side resolved once (inboxes are held resolved); theirs as the server says.
+            {theirs: str(Path(ours).resolve()) for theirs, ours in entry.path_map.items()},
             token=entry.token.get_secret_value() if entry.token is not None else None,
             playback=entry.playback,
             languages=tuple(entry.languages),

@@ -23,7 +23,7 @@ from tests.helpers.service import Service, running_service, service_env
 from tests.helpers.waiting import wait_until
 
 KEY = "0123456789abcdef0123456789abcdef"
-TOKEN = "notify-me-7f3a"
+TOKEN = "notify-me-7f3a9c0b21de"
 THEIRS = "/data/movies"  # where the media server sees the library
 
 
@@ -168,7 +168,28 @@ def test_notifications_are_held_to_the_token_the_mapping_and_the_inboxes(
             assert (
                 send("jf", f"{THEIRS}/Film (2020)/Film (2020).mkv", token=None).status_code == 401
             )
-            assert send("nobody", f"{THEIRS}/x.mkv").status_code == 404
+            assert send("nobody", f"{THEIRS}/x.mkv").status_code == 401  # names not guessable
+            keyed = {"X-API-Key": "service-key"}
+            body = jellyfin_notification("ItemAdded", "1", f"{THEIRS}/x.mkv")
+            unknown = service.client.post("/media-servers/nobody", json=body, headers=keyed)
+            assert unknown.status_code == 404
+            ghost = send("jf", f"{THEIRS}/Ghost (2020)/Ghost (2020).mkv")
+            assert ghost.status_code == 422 and "no file" in ghost.json()["detail"]
+            folder = send("jf", f"{THEIRS}/Film (2020)")
+            assert folder.status_code == 422
+            nul = send("jf", f"{THEIRS}/Film (2020)/Film\x00.mkv")
+            assert nul.status_code == 400
+            forged = jellyfin_notification("ItemAdded", "x\n2099 ERROR forged", f"{THEIRS}/a.mkv")
+            assert (
+                service.client.post(f"/media-servers/jf?token={TOKEN}", json=forged).status_code
+                == 400
+            )
+            deep = service.client.post(f"/media-servers/jf?token={TOKEN}", content=b"[" * 30000)
+            assert deep.status_code == 400
+            escaped = service.client.post(
+                f"/media-servers/jf?%74oken={TOKEN}", json=jellyfin_notification("Other", "1", None)
+            )
+            assert escaped.status_code == 200  # "%74oken" is token: the log must hide it too
             escape = send("jf", f"{THEIRS}/../../../etc/passwd")
             assert escape.status_code == 422 and "path_map" in escape.json()["detail"]
             dots = send("jf", f"{THEIRS}/Film (2020)/../../elsewhere/Secret.mkv")
@@ -179,4 +200,6 @@ def test_notifications_are_held_to_the_token_the_mapping_and_the_inboxes(
             assert not_json.status_code == 400
             listed = service.client.get("/jobs", headers={"X-API-Key": "service-key"})
             assert listed.json()["items"] == []  # nothing was queued
+            log = service.log.read_text()
+    assert TOKEN not in log
     assert jellyfin.lookups == [] and jellyfin.refreshes == []

@@ -74,6 +74,9 @@ def test_a_series_has_no_file_of_its_own() -> None:
         ("D:\\Media\\Films\\F.mkv", "/srv/win/Films/F.mkv"),
         ("d:\\media\\Films\\F.mkv", "/srv/win/Films/F.mkv"),  # Windows paths: any case
         ("D:\\Media\\..\\secret.mkv", None),
+        ("/data/movies/AC\\DC Live.mkv", "/srv/movies/AC\\DC Live.mkv"),  # a POSIX name
+        ("/data/movies/x\\..\\Other.mkv", "/srv/movies/x\\..\\Other.mkv"),
+        ("//data/movies/F.mkv", "/srv/movies/F.mkv"),
     ],
 )
 def test_paths_are_mapped_by_whole_prefixes(theirs: str, ours: str | None) -> None:
@@ -88,3 +91,25 @@ def test_paths_are_mapped_by_whole_prefixes(theirs: str, ours: str | None) -> No
 def test_without_a_map_a_path_is_taken_as_it_is_dots_resolved() -> None:
     assert mapped({}, "/srv/a/../b.mkv") == Path("/srv/b.mkv")
     assert mapped({}, "relative/b.mkv") is None
+
+
+@pytest.mark.parametrize("token", ["", "short", "x" * 15, "ü" * 20])
+def test_a_token_that_could_be_guessed_is_refused(token: str) -> None:
+    from pydantic import ValidationError
+
+    from whisper_transcriber.service.settings import MediaServerSetting
+
+    with pytest.raises(ValidationError, match="token"):
+        MediaServerSetting(kind="plex", url="http://plex:32400", token=token)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("item_id", ["..", "a/b", "x\n2099 ERROR", "1?x=1", "a" * 65])
+def test_an_item_id_is_an_id_and_nothing_else(item_id: str) -> None:
+    with pytest.raises(NoticeError, match="not an item id"):
+        notice_of("jellyfin", jellyfin_notification("ItemAdded", item_id, "/a.mkv"))
+
+
+def test_a_subtitle_without_a_language_is_still_a_subtitle() -> None:
+    body = jellyfin_notification("PlaybackStart", "abc", "/a.mkv", ("eng",))
+    body |= {"Subtitle_1_Type": "Subtitle", "Subtitle_1_Language": None}
+    assert notice_of("jellyfin", body).subtitle_languages == ("eng", "")
