@@ -19,9 +19,22 @@ from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, Row, Table, delete, exists, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Table,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from whisper_transcriber.db.announcements import CHANGES_CHANNEL
+from whisper_transcriber.db.clock import utcnow
 from whisper_transcriber.db.errors import InvalidTransition, QueueError
 from whisper_transcriber.db.models import JobCallbackRow, JobEventRow, WebhookDeliveryRow
 from whisper_transcriber.db.store_base import JOBS, StoreBase, job_record
@@ -206,16 +219,13 @@ class WebhookOutbox(StoreBase):
 
     def __init__(
         self,
-        engine: Any,
+        engine: Engine,
         *,
         backoff: Backoff | None = None,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], datetime] = utcnow,
         database_clock: bool | None = None,
     ) -> None:
-        if clock is None:
-            super().__init__(engine, database_clock=database_clock)
-        else:
-            super().__init__(engine, clock=clock, database_clock=database_clock)
+        super().__init__(engine, clock=clock, database_clock=database_clock)
         self.backoff = backoff or Backoff()
 
     # -- routing ----------------------------------------------------------------------------

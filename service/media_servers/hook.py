@@ -26,7 +26,7 @@ from whisper_transcriber.service.media_servers.notices import (
     notice_of,
 )
 from whisper_transcriber.service.media_servers.servers import MediaServer, MediaServerError
-from whisper_transcriber.watcher.intake import Intake
+from whisper_transcriber.watcher.intake import Intake, storable
 from whisper_transcriber.worker.names import printable
 from whisper_transcriber.worker.sidecars import language_names
 
@@ -69,7 +69,7 @@ class MediaServerHook:
             had = self._wanted_subtitle(subtitles)
             if had is not None:
                 return HookAnswer(200, f"item {notice.item_id} has a subtitle in {had}")
-        if "\x00" in theirs or not _utf8(theirs):
+        if "\x00" in theirs or not storable(Path(theirs)):
             return HookAnswer(400, "the notification's file path is not a valid path")
         ours = mapped(self.path_map, theirs)
         if ours is None:
@@ -158,11 +158,3 @@ def mapped(path_map: Mapping[str, str], theirs: str) -> Path | None:
                 return None
             return Path(path_map[prefix], *parts)
     return None
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: no file of ours has that name
-        return False
-    return True
